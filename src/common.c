@@ -1,0 +1,93 @@
+/* common.c: allocation helpers that abort on exhaustion, error strings. */
+#include "runnerd/common.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *rd_strerror(int err)
+{
+    switch (err) {
+    case RD_OK: return "success";
+    case RD_ENOMEM: return "out of memory";
+    case RD_EINVAL: return "invalid input";
+    case RD_EIO: return "input/output error";
+    case RD_ENOENT: return "not found";
+    case RD_EAGAIN: return "try again later";
+    case RD_ERANGE: return "out of range";
+    case RD_EPROTO: return "protocol error";
+    case RD_EAUTH: return "authentication failed";
+    case RD_EEXIST: return "already exists";
+    case RD_EBUSY: return "busy";
+    case RD_ECANCELED: return "canceled";
+    }
+    return "unknown error";
+}
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "runnerd: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *rd_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL)
+        oom(n);
+    return p;
+}
+
+void *rd_xcalloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+    if (p == NULL)
+        oom(nmemb * size);
+    return p;
+}
+
+void *rd_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL)
+        oom(n);
+    return q;
+}
+
+char *rd_xstrdup(const char *s)
+{
+    return rd_xstrndup(s, strlen(s));
+}
+
+char *rd_xstrndup(const char *s, size_t n)
+{
+    char *p = rd_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *rd_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom(0);
+    char *p = rd_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void rd_strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
