@@ -1,0 +1,171 @@
+/* config.h: the parsed, validated runnerd configuration (DESIGN.md section 2).
+ *
+ * rd_config_load() builds a complete rd_config_t off to the side from a YAML
+ * file; every string and array in it is owned by the config and released by one
+ * rd_config_free(). Host facts are handed in (the core never reads the host). */
+#ifndef RUNNERD_CONFIG_H
+#define RUNNERD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { RD_ARCH_UNKNOWN = 0, RD_ARCH_X64, RD_ARCH_ARM64, RD_ARCH_ARM } rd_arch_t;
+
+typedef enum { RD_PULL_MISSING = 0, RD_PULL_ALWAYS, RD_PULL_NEVER } rd_pull_t;
+
+typedef enum { RD_TARGET_REPO = 0, RD_TARGET_ORG } rd_target_kind_t;
+
+/* Where a node came from, for messages about it. */
+typedef struct {
+    int line; /* 1-based */
+    int col;  /* 1-based */
+} rd_pos_t;
+
+typedef struct {
+    char *name;
+    char **labels; /* as written; matched case-insensitively */
+    size_t nlabels;
+    char *image;
+    char **command; /* optional; NULL/0 = image default */
+    size_t ncommand;
+    double cpus;     /* reserved per runner, > 0 */
+    uint64_t memory; /* bytes reserved per runner, > 0 */
+    unsigned gpus;
+    int64_t pids_limit; /* > 0 */
+    rd_pull_t pull;
+    char *runtime;  /* optional, NULL when unset */
+    char *platform; /* optional, e.g. "linux/arm64" */
+    unsigned max_runners;
+    unsigned min_idle;
+    char *runner_group; /* default "Default" */
+    uint64_t startup_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t job_timeout_ms;
+    char **env_keys; /* extra container environment, nenv pairs */
+    char **env_vals;
+    size_t nenv;
+    rd_arch_t arch; /* from the arch label, else the platform, else the host's */
+    bool emulated;  /* arch differs from the host's (platform: set) */
+    rd_pos_t pos;
+} rd_pool_t;
+
+typedef struct {
+    rd_target_kind_t kind;
+    char *owner;   /* org or repo owner */
+    char *repo;    /* repo name for RD_TARGET_REPO, NULL for orgs */
+    char *scope;   /* "repos/OWNER/REPO" or "orgs/ORG" */
+    char **repos;  /* org targets: watched repo names; NULL/0 = all */
+    size_t nrepos;
+    size_t *pools; /* indexes into rd_config_t.pools that serve it (all when unset) */
+    size_t npools;
+    rd_pos_t pos;
+} rd_target_t;
+
+typedef struct {
+    char *api_url; /* no trailing slash */
+    char *token_file;
+    char *token_env;
+    int64_t app_id; /* 0 when unset */
+    char *private_key_file;
+    int64_t installation_id; /* 0 when unset */
+    uint64_t poll_interval_ms;
+    unsigned request_budget_per_hour;
+    unsigned max_connections;
+    char *ca_file;
+} rd_github_config_t;
+
+typedef struct {
+    double cpus;     /* resolved ("auto" = online cores) */
+    uint64_t memory; /* resolved ("auto" = MemTotal - 1GiB) */
+    rd_arch_t arch;  /* resolved ("auto" = uname -m) */
+    unsigned gpus;
+    unsigned max_runners;
+} rd_host_config_t;
+
+typedef struct {
+    char *binary;
+    char *network;
+    char **extra_args;
+    size_t nextra_args;
+} rd_docker_config_t;
+
+typedef struct {
+    char *path; /* the file it was loaded from */
+    rd_github_config_t github;
+    rd_host_config_t host;
+    rd_docker_config_t docker;
+    uint64_t shutdown_grace_ms;
+    char *instance; /* resolved ("auto" = hostname, sanitised) */
+    char *listen;   /* "HOST:PORT" or NULL */
+    char *webhook_secret_file; /* or NULL */
+    rd_pool_t *pools;
+    size_t npools;
+    rd_target_t *targets;
+    size_t ntargets;
+} rd_config_t;
+
+/* What the host looks like; gathered by the I/O side (hostfacts.c) and handed in. */
+typedef struct {
+    unsigned cores;     /* uv_available_parallelism() */
+    uint64_t mem_total; /* bytes, from /proc/meminfo */
+    rd_arch_t arch;     /* from uname -m */
+    const char *hostname;
+} rd_host_facts_t;
+
+/* One error: "file:line:col: path: reason". */
+typedef struct {
+    char *file;
+    int line;
+    int col;
+    char *path;   /* key path, e.g. "pools[1].cpus"; may be "" for syntax errors */
+    char *reason;
+} rd_config_error_t;
+
+typedef struct {
+    rd_config_error_t *v;
+    size_t n;
+} rd_config_errors_t;
+
+/**
+ * Load and validate FILE. On success returns 0 and sets *out. On failure returns
+ * RD_EINVAL (or RD_EIO when the file cannot be read), *out stays NULL and every
+ * problem found is appended to errs (all of them, not just the first).
+ */
+int rd_config_load(const char *file, const rd_host_facts_t *facts, rd_config_t **out,
+                   rd_config_errors_t *errs);
+
+/** Same, from a buffer; `file` names it in messages. */
+int rd_config_load_buffer(const char *file, const char *buf, size_t len,
+                          const rd_host_facts_t *facts, rd_config_t **out,
+                          rd_config_errors_t *errs);
+
+void rd_config_free(rd_config_t *cfg);
+void rd_config_errors_free(rd_config_errors_t *errs);
+/** Print every error, one "file:line:col: path: reason" line each. */
+void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp);
+
+/** Print the --check-config summary (pools, targets, resolved host capacity). */
+void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
+
+/** Index of the pool named NAME, or -1. */
+int rd_config_pool_index(const rd_config_t *cfg, const char *name);
+
+/**
+ * Index of the target whose runners serve jobs of repository "OWNER/REPO", or -1.
+ * A repo target wins over an org target that also covers the repo; among equals
+ * the first in the file wins. Owner and repo compare case-insensitively.
+ */
+int rd_config_target_for_repo(const rd_config_t *cfg, const char *full_name);
+
+/** Parse "30s" / "5m" / "6h" / "250ms" / "90" (seconds) into ms. 0 on success. */
+int rd_parse_duration_ms(const char *s, uint64_t *out_ms);
+/** Parse "512MiB" / "4GiB" / "1G" / "1048576" into bytes. 0 on success. */
+int rd_parse_size(const char *s, uint64_t *out_bytes);
+/** "x64" for RD_ARCH_X64 etc. */
+const char *rd_arch_name(rd_arch_t arch);
+/** Map an arch word ("x64", "amd64", "x86_64", "arm64", "aarch64", "arm", "armv7l") or RD_ARCH_UNKNOWN. */
+rd_arch_t rd_arch_parse(const char *word);
+
+#endif
