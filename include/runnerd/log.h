@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum { RD_LOG_DEBUG = 0, RD_LOG_INFO, RD_LOG_WARN, RD_LOG_ERROR } rd_log_level_t;
@@ -15,6 +16,8 @@ void rd_log_setup(rd_log_level_t level, rd_log_format_t format, FILE *out);
 int rd_log_parse_level(const char *s, rd_log_level_t *out);
 int rd_log_parse_format(const char *s, rd_log_format_t *out);
 bool rd_log_enabled(rd_log_level_t level);
+/** Test hook: stamp every line with this time (ms since the epoch); negative = the real clock. */
+void rd_log_set_time_ms(int64_t ms);
 
 /**
  * Register a secret (token, JIT config, webhook secret): every later log line has
