@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "runnerd/common.h"
+#include "runnerd/labels.h"
 #include "yamltree.h"
 
 #define GIB (1024ULL * 1024 * 1024)
@@ -355,19 +356,10 @@ bool rd_config_repo_name_valid(const char *s)
     return true;
 }
 
-/* What GitHub accepts as a runner label (mirrors rd_label_valid in labels.h). */
+/* What GitHub accepts as a runner label; a NUL from a YAML escape cuts it short. */
 static bool label_ok(const char *s, size_t len)
 {
-    if (len < 1 || len > 256 || strlen(s) != len)
-        return false;
-    if (s[0] == ' ' || s[len - 1] == ' ')
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f || ch == ',')
-            return false;
-    }
-    return true;
+    return strlen(s) == len && rd_label_valid(s);
 }
 
 /* Pool names and the instance become container names, runner names and label

@@ -8,6 +8,7 @@
 #include "runnerd/common.h"
 #include "runnerd/config.h"
 #include "runnerd/hostfacts.h"
+#include "runnerd/log.h"
 
 #define RD_DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
 
@@ -125,11 +126,13 @@ int main(int argc, char **argv)
     }
     if (optind < argc)
         return bad_usage("unexpected argument \"%s\"", argv[optind]);
-    if (strcmp(level, "debug") != 0 && strcmp(level, "info") != 0 && strcmp(level, "warn") != 0 &&
-        strcmp(level, "error") != 0)
+    rd_log_level_t log_level;
+    rd_log_format_t log_format;
+    if (rd_log_parse_level(level, &log_level) != 0)
         return bad_usage("--log-level must be debug, info, warn or error, not \"%s\"", level);
-    if (strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
+    if (rd_log_parse_format(format, &log_format) != 0)
         return bad_usage("--log-format must be text or json, not \"%s\"", format);
+    rd_log_setup(log_level, log_format, stderr);
     if (config[0] == '\0')
         return bad_usage("-c needs a file name%s", "");
 
