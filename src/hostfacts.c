@@ -17,7 +17,7 @@ int rd_hostfacts_gather(rd_host_facts_t *out, char *hostname_buf, size_t hostnam
     out->cores = uv_available_parallelism();
 
     char buf[8192];
-    FILE *fp = fopen("/proc/meminfo", "r");
+    FILE *fp = fopen("/proc/meminfo", "re");
     if (fp != NULL) {
         size_t n = fread(buf, 1, sizeof(buf), fp);
         fclose(fp);
@@ -33,13 +33,19 @@ int rd_hostfacts_gather(rd_host_facts_t *out, char *hostname_buf, size_t hostnam
     else
         rc = RD_EIO;
 
+    out->hostname = "";
     if (hostname_buf != NULL && hostname_size > 0) {
         size_t sz = hostname_size;
-        if (uv_os_gethostname(hostname_buf, &sz) != 0 || hostname_buf[0] == '\0')
-            snprintf(hostname_buf, hostname_size, "%s", "localhost");
+        if (uv_os_gethostname(hostname_buf, &sz) != 0) {
+            hostname_buf[0] = '\0';
+            rc = RD_EIO;
+        }
         out->hostname = hostname_buf;
-    } else {
-        out->hostname = "localhost";
     }
     return rc;
+}
+
+void rd_hostfacts_get(rd_host_facts_t *out, char *hostbuf, size_t hostbuf_len)
+{
+    (void)rd_hostfacts_gather(out, hostbuf, hostbuf_len);
 }

@@ -28,9 +28,13 @@ static void test_gather(void **state)
     assert_int_equal(f.arch, rd_hostfacts_arch_from_machine(u.machine));
     assert_ptr_equal(f.hostname, name);
     assert_true(strlen(f.hostname) > 0);
-    /* Without a buffer the name is a placeholder, never NULL. */
+    /* Without a buffer the name is empty, never NULL. */
     assert_int_equal(rd_hostfacts_gather(&f, NULL, 0), 0);
-    assert_string_equal(f.hostname, "localhost");
+    assert_string_equal(f.hostname, "");
+    rd_host_facts_t g;
+    rd_hostfacts_get(&g, name, sizeof(name));
+    assert_int_equal(g.cores, f.cores);
+    assert_int_equal(g.mem_total, f.mem_total);
 }
 
 int main(void)
