@@ -89,17 +89,20 @@ void rd_config_errors_free(rd_config_errors_t *errs)
     errs->n = 0;
 }
 
+char *rd_config_error_str(const rd_config_error_t *e)
+{
+    const char *sep = e->path[0] != '\0' ? ": " : "";
+    if (e->line > 0)
+        return rd_xasprintf("%s:%d:%d: %s%s%s", e->file, e->line, e->col, e->path, sep, e->reason);
+    return rd_xasprintf("%s: %s%s%s", e->file, e->path, sep, e->reason);
+}
+
 void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp)
 {
     for (size_t i = 0; i < errs->n; i++) {
-        const rd_config_error_t *e = &errs->v[i];
-        if (e->line > 0)
-            fprintf(fp, "%s:%d:%d: ", e->file, e->line, e->col);
-        else
-            fprintf(fp, "%s: ", e->file);
-        if (e->path[0] != '\0')
-            fprintf(fp, "%s: ", e->path);
-        fprintf(fp, "%s\n", e->reason);
+        char *s = rd_config_error_str(&errs->v[i]);
+        fprintf(fp, "%s\n", s);
+        free(s);
     }
 }
 

@@ -22,7 +22,7 @@ static unsigned long long meminfo_total(void)
     return kib * 1024ULL;
 }
 
-void rd_hostfacts_get(rd_host_facts_t *out, char *hostbuf, size_t hostbuf_len)
+void rd_hostfacts_gather(rd_host_facts_t *out, char *hostbuf, size_t hostbuf_len)
 {
     memset(out, 0, sizeof(*out));
     /* Honours the CPU affinity mask (taskset, cpusets), unlike sysconf(). */

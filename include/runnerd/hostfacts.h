@@ -12,6 +12,6 @@
  * then points at). A fact that cannot be read is left 0 / RD_ARCH_UNKNOWN / "",
  * and the loader reports it only if the config leaves that value on auto.
  */
-void rd_hostfacts_get(rd_host_facts_t *out, char *hostbuf, size_t hostbuf_len);
+void rd_hostfacts_gather(rd_host_facts_t *out, char *hostbuf, size_t hostbuf_len);
 
 #endif
