@@ -1103,6 +1103,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if getattr(self, "_defer", False):
             self._pending = (status, body, headers, content_type)
             return
+        # Count before sending: a client may ask for the stats as soon as it has the answer.
+        self.count_status(status)
         self.send_response(status)
         if body is not None and status not in (204, 304):
             self.send_header("Content-Type", content_type)
@@ -1112,7 +1114,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if body and status not in (204, 304):
             self.wfile.write(body)
-        self.count_status(status)
 
     def count_status(self, status):
         if self.is_api:
@@ -1299,13 +1300,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         prefix = b'{"total_count": 1, "workflow_runs": [{"id": 1, "name": "'
         suffix = b'"}]}'
         fill = HUGE_SIZE - len(prefix) - len(suffix)
+        self.count_status(200)
         self.send_response(200)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         for k, v in self.common_headers(st):
             self.send_header(k, v)
         self.send_header("Content-Length", str(HUGE_SIZE))
         self.end_headers()
-        self.count_status(200)
         self.close_connection = True
         try:
             self.wfile.write(prefix)
