@@ -146,6 +146,7 @@ struct rd_supervisor {
     uv_timer_t t_changed, t_reconcile, t_backoff, t_drain;
     int open;
     bool draining, closing, drain_done_called;
+    int64_t drain_giveup_ms; /* draining: stop retrying registration deletes after this */
     void (*drain_done)(void *ud);
     void *drain_ud;
     void (*closed)(void *ud);
@@ -300,6 +301,8 @@ static void proc_log_line(sup_proc_t *p, bool is_err, char *line, size_t n, bool
             line[i] = '?';
     if (n > 0 && line[n - 1] == '?' && !truncated)
         n--; /* a CR before the LF */
+    if (n == 0)
+        return;
     const char *more = truncated ? " [truncated]" : "";
     if (p->kind == PK_RUN || p->kind == PK_WAIT)
         rd_info("runner", "%s: %.*s%s", p->label, (int)n, line, more);
@@ -814,8 +817,11 @@ static void on_retry_timer(uv_timer_t *t)
     sup_runner_t *r = rd_container_of(t, sup_runner_t, t_retry);
     if (r->done || !r->m.deleting)
         return;
-    if (r->delete_attempts >= DELETE_ATTEMPTS) {
-        rd_error(COMP, "%s: giving up deleting runner registration %" PRId64 " after %u attempts",
+    sup_t *s = r->sup;
+    bool late = s->draining && now_wall() >= s->drain_giveup_ms;
+    if (r->delete_attempts >= DELETE_ATTEMPTS || late) {
+        rd_error(COMP, "%s: giving up deleting runner registration %" PRId64 " after %u attempts; "
+                       "the next start deletes it once GitHub shows it offline",
                  r->name, r->m.runner_id, r->delete_attempts);
         feed(r, RD_REV_DELETED, 0);
         return;
@@ -833,6 +839,9 @@ static void retry_later(sup_runner_t *r)
     uint64_t now = (uint64_t)now_wall();
     if (at > now && at - now > d)
         d = at - now;
+    /* Shutting down: keep trying often, but only until the drain gives up. */
+    if (r->sup->draining && d > 2000)
+        d = 2000;
     uv_timer_start(&r->t_retry, on_retry_timer, d, 0);
 }
 
@@ -1282,6 +1291,8 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
         s->opt.log_line_max = 2048;
     if (s->opt.degraded_after == 0)
         s->opt.degraded_after = 3;
+    if (s->opt.drain_delete_ms == 0)
+        s->opt.drain_delete_ms = 15000;
     s->rng = (uint64_t)now_wall() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
     pools_rebuild(s, cfg);
     uv_timer_init(loop, &s->t_changed);
@@ -1485,8 +1496,10 @@ void rd_supervisor_drain(rd_supervisor_t *s, uint64_t grace_ms, void (*done)(voi
         }
     }
     uint64_t left = uv_is_active((uv_handle_t *)&s->t_drain) ? uv_timer_get_due_in(&s->t_drain) : 0;
-    if (first || grace_ms < left)
+    if (first || grace_ms < left) {
         uv_timer_start(&s->t_drain, on_drain_timer, grace_ms, 0);
+        s->drain_giveup_ms = now_wall() + (int64_t)grace_ms + (int64_t)s->opt.drain_delete_ms;
+    }
     schedule_changed(s);
 }
 

@@ -43,6 +43,7 @@ typedef struct {
     uint64_t reconcile_ms;   /* runner list per scope; 0 = cfg github.poll_interval */
     size_t log_line_max;     /* longest child output line logged; 0 = 2048 */
     unsigned degraded_after; /* consecutive failures before a pool shows degraded; 0 = 3 */
+    uint64_t drain_delete_ms; /* drain: retry registration deletes this long after the grace; 0 = 15 s */
 } rd_supervisor_options_t;
 
 /**
@@ -142,7 +143,10 @@ int rd_supervisor_adopt(rd_supervisor_t *s, void (*done)(void *ud, int err), voi
 /**
  * Drain (SIGTERM): refuse new starts, stop starting and idle runners, let busy
  * ones run up to grace_ms, then stop them too. done(ud) once, when every runner
- * has exited and its registration is deleted (or deletion was given up).
+ * has exited and its registration is deleted, or deletion was given up:
+ * registration deletes are retried until drain_delete_ms after the grace (a
+ * runner killed mid-job answers 422 until GitHub notices; the next start's
+ * adoption deletes it once it shows offline).
  * Calling it again only shortens the grace.
  */
 void rd_supervisor_drain(rd_supervisor_t *s, uint64_t grace_ms, void (*done)(void *ud), void *ud);
