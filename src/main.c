@@ -1,12 +1,145 @@
-/* main.c: command line. */
+/* main.c: the runnerd command line. */
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "runnerd/common.h"
+#include "runnerd/config.h"
+#include "runnerd/hostfacts.h"
+#include "runnerd/log.h"
+
+#define RD_DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
+
+static void usage(FILE *fp)
+{
+    fprintf(
+        fp,
+        "usage: runnerd [-c FILE] [--check-config] [--once] [--dry-run]\n"
+        "               [--log-level debug|info|warn|error] [--log-format text|json]\n"
+        "               [--version] [--help]\n"
+        "\n"
+        "Autoscale ephemeral GitHub Actions runners in docker containers.\n"
+        "\n"
+        "  -c, --config FILE     configuration file (default " RD_DEFAULT_CONFIG ")\n"
+        "      --check-config    validate FILE as a reload would, print a summary, exit 0 or 1\n"
+        "      --once            one poll-and-schedule cycle, then exit\n"
+        "      --dry-run         decide and log, start nothing, create nothing on GitHub\n"
+        "                        (with --once: print the plan as JSON lines on stdout)\n"
+        "      --log-level LEVEL debug, info (default), warn or error\n"
+        "      --log-format FMT  text (default) or json; logs go to stderr\n"
+        "  -V, --version         print \"runnerd VERSION\" and exit\n"
+        "  -h, --help            print this help and exit\n");
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "runnerd: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n"
+                    "usage: runnerd [-c FILE] [--check-config] [--once] [--dry-run]\n"
+                    "               [--log-level debug|info|warn|error] [--log-format text|json]\n"
+                    "               [--version] [--help]\n");
+    return 2;
+}
+
+/* Load and validate exactly as a (re)load does: the pure loader, then the files
+ * and environment it names. Errors go to stderr, the summary to stdout. */
+static int check_config(const char *path)
+{
+    rd_host_facts_t facts;
+    char hostname[256];
+    rd_hostfacts_get(&facts, hostname, sizeof(hostname));
+    rd_config_errors_t errs = {0};
+    rd_config_t *cfg = NULL;
+    int rc = rd_config_load(path, &facts, &cfg, &errs);
+    if (rc == RD_OK)
+        rc = rd_config_check_files(cfg, &errs, stderr);
+    if (rc != RD_OK) {
+        rd_config_errors_print(&errs, stderr);
+        rd_config_errors_free(&errs);
+        rd_config_free(cfg);
+        return 1;
+    }
+    rd_config_print_summary(cfg, stdout);
+    rd_config_errors_free(&errs);
+    rd_config_free(cfg);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("runnerd %s\n", RD_VERSION_STRING);
-    return 0;
+    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_LOG_LEVEL, OPT_LOG_FORMAT };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"once", no_argument, NULL, OPT_ONCE},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = RD_DEFAULT_CONFIG;
+    bool check = false, once = false, dry_run = false;
+    const char *level = "info", *format = "text";
+
+    opterr = 0; /* our own messages, then the usage */
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config = optarg;
+            break;
+        case OPT_CHECK:
+            check = true;
+            break;
+        case OPT_ONCE:
+            once = true;
+            break;
+        case OPT_DRY_RUN:
+            dry_run = true;
+            break;
+        case OPT_LOG_LEVEL:
+            level = optarg;
+            break;
+        case OPT_LOG_FORMAT:
+            format = optarg;
+            break;
+        case 'V':
+            printf("runnerd %s\n", RD_VERSION_STRING);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            return bad_usage("option %s needs an argument", argv[optind - 1]);
+        default:
+            if (optopt != 0) {
+                char opt[3] = {'-', (char)optopt, '\0'};
+                return bad_usage("unknown option %s", opt);
+            }
+            return bad_usage("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad_usage("unexpected argument \"%s\"", argv[optind]);
+    rd_log_level_t log_level;
+    rd_log_format_t log_format;
+    if (rd_log_parse_level(level, &log_level) != 0)
+        return bad_usage("--log-level must be debug, info, warn or error, not \"%s\"", level);
+    if (rd_log_parse_format(format, &log_format) != 0)
+        return bad_usage("--log-format must be text or json, not \"%s\"", format);
+    rd_log_setup(log_level, log_format, stderr);
+    if (config[0] == '\0')
+        return bad_usage("-c needs a file name%s", "");
+
+    if (check)
+        return check_config(config);
+    (void)once;
+    (void)dry_run;
+    fprintf(stderr, "runnerd: running the daemon is not implemented yet\n");
+    return 1;
 }

@@ -53,10 +53,10 @@ typedef struct {
 
 typedef struct {
     rd_target_kind_t kind;
-    char *owner;   /* org or repo owner */
-    char *repo;    /* repo name for RD_TARGET_REPO, NULL for orgs */
-    char *scope;   /* "repos/OWNER/REPO" or "orgs/ORG" */
-    char **repos;  /* org targets: watched repo names; NULL/0 = all */
+    char *owner;  /* org or repo owner */
+    char *repo;   /* repo name for RD_TARGET_REPO, NULL for orgs */
+    char *scope;  /* "repos/OWNER/REPO" or "orgs/ORG" */
+    char **repos; /* org targets: watched repo names; NULL/0 = all */
     size_t nrepos;
     size_t *pools; /* indexes into rd_config_t.pools that serve it (all when unset) */
     size_t npools;
@@ -74,6 +74,8 @@ typedef struct {
     unsigned request_budget_per_hour;
     unsigned max_connections;
     char *ca_file;
+    /* Where the file/env keys were written, for rd_config_check_files(). */
+    rd_pos_t token_file_pos, token_env_pos, private_key_file_pos, ca_file_pos;
 } rd_github_config_t;
 
 typedef struct {
@@ -97,9 +99,10 @@ typedef struct {
     rd_host_config_t host;
     rd_docker_config_t docker;
     uint64_t shutdown_grace_ms;
-    char *instance; /* resolved ("auto" = hostname, sanitised) */
-    char *listen;   /* "HOST:PORT" or NULL */
+    char *instance;            /* resolved ("auto" = hostname, sanitised) */
+    char *listen;              /* "HOST:PORT" or NULL */
     char *webhook_secret_file; /* or NULL */
+    rd_pos_t webhook_secret_file_pos;
     rd_pool_t *pools;
     size_t npools;
     rd_target_t *targets;
@@ -119,7 +122,7 @@ typedef struct {
     char *file;
     int line;
     int col;
-    char *path;   /* key path, e.g. "pools[1].cpus"; may be "" for syntax errors */
+    char *path; /* key path, e.g. "pools[1].cpus"; may be "" for syntax errors */
     char *reason;
 } rd_config_error_t;
 
@@ -149,6 +152,29 @@ void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp);
 /** Print the --check-config summary (pools, targets, resolved host capacity). */
 void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
 
+/**
+ * The side of validation that reads the host, kept apart so that the loader stays
+ * pure: token_file, private_key_file, ca_file and webhook_secret_file must be
+ * readable regular files and token_env must name a non-empty variable; each
+ * failure is appended to errs. A secret file readable by group or others gets a
+ * warning line on WARN (if not NULL). Returns 0 or RD_EINVAL. --check-config and
+ * every (re)load call it after rd_config_load().
+ */
+int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE *warn);
+
+/**
+ * How many runners of pool IDX fit on the empty host: the least of the pool's
+ * max_runners, host max_runners, host cpus / pool cpus, host memory / pool memory
+ * and (when the pool asks for GPUs) host gpus / pool gpus. *limit (if not NULL)
+ * gets the binding cap: "pool_max", "host_max", "host_cpus", "host_memory", "host_gpus".
+ */
+unsigned rd_config_pool_fit(const rd_config_t *cfg, size_t idx, const char **limit);
+
+/** GitHub account (user/org) name: [A-Za-z0-9-], 1..39 characters, no leading hyphen. */
+bool rd_config_owner_valid(const char *s);
+/** GitHub repository name: [A-Za-z0-9._-], 1..100 characters, not "." or "..". */
+bool rd_config_repo_name_valid(const char *s);
+
 /** Index of the pool named NAME, or -1. */
 int rd_config_pool_index(const rd_config_t *cfg, const char *name);
 
@@ -159,13 +185,17 @@ int rd_config_pool_index(const rd_config_t *cfg, const char *name);
  */
 int rd_config_target_for_repo(const rd_config_t *cfg, const char *full_name);
 
-/** Parse "30s" / "5m" / "6h" / "250ms" / "90" (seconds) into ms. 0 on success. */
+/** Parse "30s" / "5m" / "6h" / "250ms" / "1d" / "1h30m" / "90" (seconds) into ms. 0 on success. */
 int rd_parse_duration_ms(const char *s, uint64_t *out_ms);
-/** Parse "512MiB" / "4GiB" / "1G" / "1048576" into bytes. 0 on success. */
+/**
+ * Parse "512MiB" / "4GiB" / "1G" / "1.5g" / "1048576" into bytes. 0 on success.
+ * As in docker, every unit is binary and case-insensitive: K = KB = KiB = 1024.
+ */
 int rd_parse_size(const char *s, uint64_t *out_bytes);
 /** "x64" for RD_ARCH_X64 etc. */
 const char *rd_arch_name(rd_arch_t arch);
-/** Map an arch word ("x64", "amd64", "x86_64", "arm64", "aarch64", "arm", "armv7l") or RD_ARCH_UNKNOWN. */
+/** Map an arch word ("x64", "amd64", "x86_64", "arm64", "aarch64", "arm", "armv7l") or
+ * RD_ARCH_UNKNOWN. */
 rd_arch_t rd_arch_parse(const char *word);
 
 #endif

@@ -26,6 +26,7 @@
 #include "runnerd/config.h"
 #include "runnerd/ghjson.h"
 #include "runnerd/http.h"
+#include "runnerd/pace.h"
 
 typedef struct rd_github rd_github_t;
 
@@ -78,5 +79,10 @@ typedef struct {
     size_t inflight;
 } rd_github_stats_t;
 void rd_github_get_stats(const rd_github_t *gh, rd_github_stats_t *out);
+
+/** The pacer gating this client's requests; poll schedules (poller.c) register targets with it. */
+rd_pace_t *rd_github_pace(rd_github_t *gh);
+/** Only inside an rd_github_jobs_cb: requests that operation sent, and how many were charged (not 304). */
+void rd_github_op_counts(const rd_github_t *gh, unsigned *sent, unsigned *charged);
 
 #endif

@@ -3,7 +3,24 @@
  * One rd_http_t per loop: one curl multi handle, uv_poll_t per socket, one
  * uv_timer_t for curl's timeouts, completed transfers drained after every
  * curl_multi_socket_action. Connection reuse, HTTP/2 when offered, at most
- * max_connections per host, bodies capped. */
+ * max_connections per host, bodies capped.
+ *
+ * Behaviour callers rely on (see src/http.c):
+ *  - Redirects are not followed: a 3xx arrives as is, with `location` set, and
+ *    the caller decides (GitHub answers 301 for renamed repositories).
+ *  - Errors in rd_http_response_t.error: RD_ERANGE body over max_body;
+ *    RD_EIO connect refused, connect or total timeout, reset, TLS failure;
+ *    RD_EPROTO malformed HTTP / bad content encoding; RD_EINVAL bad URL or a
+ *    scheme other than http/https; RD_ECANCELED rd_http_cancel/rd_http_close.
+ *    On error, status is 0, body is "" and the header fields are NULL / -1.
+ *  - Bodies are always NUL-terminated ("" when empty, e.g. 304 or HEAD).
+ *  - Compressed encodings are requested and decoded transparently; max_body
+ *    applies to the decoded size.
+ *  - max_connections caps both per-host and total connections of the client;
+ *    extra requests queue inside libcurl. Over https HTTP/2 is negotiated when
+ *    the server offers it and requests multiplex on one connection.
+ *  - Callbacks may start new requests, cancel others or call rd_http_close.
+ *  - Request headers and bodies are never logged. */
 #ifndef RUNNERD_HTTP_H
 #define RUNNERD_HTTP_H
 
@@ -49,7 +66,9 @@ typedef void (*rd_http_cb)(void *ud, const rd_http_response_t *res);
 typedef struct rd_http_req rd_http_req_t;
 
 int rd_http_new(uv_loop_t *loop, const rd_http_options_t *opts, rd_http_t **out);
-/** Cancel everything in flight (callbacks get RD_ECANCELED) and close; free_cb(ud) when all handles are closed. */
+/** Cancel everything in flight (callbacks get RD_ECANCELED, from the loop) and close;
+ *  closed_cb(ud) (may be NULL) when all handles are closed and h is freed. New
+ *  requests after this return RD_ECANCELED. Then uv_loop_close() can succeed. */
 void rd_http_close(rd_http_t *h, void (*closed_cb)(void *ud), void *ud);
 
 /**

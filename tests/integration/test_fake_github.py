@@ -509,9 +509,13 @@ class FakeGitHubTest(unittest.TestCase):
             st, h, body = self.f.get(p)
             self.assertEqual(st, code)
             self.assertEqual(h["x-ratelimit-remaining"], "0")
-            self.assertGreater(int(h["x-ratelimit-reset"]), time.time() - 5)
+            self.assertTrue(time.time() < int(h["x-ratelimit-reset"]) <= time.time() + 3)
             self.assertEqual(body["message"], "API rate limit exceeded for user ID 1.")
         # secondary limits, with and without Retry-After
+        fault(kind="primary403", reset=1234567890, retry_after=3)
+        st, h, body = self.f.get(p)
+        self.assertEqual((h["x-ratelimit-reset"], h["retry-after"]), ("1234567890", "3"))
+        self.assertEqual(self.f.get(p)[0], 200)
         fault(kind="secondary403", retry_after=7)
         st, h, body = self.f.get(p)
         self.assertEqual((st, h.get("retry-after")), (403, "7"))
@@ -638,6 +642,19 @@ class FakeGitHubTest(unittest.TestCase):
         st, _, body = self.f.get("/installation/repositories", headers=short)
         self.assertEqual((st, body["message"]), (401, "Bad credentials"))
 
+    def test_app_key_given_as_private_pem_text(self):
+        with open(self.key) as f:
+            pem = f.read()
+        other = Fake(self.tmp, ["--app-id", str(APP_ID), "--app-public-key", pem])
+        try:
+            other.ctl("POST", "repos", {"owner": "acme", "names": ["a"], "org": True})
+            ok = {"Authorization": "Bearer " + self.jwt(), "User-Agent": "t"}
+            self.assertEqual(other.get("/orgs/acme/installation", headers=ok)[0], 200)
+            bad = {"Authorization": "Bearer " + self.jwt(key=self.key2), "User-Agent": "t"}
+            self.assertEqual(other.get("/orgs/acme/installation", headers=bad)[0], 401)
+        finally:
+            other.stop()
+
     def test_stats_and_concurrency(self):
         self.f.ctl("POST", "repos", {"owner": "o", "names": ["r"]})
         self.f.ctl("POST", "stats/reset")
@@ -652,14 +669,14 @@ class FakeGitHubTest(unittest.TestCase):
         self.assertEqual(s["by_status"], {"200": 3, "404": 1})
         self.assertEqual(s["core_used"], 3)
         # 6 concurrent slow requests on 6 connections
-        self.f.ctl("POST", "faults", {"path": "runs", "kind": "slow", "delay_ms": 500,
+        self.f.ctl("POST", "faults", {"path": "runs", "kind": "slow", "delay_ms": 1500,
                                       "count": 6})
         self.f.ctl("POST", "stats/reset")
         ths = [threading.Thread(target=self.f.get, args=("/repos/o/r/actions/runs",))
                for _ in range(6)]
         for t in ths:
             t.start()
-        time.sleep(0.25)
+        time.sleep(0.6)
         mid = self.f.ctl("GET", "stats")
         for t in ths:
             t.join()

@@ -1,0 +1,170 @@
+/* discover.c: test driver for discovery (not installed).
+ *
+ *   rd_discover -c FILE [--cycles N] [--log-level L]
+ *
+ * Loads the config, runs N (default 1) full poll cycles with the real github
+ * client and poller against whatever api_url says (the fake GitHub in tests),
+ * and after each cycle prints on stdout one JSON line per queued job in the
+ * demand table, then one summary line:
+ *   {"job":ID,"run":ID,"repo":"o/r","labels":[...],"target":N}
+ *   {"cycle":1,"failed":0,"jobs":N,"requests":N,"not_modified":N,"targets":[...]}
+ * Logs go to stderr. Exit 0 when the cycles ran (failures are in "failed"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <uv.h>
+
+#include "runnerd/common.h"
+#include "runnerd/config.h"
+#include "runnerd/demand.h"
+#include "runnerd/github.h"
+#include "runnerd/log.h"
+#include "runnerd/poller.h"
+
+typedef struct {
+    uv_loop_t *loop;
+    rd_config_t *cfg;
+    rd_github_t *gh;
+    rd_demand_t *demand;
+    rd_poller_t *poller;
+    int cycles, done;
+    int closing;
+} app_t;
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static void on_closed(void *ud)
+{
+    app_t *a = ud;
+    if (++a->closing == 2)
+        uv_stop(a->loop);
+}
+
+static void on_cycle(void *ud, size_t failed)
+{
+    app_t *a = ud;
+    a->done++;
+    size_t it = 0;
+    rd_job_t *j;
+    while ((j = rd_demand_next(a->demand, &it)) != NULL) {
+        printf("{\"job\":%lld,\"run\":%lld,\"repo\":", (long long)j->id, (long long)j->run_id);
+        json_str(j->repo);
+        printf(",\"labels\":[");
+        for (size_t i = 0; i < j->nlabels; i++) {
+            if (i)
+                putchar(',');
+            json_str(j->labels[i]);
+        }
+        printf("],\"target\":%d}\n", j->target);
+    }
+    rd_github_stats_t st;
+    rd_github_get_stats(a->gh, &st);
+    printf("{\"cycle\":%d,\"failed\":%zu,\"jobs\":%zu,\"requests\":%llu,\"not_modified\":%llu,"
+           "\"budget_used\":%llu,\"targets\":[",
+           a->done, failed, rd_demand_count(a->demand), (unsigned long long)st.requests,
+           (unsigned long long)st.not_modified, (unsigned long long)st.budget_used_last_hour);
+    rd_poller_status_t ss[256];
+    size_t n = rd_poller_status(a->poller, ss, 256);
+    for (size_t i = 0; i < n && i < 256; i++) {
+        printf("%s{\"scope\":", i ? "," : "");
+        json_str(ss[i].scope);
+        printf(",\"repos\":%zu,\"queued\":%zu,\"error\":", ss[i].repos, ss[i].queued);
+        if (ss[i].last_error)
+            json_str(ss[i].last_error);
+        else
+            printf("null");
+        printf(",\"backoff\":%s}", ss[i].backoff_until_ms ? "true" : "false");
+    }
+    printf("]}\n");
+    fflush(stdout);
+    if (a->done < a->cycles) {
+        int rc = rd_poller_run_once(a->poller, on_cycle, a);
+        if (rc == 0)
+            return;
+        fprintf(stderr, "rd_discover: run_once: %s\n", rd_strerror(rc));
+    }
+    rd_poller_close(a->poller, on_closed, a);
+    rd_github_close(a->gh, on_closed, a);
+}
+
+int main(int argc, char **argv)
+{
+    const char *file = NULL, *level = "info";
+    app_t a = {0};
+    a.cycles = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            file = argv[++i];
+        else if (strcmp(argv[i], "--cycles") == 0 && i + 1 < argc)
+            a.cycles = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
+            level = argv[++i];
+        else {
+            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--log-level L]\n");
+            return 2;
+        }
+    }
+    if (file == NULL || a.cycles < 1) {
+        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--log-level L]\n");
+        return 2;
+    }
+    rd_log_level_t lv = RD_LOG_INFO;
+    rd_log_parse_level(level, &lv);
+    rd_log_setup(lv, RD_LOG_TEXT, stderr);
+    rd_host_facts_t facts = {.cores = 64, .mem_total = (uint64_t)256 << 30, .arch = RD_ARCH_X64,
+                             .hostname = "discover"};
+    rd_config_errors_t errs = {0};
+    if (rd_config_load(file, &facts, &a.cfg, &errs) != 0) {
+        rd_config_errors_print(&errs, stderr);
+        rd_config_errors_free(&errs);
+        return 1;
+    }
+    rd_config_errors_free(&errs);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    a.loop = &loop;
+    int rc = rd_github_new(&loop, &a.cfg->github, &a.gh);
+    if (rc != 0) {
+        fprintf(stderr, "rd_discover: github: %s\n", rd_strerror(rc));
+        return 1;
+    }
+    a.demand = rd_demand_new();
+    rc = rd_poller_new(&loop, a.gh, a.demand, a.cfg, NULL, NULL, &a.poller);
+    if (rc == 0)
+        rc = rd_poller_run_once(a.poller, on_cycle, &a);
+    if (rc != 0) {
+        fprintf(stderr, "rd_discover: poller: %s\n", rd_strerror(rc));
+        return 1;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Let close callbacks finish, then check nothing is left open. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int lc = uv_loop_close(&loop);
+    rd_demand_free(a.demand);
+    rd_config_free(a.cfg);
+    if (lc != 0) {
+        fprintf(stderr, "rd_discover: loop still has handles open\n");
+        return 1;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    fprintf(stderr, "rd_discover: cpu %.3f s, maxrss %ld KiB\n",
+            (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                ru.ru_stime.tv_usec / 1e6,
+            ru.ru_maxrss);
+    return 0;
+}
