@@ -74,6 +74,7 @@ struct rd_listener {
     void *done_arg;
     int port;
     rd_listener_stats_t stats;
+    size_t body_bytes; /* request bodies buffered over all connections */
     bool reading; /* rbuf is lent to libuv between alloc_cb and read_cb */
     char rbuf[READ_BUF_SIZE];
 };
@@ -126,6 +127,7 @@ void rd_listener_opts_default(rd_listener_opts_t *o)
     o->header_timeout_ms = 10000;
     o->body_timeout_ms = 30000;
     o->max_connections = 1024;
+    o->max_body_total = 64 * 1024 * 1024;
 }
 
 int rd_listener_parse_addr(const char *listen, struct sockaddr_storage *addr)
@@ -306,6 +308,7 @@ static void request_reset(conn_t *c)
     free(c->signature);
     c->event = c->delivery = c->signature = NULL;
     c->expect_continue = false;
+    c->l->body_bytes -= c->body.len;
     /* Keep a small body buffer for the next request, drop a big one. */
     if (c->body.cap > 64 * 1024)
         sbuf_free(&c->body);
@@ -495,7 +498,11 @@ static int on_body(http_parser *p, const char *at, size_t len)
             c->l->stats.webhook_too_large++;
         return refuse(c, 413);
     }
+    /* Many large bodies at once could exhaust memory; the sum is capped too. */
+    if (c->l->body_bytes + len > c->l->opts.max_body_total)
+        return refuse(c, 503);
     sbuf_append(&c->body, at, len);
+    c->l->body_bytes += len;
     return 0;
 }
 

@@ -46,6 +46,7 @@ typedef struct {
     size_t max_headers;          /* header lines; over it: 431 (default 100) */
     size_t max_body_webhook;     /* POST /webhook body; over it: 413 (default 25 MiB) */
     size_t max_body_other;       /* any other request's body; over it: 413 (default 4 KiB) */
+    size_t max_body_total;       /* bodies buffered over all connections; over it: 503 (64 MiB) */
     uint64_t header_timeout_ms;  /* accept (or the previous response) to end of headers (10 s) */
     uint64_t body_timeout_ms;    /* end of headers to end of body (30 s) */
     size_t max_connections;      /* beyond it new connections are accepted and closed (1024) */
