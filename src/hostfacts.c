@@ -1,4 +1,4 @@
-/* hostfacts.c: read the host's cores, memory, arch and name (I/O side). */
+/* hostfacts.c: read this host's cores, memory, architecture and name (I/O side). */
 #include "runnerd/hostfacts.h"
 
 #include <stdio.h>
@@ -7,35 +7,45 @@
 #include <unistd.h>
 #include <uv.h>
 
-static unsigned long long meminfo_total(void)
+#include "runnerd/common.h"
+
+int rd_hostfacts_gather(rd_host_facts_t *out, char *hostname_buf, size_t hostname_size)
 {
+    int rc = 0;
+    memset(out, 0, sizeof(*out));
+
+    out->cores = uv_available_parallelism();
+
+    char buf[8192];
     FILE *fp = fopen("/proc/meminfo", "re");
-    if (fp == NULL)
-        return 0;
-    char line[256];
-    unsigned long long kib = 0;
-    while (fgets(line, sizeof(line), fp) != NULL) {
-        if (sscanf(line, "MemTotal: %llu kB", &kib) == 1)
-            break;
+    if (fp != NULL) {
+        size_t n = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        if (rd_hostfacts_parse_meminfo(buf, n, &out->mem_total) != 0)
+            rc = RD_EIO;
+    } else {
+        rc = RD_EIO;
     }
-    fclose(fp);
-    return kib * 1024ULL;
+
+    struct utsname u;
+    if (uname(&u) == 0)
+        out->arch = rd_hostfacts_arch_from_machine(u.machine);
+    else
+        rc = RD_EIO;
+
+    out->hostname = "";
+    if (hostname_buf != NULL && hostname_size > 0) {
+        size_t sz = hostname_size;
+        if (uv_os_gethostname(hostname_buf, &sz) != 0) {
+            hostname_buf[0] = '\0';
+            rc = RD_EIO;
+        }
+        out->hostname = hostname_buf;
+    }
+    return rc;
 }
 
 void rd_hostfacts_get(rd_host_facts_t *out, char *hostbuf, size_t hostbuf_len)
 {
-    memset(out, 0, sizeof(*out));
-    /* Honours the CPU affinity mask (taskset, cpusets), unlike sysconf(). */
-    out->cores = uv_available_parallelism();
-    out->mem_total = meminfo_total();
-    struct utsname u;
-    if (uname(&u) == 0)
-        out->arch = rd_arch_parse(u.machine);
-    if (hostbuf_len > 0) {
-        hostbuf[0] = '\0';
-        if (gethostname(hostbuf, hostbuf_len) != 0)
-            hostbuf[0] = '\0';
-        hostbuf[hostbuf_len - 1] = '\0';
-    }
-    out->hostname = hostbuf;
+    (void)rd_hostfacts_gather(out, hostbuf, hostbuf_len);
 }
