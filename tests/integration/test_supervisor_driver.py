@@ -252,6 +252,31 @@ def case_backoff(tmp, gh):
     print("backoff: %d docker run calls in 10 s" % nrun)
 
 
+def case_output_redacted(tmp, gh):
+    """A container that prints its JIT config and an endless line: redacted and capped in the log."""
+    gh.reset()
+    script = os.path.join(tmp, "echodocker")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n"
+                "[ \"$1\" = run ] || exit 0\n"
+                "echo \"leak: $ACTIONS_RUNNER_INPUT_JITCONFIG\"\n"
+                "sleep 0.3\n"
+                "echo \"again: $ACTIONS_RUNNER_INPUT_JITCONFIG\" >&2\n"
+                "head -c 100000 /dev/zero | tr '\\\\0' x; echo\n"
+                "echo after-the-long-line\n"
+                "exit 0\n")
+    os.chmod(script, 0o755)
+    cfg = write_config(tmp, gh, binary=script)
+    d = Driver(tmp, cfg, ["--start", "1", "--run-for", "20000"], os.path.join(tmp, "d6"), "redact")
+    rc, out = d.wait(40)
+    log = d.log()
+    check(rc == 0, "redact: driver exit %s" % rc)
+    check(JIT_MARK not in log, "redact: JIT config printed by the container reached the log")
+    check(log.count("[REDACTED]") >= 2, "redact: no [REDACTED] for the container's JIT lines")
+    check("[truncated]" in log and "after-the-long-line" in log, "redact: long line not capped")
+    check(max(len(l) for l in log.splitlines()) < 4096, "redact: a log line longer than 4 KiB")
+
+
 def case_adoption(tmp, gh):
     gh.reset()
     dstate = os.path.join(tmp, "d4")
@@ -325,7 +350,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="rd-sup-") as tmp:
         gh = FakeGitHub(tmp)
         try:
-            for case in (case_jobs_served, case_startup_timeout, case_backoff, case_adoption, case_drain):
+            for case in [c for c in (case_jobs_served, case_startup_timeout, case_backoff, case_output_redacted,
+                         case_adoption, case_drain) if not os.environ.get('ONLY') or c.__name__ == os.environ['ONLY']]:
                 t0 = time.time()
                 print("== %s" % case.__name__, flush=True)
                 n = len(failures)
