@@ -66,8 +66,8 @@ static void set_labels(rd_job_t *j, const char *const *labels, size_t nlabels)
 }
 
 bool rd_demand_upsert(rd_demand_t *d, int64_t id, int64_t run_id, const char *repo,
-                      const char *const *labels, size_t nlabels, int64_t queued_ms,
-                      int64_t now_ms, int target)
+                      const char *const *labels, size_t nlabels, int64_t queued_ms, int64_t now_ms,
+                      int target)
 {
     size_t at = lower_bound(d, id);
     rd_job_t *j;

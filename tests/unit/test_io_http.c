@@ -43,6 +43,7 @@ static const char server_py[] =
     "st = {'cur': 0, 'max': 0, 'conns': 0}\n"
     "class H(BaseHTTPRequestHandler):\n"
     "    protocol_version = 'HTTP/1.1'\n"
+    "    disable_nagle_algorithm = True\n"
     "    tagged = False\n"
     "    def tag(self):\n"
     "        if self.tagged: return\n"
