@@ -293,6 +293,13 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load(d->opts.config_path, &d->facts, &cfg, &errs);
+    /* The host side of validation (secret files readable, token_env set), exactly as
+     * --check-config does it; a failure here refuses the file like a syntax error. */
+    if (rc == 0 && rd_config_check_files(cfg, &errs, stderr) != 0) {
+        rd_config_free(cfg);
+        cfg = NULL;
+        rc = RD_EINVAL;
+    }
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
             const rd_config_error_t *e = &errs.v[i];
