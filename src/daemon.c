@@ -89,6 +89,7 @@ typedef struct rd_daemon {
      * stale poll page must not bring them back as demand. */
     int64_t recent_jobs[RECENT_JOBS];
     size_t recent_next;
+    size_t recent_count;
 
     /* Jobs whose runner exited after running a job, without a webhook saying which
      * job it ran: without this, the stale demand entry (until the next poll, which
@@ -97,6 +98,7 @@ typedef struct rd_daemon {
         uint64_t runner_key;
         int64_t job_id;
         int64_t until_seen_ms; /* demand entries seen before this are stale */
+        bool active;           /* false once a later poll listed the job queued */
     } taken[TAKEN_JOBS];
     size_t taken_next;
 
@@ -132,11 +134,13 @@ static void recent_add(rd_daemon_t *d, int64_t id)
 {
     d->recent_jobs[d->recent_next] = id;
     d->recent_next = (d->recent_next + 1) % RECENT_JOBS;
+    if (d->recent_count < RECENT_JOBS)
+        d->recent_count++;
 }
 
 static bool recent_has(const rd_daemon_t *d, int64_t id)
 {
-    for (size_t i = 0; i < RECENT_JOBS; i++)
+    for (size_t i = 0; i < d->recent_count; i++)
         if (d->recent_jobs[i] == id)
             return true;
     return false;
@@ -148,13 +152,14 @@ static void note_taken(void *ud, const rd_supervisor_runner_info_t *ri)
     if (!ri->ran_job || ri->job_id == 0)
         return;
     for (size_t i = 0; i < TAKEN_JOBS; i++)
-        if (d->taken[i].runner_key == ri->key && d->taken[i].job_id == ri->job_id)
-            return;
+        if (d->taken[i].job_id != 0 && d->taken[i].runner_key == ri->key)
+            return; /* noted at an earlier pass */
     size_t k = d->taken_next;
     d->taken_next = (k + 1) % TAKEN_JOBS;
     d->taken[k].runner_key = ri->key;
     d->taken[k].job_id = ri->job_id;
     d->taken[k].until_seen_ms = wall_ms() + TAKEN_MARGIN_MS;
+    d->taken[k].active = true;
 }
 
 /* Drop demand entries that a finished runner most likely consumed, unless a
@@ -164,7 +169,7 @@ static void drop_taken(rd_daemon_t *d)
     if (d->sup != NULL)
         rd_supervisor_foreach(d->sup, note_taken, d);
     for (size_t i = 0; i < TAKEN_JOBS; i++) {
-        if (d->taken[i].job_id == 0)
+        if (!d->taken[i].active)
             continue;
         rd_job_t *j = rd_demand_get(d->demand, d->taken[i].job_id);
         if (j == NULL)
@@ -174,9 +179,18 @@ static void drop_taken(rd_daemon_t *d)
                      " until a poll lists it queued again", j->id);
             rd_demand_remove(d->demand, d->taken[i].job_id);
         } else {
-            d->taken[i].job_id = 0; /* still queued after all: the runner ran another job */
+            d->taken[i].active = false; /* still queued after all: the runner ran another job */
         }
     }
+}
+
+/* A stale poll page may list a job that a webhook already said started or
+ * finished: take such jobs out again (lookups in the demand table, so the cost
+ * is the number of webhook-seen jobs, zero without webhooks). */
+static void drop_recent_from_demand(rd_daemon_t *d)
+{
+    for (size_t i = 0; i < d->recent_count; i++)
+        rd_demand_remove(d->demand, d->recent_jobs[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -228,16 +242,7 @@ static void run_schedule(rd_daemon_t *d)
     if (d->phase != PHASE_RUNNING && !(d->opts.dry_run && d->phase == PHASE_ADOPTING))
         return;
 
-    /* A webhook said these jobs started or finished: a stale poll must not revive them. */
-    size_t it = 0;
-    rd_job_t *j;
-    int64_t drop[64];
-    size_t ndrop = 0;
-    while ((j = rd_demand_next(d->demand, &it)) != NULL && ndrop < RD_ARRAY_SIZE(drop))
-        if (recent_has(d, j->id))
-            drop[ndrop++] = j->id;
-    for (size_t i = 0; i < ndrop; i++)
-        rd_demand_remove(d->demand, drop[i]);
+    drop_recent_from_demand(d);
     drop_taken(d);
 
     rd_planner_input_t pi;
