@@ -1509,6 +1509,8 @@ void rd_supervisor_foreach(const rd_supervisor_t *s,
             .job_id = r->m.job_id,
             .runner_id = r->m.runner_id,
             .adopted = r->adopted,
+            .ran_job = r->m.state == RD_RUNNER_EXITED &&
+                       (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
         };
         fn(ud, &ri);
     }
