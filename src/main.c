@@ -7,6 +7,7 @@
 
 #include "runnerd/common.h"
 #include "runnerd/config.h"
+#include "runnerd/daemon.h"
 #include "runnerd/hostfacts.h"
 #include "runnerd/log.h"
 
@@ -142,8 +143,6 @@ int main(int argc, char **argv)
 
     if (check)
         return check_config(config);
-    (void)once;
-    (void)dry_run;
-    fprintf(stderr, "runnerd: running the daemon is not implemented yet\n");
-    return 1;
+    rd_daemon_opts_t opts = {.config_path = config, .once = once, .dry_run = dry_run};
+    return rd_daemon_run(&opts);
 }
