@@ -78,6 +78,7 @@ typedef struct sup_runner {
     unsigned gpus;
     rd_runner_t m;
     bool adopted, done, stop_inflight;
+    bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
@@ -1509,6 +1510,7 @@ void rd_supervisor_foreach(const rd_supervisor_t *s,
             .job_id = r->m.job_id,
             .runner_id = r->m.runner_id,
             .adopted = r->adopted,
+            .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
             .ran_job = r->m.state == RD_RUNNER_EXITED &&
                        (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
         };
@@ -1784,6 +1786,7 @@ static void adopt_finish(sup_t *s)
         rd_runner_actions_t a;
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,
                         now, &a);
+        r->adopted_unbusy = r->m.state != RD_RUNNER_BUSY;
         rd_info(COMP, "restart: adopted %s (pool %s, scope %s, %s, up %" PRId64 "s)", r->name,
                 r->pool_name, r->scope, rd_runner_state_name(r->m.state),
                 (now - cd->started_ms) / 1000);
