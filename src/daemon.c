@@ -44,6 +44,11 @@
 
 #define LOGC "daemon"
 #define RECENT_JOBS 4096
+#define TAKEN_JOBS 256
+/* A runner that exited after a job took (most likely) the job it was started for:
+ * that job is no demand until a poll that ends this long after the exit lists it
+ * queued again (a poll already in flight at the exit may still list it). */
+#define TAKEN_MARGIN_MS 10000
 
 typedef enum {
     PHASE_ADOPTING = 0, /* looking at what a previous run left behind */
@@ -85,6 +90,17 @@ typedef struct rd_daemon {
     int64_t recent_jobs[RECENT_JOBS];
     size_t recent_next;
     size_t recent_count;
+
+    /* Jobs whose runner exited after running a job, without a webhook saying which
+     * job it ran: without this, the stale demand entry (until the next poll, which
+     * may be minutes away when webhooks bring demand) starts a second runner. */
+    struct {
+        uint64_t runner_key;
+        int64_t job_id;
+        int64_t until_seen_ms; /* demand entries seen before this are stale */
+        bool active;           /* false once a later poll listed the job queued */
+    } taken[TAKEN_JOBS];
+    size_t taken_next;
 
     /* Figures for /metrics and /status. */
     double start_time_s;
@@ -128,6 +144,44 @@ static bool recent_has(const rd_daemon_t *d, int64_t id)
         if (d->recent_jobs[i] == id)
             return true;
     return false;
+}
+
+static void note_taken(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    rd_daemon_t *d = ud;
+    if (!ri->ran_job || ri->job_id == 0)
+        return;
+    for (size_t i = 0; i < TAKEN_JOBS; i++)
+        if (d->taken[i].job_id != 0 && d->taken[i].runner_key == ri->key)
+            return; /* noted at an earlier pass */
+    size_t k = d->taken_next;
+    d->taken_next = (k + 1) % TAKEN_JOBS;
+    d->taken[k].runner_key = ri->key;
+    d->taken[k].job_id = ri->job_id;
+    d->taken[k].until_seen_ms = wall_ms() + TAKEN_MARGIN_MS;
+    d->taken[k].active = true;
+}
+
+/* Drop demand entries that a finished runner most likely consumed, unless a
+ * poll listed them queued well after that runner exited. */
+static void drop_taken(rd_daemon_t *d)
+{
+    if (d->sup != NULL)
+        rd_supervisor_foreach(d->sup, note_taken, d);
+    for (size_t i = 0; i < TAKEN_JOBS; i++) {
+        if (!d->taken[i].active)
+            continue;
+        rd_job_t *j = rd_demand_get(d->demand, d->taken[i].job_id);
+        if (j == NULL)
+            continue;
+        if (j->seen_ms < d->taken[i].until_seen_ms) {
+            rd_debug("sched", "job %" PRId64 ": its runner ran a job and exited; not demand"
+                     " until a poll lists it queued again", j->id);
+            rd_demand_remove(d->demand, d->taken[i].job_id);
+        } else {
+            d->taken[i].active = false; /* still queued after all: the runner ran another job */
+        }
+    }
 }
 
 /* A stale poll page may list a job that a webhook already said started or
@@ -189,6 +243,7 @@ static void run_schedule(rd_daemon_t *d)
         return;
 
     drop_recent_from_demand(d);
+    drop_taken(d);
 
     rd_planner_input_t pi;
     rd_sched_runner_t *snap = NULL;
