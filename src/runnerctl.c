@@ -93,8 +93,8 @@ static int fetch_status(const char *base, long timeout_s, body_t *out)
                 out->too_big ? "response too large" : (err[0] ? err : curl_easy_strerror(rc)));
         ret = 1;
     } else if (status != 200) {
-        fprintf(stderr, "runnerctl: %s answered HTTP %ld%s%s", url, status,
-                out->p ? ": " : "\n", out->p ? out->p : "");
+        fprintf(stderr, "runnerctl: %s answered HTTP %ld%s%s", url, status, out->p ? ": " : "\n",
+                out->p ? out->p : "");
         if (out->p && out->len && out->p[out->len - 1] != '\n')
             fputc('\n', stderr);
         ret = 1;
@@ -121,8 +121,8 @@ static json_object *get(json_object *o, const char *k)
 static bool has_int(json_object *o, const char *k, int64_t *out)
 {
     json_object *v = get(o, k);
-    if (v == NULL || !(json_object_is_type(v, json_type_int) ||
-                       json_object_is_type(v, json_type_double)))
+    if (v == NULL ||
+        !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
         return false;
     *out = json_object_get_int64(v);
     return true;
@@ -335,7 +335,7 @@ static void print_runners(json_object *doc, FILE *f)
 
 static void print_targets(json_object *doc, FILE *f)
 {
-    static const char *const head[] = {"TARGET", "REPOS", "POOLS", "LAST POLL",
+    static const char *const head[] = {"TARGET", "REPOS",   "POOLS", "LAST POLL",
                                        "QUEUED", "BACKOFF", "ERROR"};
     table_t t;
     table_init(&t, 7, head, "lllrrll");
@@ -397,7 +397,8 @@ static void print_status(json_object *doc, FILE *f)
     json_object *rl = get(g, "rate_limit");
     json_object *rq = get(g, "requests");
     int64_t rem, lim, reset;
-    fprintf(f, "github:   %s (%s), ", str_or(gets(g, "api_url"), "?"), str_or(gets(g, "auth"), "?"));
+    fprintf(f, "github:   %s (%s), ", str_or(gets(g, "api_url"), "?"),
+            str_or(gets(g, "auth"), "?"));
     if (has_int(rl, "remaining", &rem) && has_int(rl, "limit", &lim)) {
         fprintf(f, "rate limit %lld/%lld left", (long long)rem, (long long)lim);
         if (has_int(rl, "reset", &reset)) {

@@ -80,6 +80,8 @@ typedef struct sup_runner {
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
+    char *jit_copy;  /* kept for the log redactor until the runner is done */
+    bool jit_redacting;
     uv_timer_t t_startup, t_job, t_kill, t_retry;
     int open;
 } sup_runner_t;
@@ -365,6 +367,15 @@ static void proc_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     sup_proc_t *p = st->data;
     bool is_err = st == (uv_stream_t *)&p->err;
+    if (nread > 0 && p->kind == PK_RUN) {
+        /* github.c forgets the JIT config once its callback returns; keep it
+         * redacted in the child's output for as long as the runner lives. */
+        sup_runner_t *r = find_key(p->sup, p->key);
+        if (r && r->jit_copy && !r->jit_redacting) {
+            rd_log_add_secret(r->jit_copy);
+            r->jit_redacting = true;
+        }
+    }
     if (nread > 0) {
         if (!is_err && p->capture) {
             size_t n = (size_t)nread;
@@ -644,6 +655,10 @@ static void runner_handle_closed(uv_handle_t *h)
         free(r->scope);
         free(r->pool_name);
         free(r->group);
+        if (r->jit_copy) {
+            memset(r->jit_copy, 0, strlen(r->jit_copy));
+            free(r->jit_copy);
+        }
         free(r);
     }
     handle_closed(s);
@@ -662,6 +677,10 @@ static void runner_unlink(sup_runner_t *r)
 static void runner_close(sup_runner_t *r)
 {
     r->done = true;
+    if (r->jit_redacting) {
+        rd_log_forget_secret(r->jit_copy);
+        r->jit_redacting = false;
+    }
     runner_unlink(r);
     uv_close((uv_handle_t *)&r->t_startup, runner_handle_closed);
     uv_close((uv_handle_t *)&r->t_job, runner_handle_closed);
@@ -1016,6 +1035,8 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     /* The log redactor already knows this secret (github.c registers it). */
     r->registered_ms = now_wall();
     r->jit = encoded_jit;
+    free(r->jit_copy);
+    r->jit_copy = rd_xstrdup(encoded_jit);
     feed(r, RD_REV_REGISTERED, runner_id);
     r->jit = NULL;
 }
@@ -1465,6 +1486,8 @@ void rd_supervisor_foreach(const rd_supervisor_t *s,
             .job_id = r->m.job_id,
             .runner_id = r->m.runner_id,
             .adopted = r->adopted,
+            .ran_job = r->m.state == RD_RUNNER_EXITED &&
+                       (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
         };
         fn(ud, &ri);
     }

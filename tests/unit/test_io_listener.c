@@ -59,9 +59,8 @@ static int cb_webhook(void *ud, const char *event, const char *delivery, const c
 {
     app_t *a = ud;
     rd_webhook_outcome_t o;
-    rd_webhook_process(a->webhook_enabled ? secret : NULL,
-                       a->webhook_enabled ? strlen(secret) : 0, a->dedup, event, delivery,
-                       signature, body, len, 1000, &o);
+    rd_webhook_process(a->webhook_enabled ? secret : NULL, a->webhook_enabled ? strlen(secret) : 0,
+                       a->dedup, event, delivery, signature, body, len, 1000, &o);
     if (o.result == RD_WEBHOOK_ACCEPTED)
         a->applied++;
     *message = o.message;
@@ -151,8 +150,7 @@ static void client_start(uv_loop_t *loop, client_t *c, int port, const char *req
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", port, &a);
     uv_tcp_init(loop, &c->tcp);
-    assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&a, client_connected),
-                     0);
+    assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&a, client_connected), 0);
 }
 
 static void client_free(client_t *c)
@@ -297,9 +295,9 @@ static void test_parse_addr(void **state)
     assert_int_equal(a.ss_family, AF_INET6);
     assert_int_equal(rd_listener_parse_addr("localhost:80", &a), 0);
     assert_int_equal(rd_listener_parse_addr("0.0.0.0:0", &a), 0);
-    static const char *const bad[] = {"",          "9464",       "127.0.0.1",   "127.0.0.1:",
-                                      "::1:9464",  "[::1]9464",  "[::1]:",      "1.2.3.4:65536",
-                                      "host:9464", "1.2.3.4:-1", "1.2.3.4:9x", "[zz]:1"};
+    static const char *const bad[] = {
+        "",       "9464",          "127.0.0.1", "127.0.0.1:", "::1:9464",   "[::1]9464",
+        "[::1]:", "1.2.3.4:65536", "host:9464", "1.2.3.4:-1", "1.2.3.4:9x", "[zz]:1"};
     for (size_t i = 0; i < RD_ARRAY_SIZE(bad); i++)
         if (rd_listener_parse_addr(bad[i], &a) == 0)
             fail_msg("accepted '%s'", bad[i]);
@@ -372,8 +370,8 @@ static void test_keepalive_pipelined(void **state)
     fix_stop(f);
 }
 
-static char *webhook_req(const char *event, const char *delivery, const char *key,
-                         const char *body, size_t len, size_t *out_len)
+static char *webhook_req(const char *event, const char *delivery, const char *key, const char *body,
+                         size_t len, size_t *out_len)
 {
     char sig[RD_WEBHOOK_SIG_SIZE];
     rd_webhook_sign(key, strlen(key), body, len, sig);
@@ -520,8 +518,8 @@ static void test_oversize(void **state)
     free(req);
     free(chunk);
     /* Other routes take small bodies only. */
-    char *small = rd_xasprintf("GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
-                               64 * 1024);
+    char *small =
+        rd_xasprintf("GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 64 * 1024);
     assert_int_equal(simple(f, small, NULL), 413);
     free(small);
 
