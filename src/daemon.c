@@ -84,6 +84,7 @@ typedef struct rd_daemon {
      * stale poll page must not bring them back as demand. */
     int64_t recent_jobs[RECENT_JOBS];
     size_t recent_next;
+    size_t recent_count;
 
     /* Figures for /metrics and /status. */
     double start_time_s;
@@ -117,14 +118,25 @@ static void recent_add(rd_daemon_t *d, int64_t id)
 {
     d->recent_jobs[d->recent_next] = id;
     d->recent_next = (d->recent_next + 1) % RECENT_JOBS;
+    if (d->recent_count < RECENT_JOBS)
+        d->recent_count++;
 }
 
 static bool recent_has(const rd_daemon_t *d, int64_t id)
 {
-    for (size_t i = 0; i < RECENT_JOBS; i++)
+    for (size_t i = 0; i < d->recent_count; i++)
         if (d->recent_jobs[i] == id)
             return true;
     return false;
+}
+
+/* A stale poll page may list a job that a webhook already said started or
+ * finished: take such jobs out again (lookups in the demand table, so the cost
+ * is the number of webhook-seen jobs, zero without webhooks). */
+static void drop_recent_from_demand(rd_daemon_t *d)
+{
+    for (size_t i = 0; i < d->recent_count; i++)
+        rd_demand_remove(d->demand, d->recent_jobs[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -176,16 +188,7 @@ static void run_schedule(rd_daemon_t *d)
     if (d->phase != PHASE_RUNNING && !(d->opts.dry_run && d->phase == PHASE_ADOPTING))
         return;
 
-    /* A webhook said these jobs started or finished: a stale poll must not revive them. */
-    size_t it = 0;
-    rd_job_t *j;
-    int64_t drop[64];
-    size_t ndrop = 0;
-    while ((j = rd_demand_next(d->demand, &it)) != NULL && ndrop < RD_ARRAY_SIZE(drop))
-        if (recent_has(d, j->id))
-            drop[ndrop++] = j->id;
-    for (size_t i = 0; i < ndrop; i++)
-        rd_demand_remove(d->demand, drop[i]);
+    drop_recent_from_demand(d);
 
     rd_planner_input_t pi;
     rd_sched_runner_t *snap = NULL;
@@ -293,6 +296,13 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load(d->opts.config_path, &d->facts, &cfg, &errs);
+    /* The host side of validation (secret files readable, token_env set), exactly as
+     * --check-config does it; a failure here refuses the file like a syntax error. */
+    if (rc == 0 && rd_config_check_files(cfg, &errs, stderr) != 0) {
+        rd_config_free(cfg);
+        cfg = NULL;
+        rc = RD_EINVAL;
+    }
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
             const rd_config_error_t *e = &errs.v[i];
