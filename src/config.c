@@ -2014,8 +2014,8 @@ static void check_file(const rd_config_t *cfg, const char *path, rd_pos_t pos, c
     close(fd);
 }
 
-int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs,
-                          rd_config_errors_t *warnings)
+static int check_files(const rd_config_t *cfg, rd_config_errors_t *errs,
+                       rd_config_errors_t *warnings)
 {
     size_t before = errs->n;
     const rd_github_config_t *g = &cfg->github;
@@ -2037,6 +2037,16 @@ int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs,
     return errs->n > before ? RD_EINVAL : RD_OK;
 }
 
+int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE *warn)
+{
+    rd_config_errors_t warnings = {0};
+    int rc = check_files(cfg, errs, &warnings);
+    if (warn != NULL)
+        rd_config_errors_print(&warnings, warn);
+    rd_config_errors_free(&warnings);
+    return rc;
+}
+
 int rd_config_load_checked(const char *file, const rd_host_facts_t *facts, rd_config_t **out,
                            rd_config_errors_t *errs, rd_config_errors_t *warnings)
 {
@@ -2045,7 +2055,7 @@ int rd_config_load_checked(const char *file, const rd_host_facts_t *facts, rd_co
     int rc = rd_config_load(file, facts, &cfg, errs);
     if (rc != RD_OK)
         return rc;
-    rc = rd_config_check_files(cfg, errs, warnings);
+    rc = check_files(cfg, errs, warnings);
     if (rc != RD_OK) {
         rd_config_free(cfg);
         return rc;

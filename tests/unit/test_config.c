@@ -897,12 +897,22 @@ static void test_check_files(void **state)
              "github:\n  token_file: token\n  ca_file: missing.pem\n" MIN_POOL MIN_TARGET);
     char cfgpath[300];
     snprintf(cfgpath, sizeof(cfgpath), "%s/r.yaml", dir);
+    fp = fopen(cfgpath, "w");
+    assert_non_null(fp);
+    fputs(yaml, fp);
+    fclose(fp);
     rd_config_errors_t errs = {0};
-    rd_config_t *cfg = NULL;
-    assert_int_equal(rd_config_load_buffer(cfgpath, yaml, strlen(yaml), &facts_x64, &cfg, &errs),
-                     0);
+    rd_config_t *cfg = NULL, *cfg2 = NULL;
+    assert_int_equal(rd_config_load(cfgpath, &facts_x64, &cfg, &errs), 0);
+    char *wbuf = NULL;
+    size_t wlen = 0;
+    FILE *wf = open_memstream(&wbuf, &wlen);
+    assert_int_equal(rd_config_check_files(cfg, &errs, wf), -2);
+    fclose(wf);
+    rd_config_errors_free(&errs);
     rd_config_errors_t warns = {0};
-    assert_int_equal(rd_config_check_files(cfg, &errs, &warns), -2);
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg2, &errs, &warns), -2);
+    assert_null(cfg2);
     assert_int_equal(errs.n, 1);
     assert_string_equal(errs.v[0].path, "github.ca_file");
     assert_int_equal(errs.v[0].line, 3);
@@ -919,6 +929,10 @@ static void test_check_files(void **state)
              cfgpath, tok);
     assert_string_equal(w, want);
     assert_null(strstr(w, "ghp_secret"));
+    /* The FILE variant prints the same line. */
+    assert_int_equal(strlen(wbuf), strlen(w) + 1);
+    assert_memory_equal(wbuf, w, strlen(w));
+    free(wbuf);
     free(w);
     rd_config_errors_free(&warns);
     rd_config_errors_free(&errs);
@@ -929,14 +943,12 @@ static void test_check_files(void **state)
     snprintf(ca, sizeof(ca), "%s/missing.pem", dir);
     fp = fopen(ca, "w");
     fclose(fp);
-    assert_int_equal(rd_config_check_files(cfg, &errs, &warns), 0);
+    assert_int_equal(rd_config_check_files(cfg, &errs, NULL), 0);
     assert_int_equal(errs.n, 0);
-    assert_int_equal(warns.n, 0);
     rd_config_free(cfg);
 
     /* The checked load runs both halves and frees on a failed check. */
-    char cfgfile[300];
-    snprintf(cfgfile, sizeof(cfgfile), "%s/r.yaml", dir);
+    char *cfgfile = cfgpath;
     fp = fopen(cfgfile, "w");
     fputs("github:\n  token_file: token\n  ca_file: nope.pem\n" MIN_POOL MIN_TARGET, fp);
     fclose(fp);
