@@ -215,8 +215,9 @@ static size_t target_index(const rd_config_t *cfg, const char *scope)
 
 static pool_state_t *pool_state(sup_t *s, const char *name)
 {
+    /* A NULL name is a state pools_rebuild already moved to the new array. */
     for (size_t i = 0; i < s->npools; i++)
-        if (strcmp(s->pools[i].name, name) == 0)
+        if (s->pools[i].name != NULL && strcmp(s->pools[i].name, name) == 0)
             return &s->pools[i];
     return NULL;
 }

@@ -58,6 +58,7 @@ static long vmhwm_kib(void)
 }
 
 static double cycle_start_cpu;
+static uint64_t cycle_start_ns;
 
 static void json_str(const char *s)
 {
@@ -92,6 +93,7 @@ static void on_timer(uv_timer_t *t)
 {
     app_t *a = t->data;
     cycle_start_cpu = cpu_s();
+    cycle_start_ns = uv_hrtime();
     int rc = rd_poller_run_once(a->poller, on_cycle, a);
     if (rc != 0) {
         fprintf(stderr, "rd_discover: run_once: %s\n", rd_strerror(rc));
@@ -120,10 +122,11 @@ static void on_cycle(void *ud, size_t failed)
     rd_github_get_stats(a->gh, &st);
     double cpu = cpu_s();
     printf("{\"cycle\":%d,\"failed\":%zu,\"jobs\":%zu,\"requests\":%llu,\"not_modified\":%llu,"
-           "\"budget_used\":%llu,\"cpu_ms\":%.1f,\"vmhwm_kib\":%ld,\"targets\":[",
+           "\"budget_used\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"vmhwm_kib\":%ld,\"targets\":[",
            a->done, failed, rd_demand_count(a->demand), (unsigned long long)st.requests,
            (unsigned long long)st.not_modified, (unsigned long long)st.budget_used_last_hour,
-           (cpu - cycle_start_cpu) * 1000.0, vmhwm_kib());
+           (cpu - cycle_start_cpu) * 1000.0, (double)(uv_hrtime() - cycle_start_ns) / 1e6,
+           vmhwm_kib());
     cycle_start_cpu = cpu;
     rd_poller_status_t ss[256];
     size_t n = rd_poller_status(a->poller, ss, 256);
@@ -196,6 +199,7 @@ int main(int argc, char **argv)
     a.demand = rd_demand_new();
     rc = rd_poller_new(&loop, a.gh, a.demand, a.cfg, NULL, NULL, &a.poller);
     cycle_start_cpu = cpu_s();
+    cycle_start_ns = uv_hrtime();
     if (rc == 0)
         rc = rd_poller_run_once(a.poller, on_cycle, &a);
     if (rc != 0) {
