@@ -285,6 +285,16 @@ static void bind_adopted(rd_daemon_t *d)
     free(ab.held);
 }
 
+/* The supervisor is about to forget a runner: it may go before any plan saw it
+ * exited, so note the job it ran now. */
+static void on_runner_done(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    rd_daemon_t *d = ud;
+    note_taken(d, ri);
+    if (ri->job_unknown && ri->ran_job)
+        bind_adopted(d);
+}
+
 /* A stale poll page may list a job that a webhook already said started or
  * finished: take such jobs out again (lookups in the demand table, so the cost
  * is the number of webhook-seen jobs, zero without webhooks). */
@@ -1191,7 +1201,8 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto run;
     }
     if (!opts->dry_run) {
-        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .ud = d};
+        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .ud = d,
+                                         .runner_done = on_runner_done};
         rd_supervisor_options_t so = {0};
         rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);
         if (rc != 0) {

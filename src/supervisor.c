@@ -31,7 +31,7 @@
 #define ADOPT_MIN_STARTUP_MS 60000
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 300000
-#define STOP_RETRY_MS 1000
+#define STOP_RETRY_MS 2000
 
 extern char **environ;
 
@@ -639,9 +639,10 @@ static void proc_finished(sup_proc_t *p)
             r->stop_inflight = false;
         if (code != 0)
             rd_info(COMP, "%s: docker stop exited with %" PRId64, p->label, code);
-        /* A stop right after the spawn can beat `docker run` to creating the container
-         * ("No such container"): try again soon rather than at the kill timer. */
-        if (r && code != 0 && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
+        /* docker stop returns once the container is dead. If `docker run` still lives, the
+         * stop beat it to creating or starting the container ("No such container", or a
+         * no-op on a created one): try again soon rather than at the kill timer. */
+        if (r && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
             uv_timer_start(&r->t_retry, on_restop_timer, STOP_RETRY_MS, 0);
         break;
     case PK_KILL:
@@ -942,6 +943,25 @@ static void do_spawn(sup_runner_t *r)
     feed(r, RD_REV_SPAWNED, 0);
 }
 
+static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out)
+{
+    rd_supervisor_runner_info_t ri = {
+        .key = r->key,
+        .name = r->name,
+        .pool = r->pool_name,
+        .scope = r->scope,
+        .state = r->m.state,
+        .age_ms = now - r->m.created_ms,
+        .job_id = r->m.job_id,
+        .runner_id = r->m.runner_id,
+        .adopted = r->adopted,
+        .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
+        .ran_job = r->m.state == RD_RUNNER_EXITED &&
+                   (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
+    };
+    *out = ri;
+}
+
 static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
 {
     sup_t *s = r->sup;
@@ -985,6 +1005,11 @@ static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
         delete_reg(r);
     if (f & RD_RACT_DONE) {
         rd_debug(COMP, "%s: done", r->name);
+        if (s->cbs.runner_done) {
+            rd_supervisor_runner_info_t ri;
+            runner_info(r, now_wall(), &ri);
+            s->cbs.runner_done(s->cbs.ud, &ri);
+        }
         runner_close(r);
         schedule_changed(s);
     }
@@ -1501,20 +1526,8 @@ void rd_supervisor_foreach(const rd_supervisor_t *s,
 {
     int64_t now = now_wall();
     for (const sup_runner_t *r = s->runners; r; r = r->next) {
-        rd_supervisor_runner_info_t ri = {
-            .key = r->key,
-            .name = r->name,
-            .pool = r->pool_name,
-            .scope = r->scope,
-            .state = r->m.state,
-            .age_ms = now - r->m.created_ms,
-            .job_id = r->m.job_id,
-            .runner_id = r->m.runner_id,
-            .adopted = r->adopted,
-            .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
-            .ran_job = r->m.state == RD_RUNNER_EXITED &&
-                       (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
-        };
+        rd_supervisor_runner_info_t ri;
+        runner_info(r, now, &ri);
         fn(ud, &ri);
     }
 }

@@ -30,11 +30,15 @@
 #include "runnerd/sched.h"
 
 typedef struct rd_supervisor rd_supervisor_t;
+struct rd_supervisor_runner_info;
 
 typedef struct {
     /* Runner states, capacity or a pool's backoff changed: plan again. Coalesced. */
     void (*changed)(void *ud);
     void *ud;
+    /* Optional: a runner is about to be forgotten (its info as rd_supervisor_foreach gives
+     * it, state EXITED). Lets the daemon note the job it ran before the next plan. */
+    void (*runner_done)(void *ud, const struct rd_supervisor_runner_info *ri);
 } rd_supervisor_callbacks_t;
 
 typedef struct {
@@ -110,7 +114,7 @@ typedef struct {
 /** Backoff/degraded state and counters of cfg->pools[pool]. RD_EINVAL for a bad index. */
 int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor_pool_info_t *out);
 
-typedef struct {
+typedef struct rd_supervisor_runner_info {
     uint64_t key;
     const char *name;  /* borrowed for the duration of the callback */
     const char *pool;
