@@ -121,7 +121,7 @@ def main():
     import opskit  # noqa: E402 (after the environment is set)
     import rdtest  # noqa: E402
 
-    with rdtest.TempDir() as tmp:
+    with opskit.TempDir() as tmp:
         pools = [rdtest.pool("bench", opskit.X64, "fake:x64", cpus=1, memory="256MiB",
                              max_runners=64, startup_timeout="300s", idle_timeout="60s")]
         s = opskit.Setup(tmp, instance="bench", poll_interval="10m",

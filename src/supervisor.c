@@ -214,8 +214,8 @@ static size_t target_index(const rd_config_t *cfg, const char *scope)
 static pool_state_t *pool_state(sup_t *s, const char *name)
 {
     for (size_t i = 0; i < s->npools; i++)
-        if (strcmp(s->pools[i].name, name) == 0)
-            return &s->pools[i];
+        if (s->pools[i].name != NULL && strcmp(s->pools[i].name, name) == 0)
+            return &s->pools[i]; /* NULL: moved to the new table by pools_rebuild */
     return NULL;
 }
 
