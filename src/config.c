@@ -89,17 +89,20 @@ void rd_config_errors_free(rd_config_errors_t *errs)
     errs->n = 0;
 }
 
+char *rd_config_error_str(const rd_config_error_t *e)
+{
+    const char *sep = e->path[0] != '\0' ? ": " : "";
+    if (e->line > 0)
+        return rd_xasprintf("%s:%d:%d: %s%s%s", e->file, e->line, e->col, e->path, sep, e->reason);
+    return rd_xasprintf("%s: %s%s%s", e->file, e->path, sep, e->reason);
+}
+
 void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp)
 {
     for (size_t i = 0; i < errs->n; i++) {
-        const rd_config_error_t *e = &errs->v[i];
-        if (e->line > 0)
-            fprintf(fp, "%s:%d:%d: ", e->file, e->line, e->col);
-        else
-            fprintf(fp, "%s: ", e->file);
-        if (e->path[0] != '\0')
-            fprintf(fp, "%s: ", e->path);
-        fprintf(fp, "%s\n", e->reason);
+        char *s = rd_config_error_str(&errs->v[i]);
+        fprintf(fp, "%s\n", s);
+        free(s);
     }
 }
 
@@ -429,6 +432,46 @@ static void join_idx(char *buf, size_t len, const char *path, size_t i)
     snprintf(buf, len, "%s[%zu]", path, i);
 }
 
+/* Edit distance, for "did you mean" on unknown keys (keys are short). */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static const char *closest_key(const char *key, const char *const *keys, size_t nkeys)
+{
+    const char *best = NULL;
+    size_t bestd = 3; /* at most two edits away */
+    for (size_t i = 0; i < nkeys; i++) {
+        size_t d = edit_distance(key, keys[i]);
+        if (d < bestd && d < strlen(keys[i])) {
+            bestd = d;
+            best = keys[i];
+        }
+    }
+    return best;
+}
+
 /*
  * Read mapping NODE against the table KEYS: vals[i] gets the value of keys[i]
  * (NULL when absent or null), knodes[i] the key node. Unknown keys, duplicate
@@ -465,7 +508,11 @@ static bool read_map(ctx_t *c, const rd_ynode_t *node, const char *path, const c
                 break;
         if (j == nkeys) {
             /* A duplicate unknown key is still one unknown key per occurrence. */
-            errat(c, k, p, "unknown key");
+            const char *near = closest_key(k->u.scalar.s, keys, nkeys);
+            if (near != NULL)
+                errat(c, k, p, "unknown key (did you mean %s?)", near);
+            else
+                errat(c, k, p, "unknown key");
             continue;
         }
         if (seen[j] != NULL) {

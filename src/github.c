@@ -188,6 +188,8 @@ typedef struct gh_req {
     gh_req_done_cb done;
     void *ud;
     unsigned *ctr; /* the operation's [sent, charged] counters, or NULL */
+    bool from_cache;        /* the body handed to done comes from the ETag cache */
+    const char *resp_etag;  /* during done: the fresh response's ETag, or NULL */
     /* Failure delivered from the loop (queued via fail list). */
     int fail_err;
     struct gh_req *next, *prev; /* gate queue / waiter list / fail list */
@@ -730,6 +732,7 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
             goto out;
         }
         gh->secondary_hits = 0;
+        r->from_cache = true;
         req_finish(r, 0, 200, e->body, e->len, e->link);
         goto out;
     }
@@ -773,8 +776,8 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
         gh->secondary_hits = 0;
         if (res->rl_remaining == 0 && res->rl_reset > 0)
             hold(gh, res->rl_reset * 1000 + 1000, "rate limit used up");
-        if (strcmp(r->method, "GET") == 0 && res->etag && st == 200)
-            cache_put(gh, r->url, res->etag, res->link, res->body, res->body_len);
+        /* GET bodies are cached (compacted) by the pager, which knows what matters. */
+        r->resp_etag = st == 200 ? res->etag : NULL;
         req_finish(r, 0, st, res->body, res->body_len, res->link);
         goto out;
     }
@@ -1158,6 +1161,78 @@ static void gate_kick(rd_github_t *gh)
     uv_timer_start(&gh->gate_timer, gate_cb, 0, 0);
 }
 
+/* ------------------------------------------------------------------ compaction */
+
+/* The only keys any list parser reads (ghjson.c). Everything else GitHub
+ * sends (URLs, owners, head commits: 95% of a repository or run object) is
+ * dropped before a body is parsed into structs or kept in the ETag cache. */
+static bool keep_key(const char *k)
+{
+    static const char *const keys[] = {
+        "id", "run_id", "status", "labels", "created_at", "runner_id", "runner_name", "name",
+        "full_name", "archived", "disabled", "busy", "total_count", "workflow_runs", "jobs",
+        "runners", "runner_groups", "repositories",
+    };
+    for (size_t i = 0; i < RD_ARRAY_SIZE(keys); i++)
+        if (strcmp(k, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+static json_object *compact_obj(json_object *o, int depth)
+{
+    if (depth > 8)
+        return NULL;
+    switch (json_object_get_type(o)) {
+    case json_type_object: {
+        json_object *n = json_object_new_object();
+        json_object_object_foreach(o, k, v) {
+            if (!keep_key(k))
+                continue;
+            json_object *c = compact_obj(v, depth + 1);
+            json_object_object_add(n, k, c);
+        }
+        return n;
+    }
+    case json_type_array: {
+        size_t len = json_object_array_length(o);
+        json_object *n = json_object_new_array_ext((int)len);
+        for (size_t i = 0; i < len; i++)
+            json_object_array_add(n, compact_obj(json_object_array_get_idx(o, i), depth + 1));
+        return n;
+    }
+    default:
+        return json_object_get(o); /* share scalars (and null) */
+    }
+}
+
+/* Parse body and re-serialize only the keys we use; NULL when it is not JSON. */
+static char *compact_json(const char *body, size_t len, size_t *out_len)
+{
+    if (body == NULL || len == 0 || len > INT32_MAX)
+        return NULL;
+    json_tokener *tok = json_tokener_new();
+    json_object *o = json_tokener_parse_ex(tok, body, (int)len);
+    bool ok = o != NULL && json_tokener_get_error(tok) == json_tokener_success;
+    if (ok) {
+        for (size_t i = json_tokener_get_parse_end(tok); i < len && ok; i++)
+            ok = isspace((unsigned char)body[i]) || body[i] == '\0';
+    }
+    json_tokener_free(tok);
+    if (!ok) {
+        json_object_put(o);
+        return NULL;
+    }
+    json_object *c = compact_obj(o, 0);
+    json_object_put(o);
+    size_t n = 0;
+    const char *txt = json_object_to_json_string_length(c, JSON_C_TO_STRING_PLAIN, &n);
+    char *out = rd_xstrndup(txt, n);
+    json_object_put(c);
+    *out_len = n;
+    return out;
+}
+
 /* ------------------------------------------------------------------ paged GET */
 
 typedef struct pager pager_t;
@@ -1214,8 +1289,17 @@ static void pager_on_resp(gh_req_t *r, int err, long status, const char *body, s
 {
     pager_t *pg = r->ud;
     rd_github_t *gh = pg->gh;
+    char *compact = NULL;
+    if (err == 0 && !r->from_cache) {
+        compact = compact_json(body, len, &len);
+        if (compact == NULL)
+            err = RD_EPROTO;
+        body = compact;
+    }
     if (err == 0) {
         err = pg->page(pg, body, len);
+        if (err == 0 && compact && r->resp_etag)
+            cache_put(gh, r->url, r->resp_etag, link, compact, len);
         if (err != 0) {
             rd_warn(LOGC, "GET %s: unexpected payload", r->url);
             scope_failed(gh, pg->scope);
@@ -1239,6 +1323,7 @@ static void pager_on_resp(gh_req_t *r, int err, long status, const char *body, s
         next = NULL;
         err = RD_EPROTO;
     }
+    free(compact);
     if (next && !gh->closing) {
         pager_get(pg, next);
         free(next);

@@ -604,6 +604,8 @@ int rd_http_request(rd_http_t *h, const char *method, const char *url, const cha
         return RD_ECANCELED;
     if (method == NULL)
         method = "GET";
+    if (body == NULL)
+        body_len = 0;
 
     rd_http_req_t *r = rd_xcalloc(1, sizeof(*r));
     r->h = h;

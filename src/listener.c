@@ -74,7 +74,8 @@ struct rd_listener {
     void *done_arg;
     int port;
     rd_listener_stats_t stats;
-    bool reading; /* rbuf is lent to libuv between alloc_cb and read_cb */
+    size_t body_bytes; /* request bodies buffered over all connections */
+    bool reading;      /* rbuf is lent to libuv between alloc_cb and read_cb */
     char rbuf[READ_BUF_SIZE];
 };
 
@@ -126,6 +127,7 @@ void rd_listener_opts_default(rd_listener_opts_t *o)
     o->header_timeout_ms = 10000;
     o->body_timeout_ms = 30000;
     o->max_connections = 1024;
+    o->max_body_total = 64 * 1024 * 1024;
 }
 
 int rd_listener_parse_addr(const char *listen, struct sockaddr_storage *addr)
@@ -176,18 +178,30 @@ int rd_listener_parse_addr(const char *listen, struct sockaddr_storage *addr)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 202:
+        return "Accepted";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
     }
     return "Unknown";
 }
@@ -215,8 +229,8 @@ static void start_linger(conn_t *c)
         conn_close(c);
         return;
     }
-    uint64_t linger = c->l->opts.header_timeout_ms < LINGER_MS ? c->l->opts.header_timeout_ms
-                                                                 : LINGER_MS;
+    uint64_t linger =
+        c->l->opts.header_timeout_ms < LINGER_MS ? c->l->opts.header_timeout_ms : LINGER_MS;
     uv_timer_start(&c->timer, on_linger_timeout, linger, 0);
 }
 
@@ -306,6 +320,7 @@ static void request_reset(conn_t *c)
     free(c->signature);
     c->event = c->delivery = c->signature = NULL;
     c->expect_continue = false;
+    c->l->body_bytes -= c->body.len;
     /* Keep a small body buffer for the next request, drop a big one. */
     if (c->body.cap > 64 * 1024)
         sbuf_free(&c->body);
@@ -495,7 +510,11 @@ static int on_body(http_parser *p, const char *at, size_t len)
             c->l->stats.webhook_too_large++;
         return refuse(c, 413);
     }
+    /* Many large bodies at once could exhaust memory; the sum is capped too. */
+    if (c->l->body_bytes + len > c->l->opts.max_body_total)
+        return refuse(c, 503);
     sbuf_append(&c->body, at, len);
+    c->l->body_bytes += len;
     return 0;
 }
 
@@ -551,8 +570,8 @@ static void dispatch(conn_t *c, bool finish)
         return;
     }
     char *(*fn)(void *, size_t *) = c->route == ROUTE_METRICS ? cb->metrics : cb->status;
-    const char *ctype = c->route == ROUTE_METRICS ? "text/plain; version=0.0.4; charset=utf-8"
-                                                  : "application/json";
+    const char *ctype =
+        c->route == ROUTE_METRICS ? "text/plain; version=0.0.4; charset=utf-8" : "application/json";
     if (fn == NULL) {
         send_text(c, 404, "not found", finish);
         return;
@@ -710,8 +729,8 @@ static void on_server_closed(uv_handle_t *h)
     maybe_free(l);
 }
 
-int rd_listener_start(uv_loop_t *loop, const rd_listener_opts_t *opts,
-                      const rd_listener_cbs_t *cbs, rd_listener_t **out)
+int rd_listener_start(uv_loop_t *loop, const rd_listener_opts_t *opts, const rd_listener_cbs_t *cbs,
+                      rd_listener_t **out)
 {
     struct sockaddr_storage addr;
     *out = NULL;

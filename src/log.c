@@ -24,14 +24,13 @@
 static struct {
     rd_log_level_t level;
     rd_log_format_t format;
-    FILE *out; /* NULL = stderr */
+    FILE *out;      /* NULL = stderr */
     char **secrets; /* longest first, so a secret containing another goes whole */
     size_t nsecrets;
     int64_t fixed_ms; /* test hook: >= 0 replaces the clock */
 } g_log = {RD_LOG_INFO, RD_LOG_TEXT, NULL, NULL, 0, -1};
 
-static const char *const token_prefixes[] = {"github_pat_", "ghp_", "gho_", "ghu_", "ghs_",
-                                             "ghr_"};
+static const char *const token_prefixes[] = {"github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
 
 void rd_log_setup(rd_log_level_t level, rd_log_format_t format, FILE *out)
 {
@@ -45,8 +44,11 @@ int rd_log_parse_level(const char *s, rd_log_level_t *out)
     static const struct {
         const char *name;
         rd_log_level_t level;
-    } names[] = {{"debug", RD_LOG_DEBUG}, {"info", RD_LOG_INFO},   {"warn", RD_LOG_WARN},
-                 {"warning", RD_LOG_WARN}, {"error", RD_LOG_ERROR}};
+    } names[] = {{"debug", RD_LOG_DEBUG},
+                 {"info", RD_LOG_INFO},
+                 {"warn", RD_LOG_WARN},
+                 {"warning", RD_LOG_WARN},
+                 {"error", RD_LOG_ERROR}};
     if (s == NULL)
         return RD_EINVAL;
     for (size_t i = 0; i < RD_ARRAY_SIZE(names); i++) {
@@ -353,10 +355,14 @@ static void format_time(char *out, size_t n)
 static const char *level_upper(rd_log_level_t l)
 {
     switch (l) {
-    case RD_LOG_DEBUG: return "DEBUG";
-    case RD_LOG_INFO: return "INFO";
-    case RD_LOG_WARN: return "WARN";
-    case RD_LOG_ERROR: return "ERROR";
+    case RD_LOG_DEBUG:
+        return "DEBUG";
+    case RD_LOG_INFO:
+        return "INFO";
+    case RD_LOG_WARN:
+        return "WARN";
+    case RD_LOG_ERROR:
+        return "ERROR";
     }
     return "INFO";
 }
@@ -364,10 +370,14 @@ static const char *level_upper(rd_log_level_t l)
 static const char *level_lower(rd_log_level_t l)
 {
     switch (l) {
-    case RD_LOG_DEBUG: return "debug";
-    case RD_LOG_INFO: return "info";
-    case RD_LOG_WARN: return "warn";
-    case RD_LOG_ERROR: return "error";
+    case RD_LOG_DEBUG:
+        return "debug";
+    case RD_LOG_INFO:
+        return "info";
+    case RD_LOG_WARN:
+        return "warn";
+    case RD_LOG_ERROR:
+        return "error";
     }
     return "info";
 }

@@ -7,6 +7,7 @@
 
 #include "runnerd/common.h"
 #include "runnerd/config.h"
+#include "runnerd/daemon.h"
 #include "runnerd/hostfacts.h"
 #include "runnerd/log.h"
 
@@ -50,7 +51,8 @@ static int check_config(const char *path)
 {
     rd_host_facts_t facts;
     char hostname[256];
-    rd_hostfacts_get(&facts, hostname, sizeof(hostname));
+    /* A fact that cannot be read is reported by the loader only if it is needed. */
+    (void)rd_hostfacts_gather(&facts, hostname, sizeof(hostname));
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load(path, &facts, &cfg, &errs);
@@ -116,12 +118,15 @@ int main(int argc, char **argv)
             return 0;
         case ':':
             return bad_usage("option %s needs an argument", argv[optind - 1]);
-        default:
-            if (optopt != 0) {
-                char opt[3] = {'-', (char)optopt, '\0'};
-                return bad_usage("unknown option %s", opt);
-            }
-            return bad_usage("unknown option %s", argv[optind - 1]);
+        default: {
+            /* A long option arrives whole in argv ("--bogus", "--version=1"); a short
+             * one may sit inside a cluster ("-Vx"), so name it by optopt. */
+            const char *arg = argv[optind - 1];
+            if (strncmp(arg, "--", 2) == 0)
+                return bad_usage("invalid option %s", arg);
+            char opt[3] = {'-', (char)optopt, '\0'};
+            return bad_usage("invalid option %s", opt);
+        }
         }
     }
     if (optind < argc)
@@ -138,8 +143,6 @@ int main(int argc, char **argv)
 
     if (check)
         return check_config(config);
-    (void)once;
-    (void)dry_run;
-    fprintf(stderr, "runnerd: running the daemon is not implemented yet\n");
-    return 1;
+    rd_daemon_opts_t opts = {.config_path = config, .once = once, .dry_run = dry_run};
+    return rd_daemon_run(&opts);
 }

@@ -14,11 +14,10 @@ const double rd_metrics_poll_bounds[RD_METRICS_POLL_BUCKETS] = {0.05, 0.1, 0.25,
 
 static const char *const rstate_names[RD_METRICS_RSTATE_COUNT] = {"starting", "idle", "busy",
                                                                   "stopping"};
-static const char *const http_names[RD_METRICS_HTTP_COUNT] = {"2xx", "3xx", "4xx", "5xx",
-                                                              "error"};
+static const char *const http_names[RD_METRICS_HTTP_COUNT] = {"2xx", "3xx", "4xx", "5xx", "error"};
 static const char *const webhook_names[RD_METRICS_WEBHOOK_COUNT] = {
-    "accepted", "duplicate", "ping", "ignored", "bad_signature", "malformed", "too_large",
-    "disabled"};
+    "accepted",      "duplicate", "ping",      "ignored",
+    "bad_signature", "malformed", "too_large", "disabled"};
 
 void rd_metrics_hist_observe(rd_metrics_hist_t *h, double seconds)
 {
@@ -238,8 +237,8 @@ char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
 
     head(&b, "runnerd_webhook_deliveries_total", "counter", "Webhook deliveries by result.");
     for (int r = 0; r < RD_METRICS_WEBHOOK_COUNT; r++)
-        buf_printf(&b, "runnerd_webhook_deliveries_total{result=\"%s\"} %llu\n",
-                   webhook_names[r], (unsigned long long)s->webhook_deliveries[r]);
+        buf_printf(&b, "runnerd_webhook_deliveries_total{result=\"%s\"} %llu\n", webhook_names[r],
+                   (unsigned long long)s->webhook_deliveries[r]);
 
     head(&b, "runnerd_config_reloads_total", "counter",
          "Configuration reloads (SIGHUP) by result.");

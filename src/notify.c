@@ -155,8 +155,7 @@ int rd_notify_reloading(rd_notify_t *n, const char *status)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t usec = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     char prefix[64];
-    snprintf(prefix, sizeof(prefix), "RELOADING=1\nMONOTONIC_USEC=%llu",
-             (unsigned long long)usec);
+    snprintf(prefix, sizeof(prefix), "RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)usec);
     return send_with_status(n, prefix, status);
 }
 

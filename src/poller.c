@@ -50,6 +50,8 @@ struct prepo {
     size_t queued;
     bool wanted;     /* used while rebuilding membership */
     bool cycle;      /* must be polled in the running cycle */
+    uint64_t hash;   /* of the lower-case full name */
+    prepo_t *hnext;  /* hash chain */
 };
 
 struct ptarget {
@@ -83,6 +85,9 @@ struct rd_poller {
     size_t ntargets;
     prepo_t **repos;
     size_t nrepos;
+    prepo_t **hb; /* hash buckets by lower-case full name */
+    size_t nhb;
+    size_t cycle_pending; /* targets and repos with cycle set */
     size_t inflight, max_inflight;
     size_t cursor; /* where the last scan of repos stopped */
     /* the running cycle (rd_poller_run_once) */
@@ -104,13 +109,70 @@ static int64_t now_ms(void)
 
 static void schedule(rd_poller_t *p);
 
+static uint64_t hash_ci(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)tolower((unsigned char)*s);
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static void set_cycle(rd_poller_t *p, bool *flag, bool on)
+{
+    if (*flag == on)
+        return;
+    *flag = on;
+    if (on)
+        p->cycle_pending++;
+    else
+        p->cycle_pending--;
+}
+
+static void hash_insert(rd_poller_t *p, prepo_t *r)
+{
+    if (p->nrepos + 1 > p->nhb) {
+        size_t nb = p->nhb ? p->nhb * 2 : 256;
+        prepo_t **b = rd_xcalloc(nb, sizeof(*b));
+        for (size_t i = 0; i < p->nhb; i++) {
+            prepo_t *e = p->hb[i], *next;
+            for (; e; e = next) {
+                next = e->hnext;
+                e->hnext = b[e->hash % nb];
+                b[e->hash % nb] = e;
+            }
+        }
+        free(p->hb);
+        p->hb = b;
+        p->nhb = nb;
+    }
+    r->hnext = p->hb[r->hash % p->nhb];
+    p->hb[r->hash % p->nhb] = r;
+}
+
+static void hash_remove(rd_poller_t *p, prepo_t *r)
+{
+    if (p->nhb == 0)
+        return;
+    for (prepo_t **pp = &p->hb[r->hash % p->nhb]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == r) {
+            *pp = r->hnext;
+            return;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ repos */
 
 static prepo_t *repo_find(rd_poller_t *p, const char *full)
 {
-    for (size_t i = 0; i < p->nrepos; i++)
-        if (strcasecmp(p->repos[i]->full, full) == 0)
-            return p->repos[i];
+    if (p->nhb == 0)
+        return NULL;
+    uint64_t h = hash_ci(full);
+    for (prepo_t *r = p->hb[h % p->nhb]; r; r = r->hnext)
+        if (r->hash == h && strcasecmp(r->full, full) == 0)
+            return r;
     return NULL;
 }
 
@@ -124,11 +186,13 @@ static prepo_t *repo_add(rd_poller_t *p, const char *full)
     r->name = rd_xstrdup(slash + 1);
     r->full = rd_xstrdup(full);
     r->scope = rd_xasprintf("repos/%s", full);
+    r->hash = hash_ci(full);
     rd_pace_target_add(p->pace, &r->pt);
+    hash_insert(p, r);
     p->repos = rd_xrealloc(p->repos, (p->nrepos + 1) * sizeof(*p->repos));
     p->repos[p->nrepos++] = r;
     if (p->cycle_active)
-        r->cycle = true;
+        set_cycle(p, &r->cycle, true);
     return r;
 }
 
@@ -141,6 +205,8 @@ static void repo_drop(rd_poller_t *p, prepo_t *r, bool drop_demand)
         p->inflight--;
     }
     rd_pace_target_remove(p->pace, &r->pt);
+    hash_remove(p, r);
+    set_cycle(p, &r->cycle, false);
     if (drop_demand && rd_demand_reconcile(p->demand, r->full, NULL, 0, INT64_MAX) > 0 &&
         p->changed)
         p->changed(p->ud);
@@ -203,6 +269,7 @@ static void rebuild_repos(rd_poller_t *p)
 
 static void target_free(rd_poller_t *p, ptarget_t *t)
 {
+    set_cycle(p, &t->cycle, false);
     if (t->list_inflight) {
         t->list_inflight->target = NULL;
         t->list_inflight = NULL;
@@ -253,14 +320,8 @@ static bool filter_allows(const ptarget_t *t, const char *name)
 
 static void cycle_check(rd_poller_t *p)
 {
-    if (!p->cycle_active)
+    if (!p->cycle_active || p->cycle_pending > 0)
         return;
-    for (size_t i = 0; i < p->ntargets; i++)
-        if (p->targets[i]->cycle)
-            return;
-    for (size_t i = 0; i < p->nrepos; i++)
-        if (p->repos[i]->cycle)
-            return;
     p->cycle_active = false;
     rd_poller_cycle_cb cb = p->cycle_cb;
     void *ud = p->cycle_ud;
@@ -316,7 +377,7 @@ static void on_org_repos(void *ud, int err, const rd_gh_repos_t *repos)
         if (t->cycle)
             p->cycle_failed++;
     }
-    t->cycle = false;
+    set_cycle(p, &t->cycle, false);
     if (!p->closing) {
         schedule(p);
         cycle_check(p);
@@ -336,7 +397,7 @@ static void start_list(rd_poller_t *p, ptarget_t *t, int64_t now)
         int64_t at = rd_github_retry_at(p->gh, t->scope);
         t->next_list_ms = at > now ? at : now + ORG_RETRY_MS;
         if (t->cycle) {
-            t->cycle = false;
+            set_cycle(p, &t->cycle, false);
             p->cycle_failed++;
         }
         return;
@@ -391,7 +452,7 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
         if (r->cycle)
             p->cycle_failed++;
     }
-    r->cycle = false;
+    set_cycle(p, &r->cycle, false);
     if (changed && p->changed)
         p->changed(p->ud);
     if (!p->closing) {
@@ -412,7 +473,7 @@ static void start_poll(rd_poller_t *p, prepo_t *r, int64_t now)
         r->last_err = rc;
         r->last_err_ms = now;
         if (r->cycle) {
-            r->cycle = false;
+            set_cycle(p, &r->cycle, false);
             p->cycle_failed++;
         }
         /* retry_at of the scope governs the next attempt (see repo_due). */
@@ -471,7 +532,7 @@ static void schedule(rd_poller_t *p)
         if (due <= now) {
             if (t->cycle && rd_github_retry_at(p->gh, t->scope) > now) {
                 /* Backing off: this cycle counts it failed rather than waiting. */
-                t->cycle = false;
+                set_cycle(p, &t->cycle, false);
                 p->cycle_failed++;
                 failed_now = true;
                 due = target_list_due(p, t);
@@ -495,7 +556,7 @@ static void schedule(rd_poller_t *p)
         int64_t due = repo_due(p, r);
         if (due <= now) {
             if (r->cycle && rd_github_retry_at(p->gh, r->scope) > now) {
-                r->cycle = false;
+                set_cycle(p, &r->cycle, false);
                 p->cycle_failed++;
                 failed_now = true;
                 if (!p->started)
@@ -550,7 +611,7 @@ static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
         if (t == NULL) {
             t = target_new(ct);
             if (p->cycle_active && t->kind == RD_TARGET_ORG)
-                t->cycle = true;
+                set_cycle(p, &t->cycle, true);
         }
         if (t->kind == RD_TARGET_ORG) {
             bool changed = t->nfilter != ct->nrepos;
@@ -625,9 +686,9 @@ int rd_poller_run_once(rd_poller_t *p, rd_poller_cycle_cb cb, void *ud)
     p->cycle_ud = ud;
     for (size_t i = 0; i < p->ntargets; i++)
         if (p->targets[i]->kind == RD_TARGET_ORG)
-            p->targets[i]->cycle = true;
+            set_cycle(p, &p->targets[i]->cycle, true);
     for (size_t i = 0; i < p->nrepos; i++)
-        p->repos[i]->cycle = true;
+        set_cycle(p, &p->repos[i]->cycle, true);
     /* From the loop, so cb never runs inside this call. */
     uv_timer_start(&p->timer, on_timer, 0, 0);
     return 0;
@@ -656,14 +717,22 @@ void rd_poller_note_activity(rd_poller_t *p, const char *repo)
     schedule(p);
 }
 
-static bool target_covers(const ptarget_t *t, const prepo_t *r)
+static void status_add_repo(rd_poller_t *p, prepo_t *r, rd_poller_status_t *s, int *err,
+                            int64_t *err_ms, int64_t *bo)
 {
-    if (t->kind == RD_TARGET_REPO)
-        return strcasecmp(t->owner, r->owner) == 0 && strcasecmp(t->repo, r->name) == 0;
-    for (size_t i = 0; i < t->nlisted; i++)
-        if (strcasecmp(t->listed[i], r->full) == 0)
-            return true;
-    return false;
+    if (r == NULL)
+        return;
+    s->repos++;
+    s->queued += r->queued;
+    if (r->last_ok_ms > s->last_poll_ms)
+        s->last_poll_ms = r->last_ok_ms;
+    if (r->last_err && r->last_err_ms >= *err_ms) {
+        *err = r->last_err;
+        *err_ms = r->last_err_ms;
+    }
+    int64_t at = rd_github_retry_at(p->gh, r->scope);
+    if (at > *bo)
+        *bo = at;
 }
 
 size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max)
@@ -677,21 +746,13 @@ size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max)
         int err = t->list_err;
         int64_t err_ms = err ? t->list_err_ms : 0;
         int64_t bo = rd_github_retry_at(p->gh, t->scope);
-        for (size_t k = 0; k < p->nrepos; k++) {
-            prepo_t *r = p->repos[k];
-            if (!target_covers(t, r))
-                continue;
-            s->repos++;
-            s->queued += r->queued;
-            if (r->last_ok_ms > s->last_poll_ms)
-                s->last_poll_ms = r->last_ok_ms;
-            if (r->last_err && r->last_err_ms >= err_ms) {
-                err = r->last_err;
-                err_ms = r->last_err_ms;
-            }
-            int64_t at = rd_github_retry_at(p->gh, r->scope);
-            if (at > bo)
-                bo = at;
+        if (t->kind == RD_TARGET_REPO) {
+            char *full = rd_xasprintf("%s/%s", t->owner, t->repo);
+            status_add_repo(p, repo_find(p, full), s, &err, &err_ms, &bo);
+            free(full);
+        } else {
+            for (size_t k = 0; k < t->nlisted; k++)
+                status_add_repo(p, repo_find(p, t->listed[k]), s, &err, &err_ms, &bo);
         }
         s->last_error = err ? rd_strerror(err) : NULL;
         s->last_error_ms = err ? err_ms : 0;
@@ -722,6 +783,9 @@ void rd_poller_close(rd_poller_t *p, void (*closed_cb)(void *ud), void *ud)
     free(p->repos);
     p->repos = NULL;
     p->nrepos = 0;
+    free(p->hb);
+    p->hb = NULL;
+    p->nhb = 0;
     for (size_t i = 0; i < p->ntargets; i++)
         target_free(p, p->targets[i]);
     free(p->targets);

@@ -35,14 +35,22 @@
 const char *rd_limit_name(rd_limit_t limit)
 {
     switch (limit) {
-    case RD_LIMIT_NONE: return NULL;
-    case RD_LIMIT_POOL_MAX: return "pool_max";
-    case RD_LIMIT_HOST_MAX: return "host_max";
-    case RD_LIMIT_HOST_CPUS: return "host_cpus";
-    case RD_LIMIT_HOST_MEMORY: return "host_memory";
-    case RD_LIMIT_HOST_GPUS: return "host_gpus";
-    case RD_LIMIT_DRAINING: return "draining";
-    case RD_LIMIT_BACKOFF: return "backoff";
+    case RD_LIMIT_NONE:
+        return NULL;
+    case RD_LIMIT_POOL_MAX:
+        return "pool_max";
+    case RD_LIMIT_HOST_MAX:
+        return "host_max";
+    case RD_LIMIT_HOST_CPUS:
+        return "host_cpus";
+    case RD_LIMIT_HOST_MEMORY:
+        return "host_memory";
+    case RD_LIMIT_HOST_GPUS:
+        return "host_gpus";
+    case RD_LIMIT_DRAINING:
+        return "draining";
+    case RD_LIMIT_BACKOFF:
+        return "backoff";
     }
     return NULL;
 }
@@ -83,15 +91,15 @@ int rd_sched_pick_pool(const rd_sched_pool_t *pools, size_t npools, const size_t
 typedef struct {
     unsigned demand;
     unsigned supply;
-    unsigned free;      /* starting/idle runners not tied to a specific queued job */
-    unsigned spare;     /* free runners left after covering the oldest uncovered jobs */
-    size_t *need;       /* uncovered jobs (indexes into in->jobs), oldest first */
+    unsigned free;  /* starting/idle runners not tied to a specific queued job */
+    unsigned spare; /* free runners left after covering the oldest uncovered jobs */
+    size_t *need;   /* uncovered jobs (indexes into in->jobs), oldest first */
     size_t nneed;
-    unsigned warm;      /* min_idle starts wanted here */
+    unsigned warm; /* min_idle starts wanted here */
     unsigned start;
     rd_limit_t limit;
-    bool blocked;       /* a cap stopped further starts */
-    int64_t *job_ids;   /* granted: job ids, then 0 for warm runners */
+    bool blocked;     /* a cap stopped further starts */
+    int64_t *job_ids; /* granted: job ids, then 0 for warm runners */
 } entry_t;
 
 typedef struct {
@@ -222,7 +230,7 @@ static bool grant(ctx_t *c, size_t s, size_t p, int64_t job_id)
 typedef struct {
     size_t scope;
     const rd_sched_job_t *oldest; /* NULL when it needs nothing */
-    size_t *items; /* uncovered jobs of the scope over all pools, oldest first */
+    size_t *items;                /* uncovered jobs of the scope over all pools, oldest first */
     size_t nitems;
     size_t next;
 } turn_t;
@@ -291,8 +299,8 @@ void rd_sched_plan(const rd_sched_input_t *in, rd_sched_plan_t *out)
         ages[j].job = j;
         if (job->scope < ns) {
             const rd_sched_scope_t *sc = &in->scopes[job->scope];
-            job_pool[j] = rd_sched_pick_pool(in->pools, np, sc->pools, sc->npools, job->labels,
-                                             job->nlabels);
+            job_pool[j] =
+                rd_sched_pick_pool(in->pools, np, sc->pools, sc->npools, job->labels, job->nlabels);
         }
         if (job_pool[j] < 0) {
             out->unmatched_ids[out->unmatched++] = job->id;

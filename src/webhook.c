@@ -199,15 +199,24 @@ size_t rd_webhook_dedup_count(const rd_webhook_dedup_t *d)
 const char *rd_webhook_result_name(rd_webhook_result_t r)
 {
     switch (r) {
-    case RD_WEBHOOK_ACCEPTED: return "accepted";
-    case RD_WEBHOOK_DUPLICATE: return "duplicate";
-    case RD_WEBHOOK_PING: return "ping";
-    case RD_WEBHOOK_IGNORED: return "ignored";
-    case RD_WEBHOOK_BAD_SIGNATURE: return "bad_signature";
-    case RD_WEBHOOK_MALFORMED: return "malformed";
-    case RD_WEBHOOK_TOO_LARGE: return "too_large";
-    case RD_WEBHOOK_DISABLED: return "disabled";
-    case RD_WEBHOOK_RESULT_COUNT: break;
+    case RD_WEBHOOK_ACCEPTED:
+        return "accepted";
+    case RD_WEBHOOK_DUPLICATE:
+        return "duplicate";
+    case RD_WEBHOOK_PING:
+        return "ping";
+    case RD_WEBHOOK_IGNORED:
+        return "ignored";
+    case RD_WEBHOOK_BAD_SIGNATURE:
+        return "bad_signature";
+    case RD_WEBHOOK_MALFORMED:
+        return "malformed";
+    case RD_WEBHOOK_TOO_LARGE:
+        return "too_large";
+    case RD_WEBHOOK_DISABLED:
+        return "disabled";
+    case RD_WEBHOOK_RESULT_COUNT:
+        break;
     }
     return "unknown";
 }
@@ -215,11 +224,16 @@ const char *rd_webhook_result_name(rd_webhook_result_t r)
 const char *rd_webhook_job_action_name(rd_webhook_job_action_t a)
 {
     switch (a) {
-    case RD_WEBHOOK_JOB_NONE: return "none";
-    case RD_WEBHOOK_JOB_QUEUED: return "queued";
-    case RD_WEBHOOK_JOB_IN_PROGRESS: return "in_progress";
-    case RD_WEBHOOK_JOB_COMPLETED: return "completed";
-    case RD_WEBHOOK_JOB_WAITING: return "waiting";
+    case RD_WEBHOOK_JOB_NONE:
+        return "none";
+    case RD_WEBHOOK_JOB_QUEUED:
+        return "queued";
+    case RD_WEBHOOK_JOB_IN_PROGRESS:
+        return "in_progress";
+    case RD_WEBHOOK_JOB_COMPLETED:
+        return "completed";
+    case RD_WEBHOOK_JOB_WAITING:
+        return "waiting";
     }
     return "unknown";
 }

@@ -148,6 +148,11 @@ void rd_config_free(rd_config_t *cfg);
 void rd_config_errors_free(rd_config_errors_t *errs);
 /** Print every error, one "file:line:col: path: reason" line each. */
 void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp);
+/**
+ * One error as "file:line:col: path: reason" (heap string, caller frees), for
+ * logging. "file: reason" when the file itself could not be read (line 0).
+ */
+char *rd_config_error_str(const rd_config_error_t *e);
 
 /** Print the --check-config summary (pools, targets, resolved host capacity). */
 void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);

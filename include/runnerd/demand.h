@@ -49,7 +49,11 @@ void rd_demand_retarget(rd_demand_t *d, const int *map, size_t nmap);
 
 rd_job_t *rd_demand_get(rd_demand_t *d, int64_t id);
 size_t rd_demand_count(const rd_demand_t *d);
-/** Iterate: pass *it = 0 first; returns NULL at the end. Order is by job id. */
+/**
+ * Iterate: pass *it = 0 first; returns NULL at the end. Order is by job id.
+ * Do not upsert or remove while iterating (positions shift). A job's address
+ * stays the same from its insertion until its removal.
+ */
 rd_job_t *rd_demand_next(rd_demand_t *d, size_t *it);
 
 #endif

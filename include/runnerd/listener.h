@@ -41,25 +41,26 @@ typedef struct {
 } rd_listener_cbs_t;
 
 typedef struct {
-    const char *listen;          /* "127.0.0.1:9464", "[::1]:9464", "localhost:9464"; port 0 = any */
-    size_t max_header_bytes;     /* request line + headers; over it: 431 (default 16 KiB) */
-    size_t max_headers;          /* header lines; over it: 431 (default 100) */
-    size_t max_body_webhook;     /* POST /webhook body; over it: 413 (default 25 MiB) */
-    size_t max_body_other;       /* any other request's body; over it: 413 (default 4 KiB) */
-    uint64_t header_timeout_ms;  /* accept (or the previous response) to end of headers (10 s) */
-    uint64_t body_timeout_ms;    /* end of headers to end of body (30 s) */
-    size_t max_connections;      /* beyond it new connections are accepted and closed (1024) */
+    const char *listen;         /* "127.0.0.1:9464", "[::1]:9464", "localhost:9464"; port 0 = any */
+    size_t max_header_bytes;    /* request line + headers; over it: 431 (default 16 KiB) */
+    size_t max_headers;         /* header lines; over it: 431 (default 100) */
+    size_t max_body_webhook;    /* POST /webhook body; over it: 413 (default 25 MiB) */
+    size_t max_body_other;      /* any other request's body; over it: 413 (default 4 KiB) */
+    size_t max_body_total;      /* bodies buffered over all connections; over it: 503 (64 MiB) */
+    uint64_t header_timeout_ms; /* accept (or the previous response) to end of headers (10 s) */
+    uint64_t body_timeout_ms;   /* end of headers to end of body (30 s) */
+    size_t max_connections;     /* beyond it new connections are accepted and closed (1024) */
 } rd_listener_opts_t;
 
 /* Counters since start, for logs and metrics. */
 typedef struct {
-    uint64_t connections;        /* accepted and served */
-    uint64_t connections_refused;/* accepted and closed at once: max_connections reached */
-    uint64_t requests;           /* complete requests answered */
-    uint64_t timeouts;           /* connections closed by the header/body timeout */
-    uint64_t bad_requests;       /* 400 (parse errors) */
-    uint64_t too_large;          /* 413 and 431 */
-    uint64_t webhook_too_large;  /* 413 on /webhook: count as webhook result "too_large" */
+    uint64_t connections;         /* accepted and served */
+    uint64_t connections_refused; /* accepted and closed at once: max_connections reached */
+    uint64_t requests;            /* complete requests answered */
+    uint64_t timeouts;            /* connections closed by the header/body timeout */
+    uint64_t bad_requests;        /* 400 (parse errors) */
+    uint64_t too_large;           /* 413 and 431 */
+    uint64_t webhook_too_large;   /* 413 on /webhook: count as webhook result "too_large" */
     size_t open_connections;
 } rd_listener_stats_t;
 
@@ -76,8 +77,8 @@ int rd_listener_parse_addr(const char *listen, struct sockaddr_storage *addr);
  * Bind and listen on opts->listen. cbs is copied. Returns 0 and *out, or a
  * negative RD_E* code (bad address, bind failure: logged).
  */
-int rd_listener_start(uv_loop_t *loop, const rd_listener_opts_t *opts,
-                      const rd_listener_cbs_t *cbs, rd_listener_t **out);
+int rd_listener_start(uv_loop_t *loop, const rd_listener_opts_t *opts, const rd_listener_cbs_t *cbs,
+                      rd_listener_t **out);
 
 /** The bound port (useful after listening on port 0). */
 int rd_listener_port(const rd_listener_t *l);

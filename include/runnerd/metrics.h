@@ -58,24 +58,24 @@ typedef struct {
 void rd_metrics_hist_observe(rd_metrics_hist_t *h, double seconds);
 
 typedef struct {
-    const char *name;         /* pool name (label "pool") */
-    int64_t queued_jobs;      /* queued jobs this pool was chosen to serve */
+    const char *name;    /* pool name (label "pool") */
+    int64_t queued_jobs; /* queued jobs this pool was chosen to serve */
     int64_t runners[RD_METRICS_RSTATE_COUNT];
-    int64_t max_runners;      /* configured max_runners */
-    bool degraded;            /* backing off after failures */
-    bool draining;            /* removed from the config or shrunk: finishing */
-    uint64_t starts_total;    /* runners started (docker run spawned) */
-    uint64_t failures_total;  /* starts that failed: JIT config, spawn, startup timeout, bad exit */
+    int64_t max_runners;     /* configured max_runners */
+    bool degraded;           /* backing off after failures */
+    bool draining;           /* removed from the config or shrunk: finishing */
+    uint64_t starts_total;   /* runners started (docker run spawned) */
+    uint64_t failures_total; /* starts that failed: JIT config, spawn, startup timeout, bad exit */
 } rd_metrics_pool_t;
 
 typedef struct {
-    const char *version;     /* build_info label; NULL = RD_VERSION */
-    const char *instance;    /* build_info label "instance" (may be NULL) */
-    double start_time_s;     /* process start, seconds since the epoch (0 = omit) */
+    const char *version;  /* build_info label; NULL = RD_VERSION */
+    const char *instance; /* build_info label "instance" (may be NULL) */
+    double start_time_s;  /* process start, seconds since the epoch (0 = omit) */
 
     const rd_metrics_pool_t *pools;
     size_t npools;
-    int64_t unmatched_jobs;  /* queued jobs no pool serves */
+    int64_t unmatched_jobs;    /* queued jobs no pool serves */
     int64_t queued_jobs_total; /* all queued jobs in the demand table */
 
     uint64_t api_requests[RD_METRICS_HTTP_COUNT];
@@ -90,7 +90,7 @@ typedef struct {
     uint64_t reloads_failed;
     double last_reload_success_s; /* epoch seconds of the last good (re)load; 0 = omit */
 
-    int64_t targets;        /* configured targets */
+    int64_t targets;         /* configured targets */
     int64_t targets_backoff; /* targets currently backing off after errors */
 } rd_metrics_snapshot_t;
 
@@ -104,7 +104,8 @@ void rd_metrics_snapshot_init(rd_metrics_snapshot_t *s);
  */
 char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len);
 
-/** Write v into out (NUL-terminated, truncated at an escape boundary) as a label value, escaping backslash, double quote and newline. */
+/** Write v into out (NUL-terminated, truncated at an escape boundary) as a label value, escaping
+ * backslash, double quote and newline. */
 void rd_metrics_escape_label(const char *v, char *out, size_t out_size);
 
 #endif

@@ -57,18 +57,19 @@ size_t rd_webhook_dedup_count(const rd_webhook_dedup_t *d);
 
 /* What a delivery came to; also the `result` label of runnerd_webhook_deliveries_total. */
 typedef enum {
-    RD_WEBHOOK_ACCEPTED = 0, /* 200: a workflow_job delivery the daemon must apply */
-    RD_WEBHOOK_DUPLICATE,    /* 200: delivery id seen before; nothing changes */
-    RD_WEBHOOK_PING,         /* 200: the "ping" event sent when a hook is created */
-    RD_WEBHOOK_IGNORED,      /* 202: another event, or a workflow_job action we do not use */
-    RD_WEBHOOK_BAD_SIGNATURE,/* 401: signature missing, malformed or wrong */
-    RD_WEBHOOK_MALFORMED,    /* 400: missing headers, JSON that is not a workflow_job event */
-    RD_WEBHOOK_TOO_LARGE,    /* 413: set by the listener, never by rd_webhook_process */
-    RD_WEBHOOK_DISABLED,     /* 404: no webhook_secret_file configured */
+    RD_WEBHOOK_ACCEPTED = 0,  /* 200: a workflow_job delivery the daemon must apply */
+    RD_WEBHOOK_DUPLICATE,     /* 200: delivery id seen before; nothing changes */
+    RD_WEBHOOK_PING,          /* 200: the "ping" event sent when a hook is created */
+    RD_WEBHOOK_IGNORED,       /* 202: another event, or a workflow_job action we do not use */
+    RD_WEBHOOK_BAD_SIGNATURE, /* 401: signature missing, malformed or wrong */
+    RD_WEBHOOK_MALFORMED,     /* 400: missing headers, JSON that is not a workflow_job event */
+    RD_WEBHOOK_TOO_LARGE,     /* 413: set by the listener, never by rd_webhook_process */
+    RD_WEBHOOK_DISABLED,      /* 404: no webhook_secret_file configured */
     RD_WEBHOOK_RESULT_COUNT
 } rd_webhook_result_t;
 
-/** "accepted", "duplicate", "ping", "ignored", "bad_signature", "malformed", "too_large", "disabled". */
+/** "accepted", "duplicate", "ping", "ignored", "bad_signature", "malformed", "too_large",
+ * "disabled". */
 const char *rd_webhook_result_name(rd_webhook_result_t r);
 
 /* What an accepted workflow_job delivery says about its job. */
@@ -85,10 +86,10 @@ const char *rd_webhook_job_action_name(rd_webhook_job_action_t a);
 
 typedef struct {
     rd_webhook_result_t result;
-    int http_status;              /* 200, 202, 400, 401, 404 */
-    const char *message;          /* static text for the response body */
+    int http_status;                /* 200, 202, 400, 401, 404 */
+    const char *message;            /* static text for the response body */
     rd_webhook_job_action_t action; /* RD_WEBHOOK_JOB_NONE unless result is ACCEPTED */
-    rd_gh_job_t job;              /* valid when action != NONE; rd_webhook_outcome_clear frees it */
+    rd_gh_job_t job; /* valid when action != NONE; rd_webhook_outcome_clear frees it */
 } rd_webhook_outcome_t;
 
 /**

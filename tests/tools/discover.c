@@ -32,6 +32,31 @@ typedef struct {
     int closing;
 } app_t;
 
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Peak RSS of this process image: VmHWM (ru_maxrss would include the RSS of
+ * whatever process forked us, since Linux keeps the maximum across exec). */
+static long vmhwm_kib(void)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (fp && fgets(line, sizeof(line), fp))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            v = strtol(line + 6, NULL, 10);
+    if (fp)
+        fclose(fp);
+    return v;
+}
+
+static double cycle_start_cpu;
+
 static void json_str(const char *s)
 {
     putchar('"');
@@ -73,10 +98,13 @@ static void on_cycle(void *ud, size_t failed)
     }
     rd_github_stats_t st;
     rd_github_get_stats(a->gh, &st);
+    double cpu = cpu_s();
     printf("{\"cycle\":%d,\"failed\":%zu,\"jobs\":%zu,\"requests\":%llu,\"not_modified\":%llu,"
-           "\"budget_used\":%llu,\"targets\":[",
+           "\"budget_used\":%llu,\"cpu_ms\":%.1f,\"vmhwm_kib\":%ld,\"targets\":[",
            a->done, failed, rd_demand_count(a->demand), (unsigned long long)st.requests,
-           (unsigned long long)st.not_modified, (unsigned long long)st.budget_used_last_hour);
+           (unsigned long long)st.not_modified, (unsigned long long)st.budget_used_last_hour,
+           (cpu - cycle_start_cpu) * 1000.0, vmhwm_kib());
+    cycle_start_cpu = cpu;
     rd_poller_status_t ss[256];
     size_t n = rd_poller_status(a->poller, ss, 256);
     for (size_t i = 0; i < n && i < 256; i++) {
@@ -92,6 +120,7 @@ static void on_cycle(void *ud, size_t failed)
     printf("]}\n");
     fflush(stdout);
     if (a->done < a->cycles) {
+        cycle_start_cpu = cpu_s();
         int rc = rd_poller_run_once(a->poller, on_cycle, a);
         if (rc == 0)
             return;
@@ -144,6 +173,7 @@ int main(int argc, char **argv)
     }
     a.demand = rd_demand_new();
     rc = rd_poller_new(&loop, a.gh, a.demand, a.cfg, NULL, NULL, &a.poller);
+    cycle_start_cpu = cpu_s();
     if (rc == 0)
         rc = rd_poller_run_once(a.poller, on_cycle, &a);
     if (rc != 0) {
@@ -160,11 +190,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "rd_discover: loop still has handles open\n");
         return 1;
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    fprintf(stderr, "rd_discover: cpu %.3f s, maxrss %ld KiB\n",
-            (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-                ru.ru_stime.tv_usec / 1e6,
-            ru.ru_maxrss);
+    fprintf(stderr, "rd_discover: cpu %.3f s, peak RSS %ld KiB\n", cpu_s(), vmhwm_kib());
     return 0;
 }

@@ -563,7 +563,7 @@ static void test_key_errors(void **state)
                   "t.yaml:9:1: bogus: unknown key\n"
                   "t.yaml:10:1: github: duplicate key (first at line 1)\n");
     expect_errors("github:\n  token_env: A\n  tokenenv: B\n  token_env: C\n" MIN_POOL MIN_TARGET,
-                  "t.yaml:3:3: github.tokenenv: unknown key\n"
+                  "t.yaml:3:3: github.tokenenv: unknown key (did you mean token_env?)\n"
                   "t.yaml:4:3: github.token_env: duplicate key (first at line 2)\n");
     expect_errors("github: {token_env: X}\n",
                   "t.yaml:1:1: pools: is required (a list of at least one pool)\n"
@@ -876,7 +876,7 @@ static void test_all_errors(void **state)
                         "set (token_env is already set at line 2)\n"
                         "t.yaml:5:9: host.cpus: must be a number of CPUs such as 2 or 0.5, not "
                         "\"none\"\n"
-                        "t.yaml:10:5: pools[0].cpu: unknown key\n"
+                        "t.yaml:10:5: pools[0].cpu: unknown key (did you mean cpus?)\n"
                         "t.yaml:13:13: targets[0].pools[0]: unknown pool \"q\"\n");
     free(got);
 }

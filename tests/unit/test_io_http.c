@@ -27,17 +27,23 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "runnerd/common.h"
 #include "runnerd/http.h"
 
 static const char server_py[] =
-    "import sys, threading, time\n"
+    "import ssl, sys, threading, time\n"
     "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
     "from urllib.parse import urlparse, parse_qs\n"
     "lock = threading.Lock()\n"
     "st = {'cur': 0, 'max': 0, 'conns': 0}\n"
     "class H(BaseHTTPRequestHandler):\n"
     "    protocol_version = 'HTTP/1.1'\n"
+    "    disable_nagle_algorithm = True\n"
     "    tagged = False\n"
     "    def tag(self):\n"
     "        if self.tagged: return\n"
@@ -95,6 +101,9 @@ static const char server_py[] =
     "        elif p == '/reset':\n"
     "            with lock: st['max'] = 0; st['conns'] = 0\n"
     "            self.out(200, 'ok')\n"
+    "        elif p == '/close':\n"
+    "            self.close_connection = True\n"
+    "            self.out(200, 'bye', [('Connection', 'close')])\n"
     "        else: self.out(404, 'nope')\n"
     "    do_HEAD = do_GET\n"
     "    def do_POST(self):\n"
@@ -108,11 +117,66 @@ static const char server_py[] =
     "    daemon_threads = True\n"
     "    def handle_error(self, *a): pass\n"
     "srv = S(('127.0.0.1', 0), H)\n"
-    "print(srv.server_address[1], flush=True)\n"
+    "tls = S(('127.0.0.1', 0), H)\n"
+    "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+    "ctx.load_cert_chain(sys.argv[1], sys.argv[2])\n"
+    "ctx.set_alpn_protocols(['http/1.1'])\n"
+    "tls.socket = ctx.wrap_socket(tls.socket, server_side=True)\n"
+    "threading.Thread(target=tls.serve_forever, daemon=True).start()\n"
+    "print(srv.server_address[1], tls.server_address[1], flush=True)\n"
     "srv.serve_forever()\n";
 
 static pid_t server_pid = -1;
-static int server_port;
+static int server_port; /* plain HTTP */
+static int tls_port;    /* HTTPS with a self-signed certificate for IP 127.0.0.1 */
+static char tmpdir[64];
+static char cert_path[128]; /* also the CA file that trusts it */
+static char key_path[128];
+
+/* Write a self-signed certificate for IP:127.0.0.1 and its key (PEM). */
+static int make_cert(void)
+{
+    int rc = -1;
+    EVP_PKEY *k = EVP_RSA_gen(2048);
+    X509 *x = X509_new();
+    FILE *fc = NULL, *fk = NULL;
+    if (k == NULL || x == NULL)
+        goto out;
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, k);
+    X509_NAME *nm = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
+    X509_set_issuer_name(x, nm);
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+    if (ext == NULL)
+        goto out;
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    if (X509_sign(x, k, EVP_sha256()) == 0)
+        goto out;
+    fc = fopen(cert_path, "w");
+    fk = fopen(key_path, "w");
+    if (fc == NULL || fk == NULL)
+        goto out;
+    if (PEM_write_X509(fc, x) != 1 || PEM_write_PrivateKey(fk, k, NULL, NULL, 0, NULL, NULL) != 1)
+        goto out;
+    rc = 0;
+out:
+    if (fc)
+        fclose(fc);
+    if (fk)
+        fclose(fk);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return rc;
+}
 
 static char *url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *url(const char *fmt, ...)
@@ -128,6 +192,15 @@ static char *url(const char *fmt, ...)
 static int start_server(void **state)
 {
     (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/rd-test-http-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    snprintf(cert_path, sizeof(cert_path), "%s/cert.pem", tmpdir);
+    snprintf(key_path, sizeof(key_path), "%s/key.pem", tmpdir);
+    if (make_cert() != 0) {
+        fprintf(stderr, "could not make a test certificate\n");
+        return -1;
+    }
     int p[2];
     if (pipe(p) != 0)
         return -1;
@@ -139,11 +212,11 @@ static int start_server(void **state)
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
-        execlp("python3", "python3", "-c", server_py, (char *)NULL);
+        execlp("python3", "python3", "-c", server_py, cert_path, key_path, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
-    char buf[32] = {0};
+    char buf[64] = {0};
     size_t n = 0;
     while (n < sizeof(buf) - 1) {
         ssize_t k = read(p[0], buf + n, 1);
@@ -153,8 +226,7 @@ static int start_server(void **state)
     }
     close(p[0]);
     server_pid = pid;
-    server_port = atoi(buf);
-    if (server_port <= 0) {
+    if (sscanf(buf, "%d %d", &server_port, &tls_port) != 2 || server_port <= 0 || tls_port <= 0) {
         fprintf(stderr, "test server did not start\n");
         return -1;
     }
@@ -169,6 +241,9 @@ static int stop_server(void **state)
         waitpid(server_pid, NULL, 0);
         server_pid = -1;
     }
+    unlink(cert_path);
+    unlink(key_path);
+    rmdir(tmpdir);
     return 0;
 }
 
@@ -557,6 +632,66 @@ static void test_many_concurrent_capped(void **state)
     fx_finish(&f);
 }
 
+/* The server closes every connection: sockets (and their fd numbers) churn, so
+ * uv_poll handles are closed and re-created for reused descriptors. */
+static void test_connection_churn(void **state)
+{
+    (void)state;
+    fixture_t f;
+    rd_http_options_t o = {.max_connections = 2};
+    fx_init(&f, &o);
+    enum { N = 60 };
+    result_t *rs = rd_xcalloc(N, sizeof(*rs));
+    char *u = url("/close");
+    for (int i = 0; i < N; i++)
+        get(&f, u, NULL, &rs[i]);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(rs[i].called, 1);
+        assert_int_equal(rs[i].error, 0);
+        assert_string_equal(rs[i].body, "bye");
+        result_free(&rs[i]);
+    }
+    free(rs);
+    free(u);
+    fx_finish(&f);
+}
+
+/* HTTPS: trusted through ca_file; refused without it (the system store does not
+ * know this self-signed certificate). */
+static void test_tls_ca_file(void **state)
+{
+    (void)state;
+    char *u = rd_xasprintf("https://127.0.0.1:%d/hello", tls_port);
+    fixture_t f;
+    rd_http_options_t o = {.ca_file = cert_path};
+    fx_init(&f, &o);
+    result_t ok = {0}, ok2 = {0};
+    get(&f, u, NULL, &ok);
+    get(&f, u, NULL, &ok2);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(ok.error, 0);
+    assert_int_equal(ok.status, 200);
+    assert_string_equal(ok.body, "hello");
+    assert_string_equal(ok.etag, "\"abc\"");
+    assert_int_equal(ok2.status, 200);
+    result_free(&ok);
+    result_free(&ok2);
+    fx_finish(&f);
+
+    fixture_t g;
+    fx_init(&g, NULL);
+    result_t bad = {0};
+    get(&g, u, NULL, &bad);
+    uv_run(&g.loop, UV_RUN_DEFAULT);
+    assert_int_equal(bad.called, 1);
+    assert_int_equal(bad.error, RD_EIO);
+    assert_int_equal(bad.status, 0);
+    result_free(&bad);
+    fx_finish(&g);
+    free(u);
+}
+
 static void test_cancel(void **state)
 {
     (void)state;
@@ -718,6 +853,11 @@ static void test_close_idle_unused(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* The server is on loopback: never let an inherited proxy setting intercept it. */
+    static const char *const proxies[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+                                          "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+    for (size_t i = 0; i < RD_ARRAY_SIZE(proxies); i++)
+        unsetenv(proxies[i]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_headers),
         cmocka_unit_test(test_not_modified),
@@ -728,6 +868,8 @@ int main(void)
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_bad_request_args),
         cmocka_unit_test(test_many_concurrent_capped),
+        cmocka_unit_test(test_connection_churn),
+        cmocka_unit_test(test_tls_ca_file),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_reentrant_callbacks),
         cmocka_unit_test(test_close_from_callback),

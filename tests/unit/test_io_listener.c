@@ -59,9 +59,8 @@ static int cb_webhook(void *ud, const char *event, const char *delivery, const c
 {
     app_t *a = ud;
     rd_webhook_outcome_t o;
-    rd_webhook_process(a->webhook_enabled ? secret : NULL,
-                       a->webhook_enabled ? strlen(secret) : 0, a->dedup, event, delivery,
-                       signature, body, len, 1000, &o);
+    rd_webhook_process(a->webhook_enabled ? secret : NULL, a->webhook_enabled ? strlen(secret) : 0,
+                       a->dedup, event, delivery, signature, body, len, 1000, &o);
     if (o.result == RD_WEBHOOK_ACCEPTED)
         a->applied++;
     *message = o.message;
@@ -151,8 +150,7 @@ static void client_start(uv_loop_t *loop, client_t *c, int port, const char *req
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", port, &a);
     uv_tcp_init(loop, &c->tcp);
-    assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&a, client_connected),
-                     0);
+    assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&a, client_connected), 0);
 }
 
 static void client_free(client_t *c)
@@ -297,9 +295,9 @@ static void test_parse_addr(void **state)
     assert_int_equal(a.ss_family, AF_INET6);
     assert_int_equal(rd_listener_parse_addr("localhost:80", &a), 0);
     assert_int_equal(rd_listener_parse_addr("0.0.0.0:0", &a), 0);
-    static const char *const bad[] = {"",          "9464",       "127.0.0.1",   "127.0.0.1:",
-                                      "::1:9464",  "[::1]9464",  "[::1]:",      "1.2.3.4:65536",
-                                      "host:9464", "1.2.3.4:-1", "1.2.3.4:9x", "[zz]:1"};
+    static const char *const bad[] = {
+        "",       "9464",          "127.0.0.1", "127.0.0.1:", "::1:9464",   "[::1]9464",
+        "[::1]:", "1.2.3.4:65536", "host:9464", "1.2.3.4:-1", "1.2.3.4:9x", "[zz]:1"};
     for (size_t i = 0; i < RD_ARRAY_SIZE(bad); i++)
         if (rd_listener_parse_addr(bad[i], &a) == 0)
             fail_msg("accepted '%s'", bad[i]);
@@ -372,8 +370,8 @@ static void test_keepalive_pipelined(void **state)
     fix_stop(f);
 }
 
-static char *webhook_req(const char *event, const char *delivery, const char *key,
-                         const char *body, size_t len, size_t *out_len)
+static char *webhook_req(const char *event, const char *delivery, const char *key, const char *body,
+                         size_t len, size_t *out_len)
 {
     char sig[RD_WEBHOOK_SIG_SIZE];
     rd_webhook_sign(key, strlen(key), body, len, sig);
@@ -520,8 +518,8 @@ static void test_oversize(void **state)
     free(req);
     free(chunk);
     /* Other routes take small bodies only. */
-    char *small = rd_xasprintf("GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
-                               64 * 1024);
+    char *small =
+        rd_xasprintf("GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 64 * 1024);
     assert_int_equal(simple(f, small, NULL), 413);
     free(small);
 
@@ -575,6 +573,31 @@ static void test_oversize_default_25mib(void **state)
     client_free(&c);
     free(full);
     free(head);
+    fix_stop(f);
+}
+
+static void test_body_budget(void **state)
+{
+    /* Bodies buffered over all connections are capped: a request crossing it gets 503. */
+    rd_listener_opts_t o;
+    rd_listener_opts_default(&o);
+    o.max_body_total = 1000;
+    fix_t *f = fix_start(&o);
+    char *body = rd_xmalloc(2000);
+    memset(body, ' ', 2000);
+    char *req = rd_xasprintf("POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"
+                             "%.*s",
+                             2000, body);
+    assert_int_equal(simple(f, req, NULL), 503);
+    /* Under the budget it works, and the budget is released after each request. */
+    char *ok = rd_xasprintf("POST /webhook HTTP/1.0\r\nHost: x\r\nContent-Length: 900\r\n\r\n"
+                            "%.*s",
+                            900, body);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(simple(f, ok, NULL), 401);
+    free(ok);
+    free(req);
+    free(body);
     fix_stop(f);
 }
 
@@ -747,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_webhook_no_callback),
         cmocka_unit_test(test_oversize),
         cmocka_unit_test(test_oversize_default_25mib),
+        cmocka_unit_test(test_body_budget),
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_concurrent_1000),
         cmocka_unit_test(test_max_connections),

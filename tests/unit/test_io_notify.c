@@ -83,9 +83,8 @@ static void test_messages(sock_t *s)
     recv_msg(s, buf, sizeof(buf));
     unsigned long long usec = 0;
     char status[64];
-    assert_int_equal(sscanf(buf, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%63[^\n]", &usec,
-                            status),
-                     2);
+    assert_int_equal(
+        sscanf(buf, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=%63[^\n]", &usec, status), 2);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     unsigned long long now = (unsigned long long)ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
@@ -240,9 +239,9 @@ int main(void)
 {
     rd_log_setup(RD_LOG_ERROR, RD_LOG_TEXT, stderr);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_socket),    cmocka_unit_test(test_abstract_socket),
-        cmocka_unit_test(test_watchdog),       cmocka_unit_test(test_watchdog_other_pid),
-        cmocka_unit_test(test_disabled),       cmocka_unit_test(test_socket_gone),
+        cmocka_unit_test(test_path_socket), cmocka_unit_test(test_abstract_socket),
+        cmocka_unit_test(test_watchdog),    cmocka_unit_test(test_watchdog_other_pid),
+        cmocka_unit_test(test_disabled),    cmocka_unit_test(test_socket_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -71,7 +72,9 @@ static const match_case_t match_cases[] = {
     {{"linux", "LINUX", "linux"}, {"self-hosted", "linux"}, true},
     /* mixed alias and case in one job */
     {{"Self-Hosted", "Linux", "AMD64", "docker"}, {"self-hosted", "linux", "x64", "docker"}, true},
-    {{"self-hosted", "linux", "aarch64", "docker"}, {"self-hosted", "linux", "x64", "docker"}, false},
+    {{"self-hosted", "linux", "aarch64", "docker"},
+     {"self-hosted", "linux", "x64", "docker"},
+     false},
     /* custom labels */
     {{"self-hosted", "big-mem"}, {"self-hosted", "linux", "x64", "big-mem"}, true},
     {{"self-hosted", "big_mem"}, {"self-hosted", "linux", "x64", "big-mem"}, false},
@@ -116,24 +119,12 @@ static void test_valid_table(void **state)
     memset(long_bad, 'a', 257);
     long_bad[257] = '\0';
     const valid_case_t cases[] = {
-        {"self-hosted", true},
-        {"linux", true},
-        {"x64", true},
-        {"my label", true},
-        {"gpu:a100", true},
-        {"a", true},
-        {long_ok, true},
-        {long_bad, false},
-        {"", false},
-        {" leading", false},
-        {"trailing ", false},
-        {"a,b", false},
-        {",", false},
-        {"tab\there", false},
-        {"new\nline", false},
-        {"esc\x1b[0m", false},
-        {"del\x7f", false},
-        {"caf\xc3\xa9", false},
+        {"self-hosted", true}, {"linux", true},      {"x64", true},
+        {"my label", true},    {"gpu:a100", true},   {"a", true},
+        {long_ok, true},       {long_bad, false},    {"", false},
+        {" leading", false},   {"trailing ", false}, {"a,b", false},
+        {",", false},          {"tab\there", false}, {"new\nline", false},
+        {"esc\x1b[0m", false}, {"del\x7f", false},   {"caf\xc3\xa9", false},
         {NULL, false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <json-c/json.h>
@@ -59,7 +60,8 @@ static void test_text_format(void **state)
     (void)state;
     rd_log(RD_LOG_INFO, "poller", "listed %d jobs for %s", 3, "octo-org/api");
     char *s = take();
-    assert_string_equal(s, "2026-11-29T20:00:00.123Z INFO poller: listed 3 jobs for octo-org/api\n");
+    assert_string_equal(s,
+                        "2026-11-29T20:00:00.123Z INFO poller: listed 3 jobs for octo-org/api\n");
     free(s);
     rd_warn("sched", "x");
     rd_error("sched", "y");
@@ -76,8 +78,8 @@ static void test_text_escapes_newlines(void **state)
     (void)state;
     rd_info("docker", "line1\nline2\r\x1b[31mred\ttab");
     char *s = take();
-    assert_string_equal(s,
-                        "2026-11-29T20:00:00.123Z INFO docker: line1\\nline2\\r\\x1b[31mred\ttab\n");
+    assert_string_equal(
+        s, "2026-11-29T20:00:00.123Z INFO docker: line1\\nline2\\r\\x1b[31mred\ttab\n");
     free(s);
 }
 
@@ -166,8 +168,9 @@ static const char *const WEBHOOK = "s3cr3t-webhook-value";
 
 static void assert_clean(const char *s)
 {
-    if (strstr(s, PAT) || strstr(s, JIT) || strstr(s, WEBHOOK) || strstr(s, "0123456789abcdef0123") ||
-        strstr(s, "s3cr3t-web") || strstr(s, "eyJydW5uZXIiOnsi")) {
+    if (strstr(s, PAT) || strstr(s, JIT) || strstr(s, WEBHOOK) ||
+        strstr(s, "0123456789abcdef0123") || strstr(s, "s3cr3t-web") ||
+        strstr(s, "eyJydW5uZXIiOnsi")) {
         print_error("secret leaked: %s\n", s);
         fail();
     }

@@ -306,14 +306,14 @@ static void test_checker_rejects(void **state)
 {
     /* The checker itself must catch the mistakes it is there for. */
     static const char *const bad[] = {
-        "x 1\n",                                                     /* no TYPE */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"b} 1\n",                  /* unterminated */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"\\t\"} 1\n",              /* bad escape */
-        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",                    /* duplicate */
-        "# HELP x h\n# TYPE x gauge\nx one\n",                       /* bad value */
-        "# HELP x h\n# TYPE x counter\nx -1\n",                      /* negative counter */
+        "x 1\n",                                        /* no TYPE */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"b} 1\n",     /* unterminated */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"\\t\"} 1\n", /* bad escape */
+        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",       /* duplicate */
+        "# HELP x h\n# TYPE x gauge\nx one\n",          /* bad value */
+        "# HELP x h\n# TYPE x counter\nx -1\n",         /* negative counter */
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\n"
-        "h_sum 1\nh_count 1\n",                                       /* not cumulative */
+        "h_sum 1\nh_count 1\n", /* not cumulative */
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 1\n",
     };
     for (size_t i = 0; i < RD_ARRAY_SIZE(bad); i++) {
@@ -397,10 +397,9 @@ static void test_full_snapshot(void **state)
     char *text = rd_metrics_render(&s, NULL);
     check_exposition(text);
     assert_int_equal((int)sample(text, "runnerd_queued_jobs{pool=\"linux-x64\"}"), 3);
-    assert_int_equal(
-        (int)sample(text, "runnerd_runners{pool=\"linux-x64\",state=\"busy\"}"), 4);
-    assert_int_equal(
-        (int)sample(text, "runnerd_runners{pool=\"linux-x64\",state=\"starting\"}"), 1);
+    assert_int_equal((int)sample(text, "runnerd_runners{pool=\"linux-x64\",state=\"busy\"}"), 4);
+    assert_int_equal((int)sample(text, "runnerd_runners{pool=\"linux-x64\",state=\"starting\"}"),
+                     1);
     assert_int_equal(
         (int)sample(text, "runnerd_runners{pool=\"arm\\\"64\\\\x\\nweird\",state=\"idle\"}"), 0);
     assert_int_equal((int)sample(text, "runnerd_pool_degraded{pool=\"arm\\\"64\\\\x\\nweird\"}"),
@@ -416,8 +415,7 @@ static void test_full_snapshot(void **state)
     assert_int_equal((int)sample(text, "runnerd_poll_duration_seconds_bucket{le=\"+Inf\"}"), 4);
     assert_int_equal((int)sample(text, "runnerd_poll_duration_seconds_count"), 4);
     assert_true(fabs(sample(text, "runnerd_poll_duration_seconds_sum") - 120.36) < 1e-6);
-    assert_int_equal(
-        (int)sample(text, "runnerd_webhook_deliveries_total{result=\"accepted\"}"), 9);
+    assert_int_equal((int)sample(text, "runnerd_webhook_deliveries_total{result=\"accepted\"}"), 9);
     assert_int_equal(
         (int)sample(text, "runnerd_webhook_deliveries_total{result=\"bad_signature\"}"), 1);
     assert_int_equal((int)sample(text, "runnerd_config_reloads_total{result=\"failed\"}"), 1);

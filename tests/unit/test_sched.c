@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -204,17 +205,17 @@ static unsigned apply_starts(world_t *w, uint64_t *next_key)
     return n;
 }
 
-#define assert_decision(pl, s, p, dem, sup, st, lim)                                             \
-    do {                                                                                         \
-        const rd_sched_decision_t *d_ = decision((pl), (s), (p));                                \
-        assert_non_null(d_);                                                                     \
-        assert_int_equal(d_->demand, (dem));                                                     \
-        assert_int_equal(d_->supply, (sup));                                                     \
-        assert_int_equal(d_->start, (st));                                                       \
-        if (d_->limit != (lim))                                                                  \
-            print_error("limit %s, want %s\n", rd_limit_name(d_->limit) ?: "none",               \
-                        rd_limit_name(lim) ?: "none");                                           \
-        assert_int_equal(d_->limit, (lim));                                                      \
+#define assert_decision(pl, s, p, dem, sup, st, lim)                                               \
+    do {                                                                                           \
+        const rd_sched_decision_t *d_ = decision((pl), (s), (p));                                  \
+        assert_non_null(d_);                                                                       \
+        assert_int_equal(d_->demand, (dem));                                                       \
+        assert_int_equal(d_->supply, (sup));                                                       \
+        assert_int_equal(d_->start, (st));                                                         \
+        if (d_->limit != (lim))                                                                    \
+            print_error("limit %s, want %s\n", rd_limit_name(d_->limit) ?: "none",                 \
+                        rd_limit_name(lim) ?: "none");                                             \
+        assert_int_equal(d_->limit, (lim));                                                        \
     } while (0)
 
 static void test_limit_names(void **state)
@@ -862,9 +863,9 @@ static void test_stops_draining_stopping_gone(void **state)
     w->sp[q].draining = true;
     w->pools[p].min_idle = 5;
     add_job(w, 1, s, LABELS(J_X64), 1);
-    add_runner(w, 1, s, q, RD_RSTATE_IDLE, 0);       /* draining pool: stop now */
-    add_runner(w, 2, s, q, RD_RSTATE_BUSY, 1);       /* busy: never stopped */
-    add_runner(w, 3, s, p, RD_RSTATE_IDLE, 0);       /* recent, min_idle: kept */
+    add_runner(w, 1, s, q, RD_RSTATE_IDLE, 0);          /* draining pool: stop now */
+    add_runner(w, 2, s, q, RD_RSTATE_BUSY, 1);          /* busy: never stopped */
+    add_runner(w, 3, s, p, RD_RSTATE_IDLE, 0);          /* recent, min_idle: kept */
     add_runner(w, 4, (size_t)-1, p, RD_RSTATE_IDLE, 0); /* its scope is gone */
     add_runner(w, 5, s, p, RD_RSTATE_STARTING, 0);
     const rd_sched_plan_t *pl = plan(w);
@@ -950,8 +951,7 @@ static void test_property_random(void **state)
             size_t kind = rd_rand_next(&seed) % 4;
             add_pool(w, "p", pool_labels[kind], pool_nlabels[kind],
                      0.5 * (double)(1 + rd_rand_next(&seed) % 6),
-                     (1 + rd_rand_next(&seed) % 8) * GiB / 2,
-                     (unsigned)(rd_rand_next(&seed) % 6));
+                     (1 + rd_rand_next(&seed) % 8) * GiB / 2, (unsigned)(rd_rand_next(&seed) % 6));
             w->pools[p].gpus = kind == 3 ? (unsigned)(rd_rand_next(&seed) % 2) : 0;
             w->pools[p].min_idle = (unsigned)(rd_rand_next(&seed) % 3);
             w->pools[p].emulated = kind == 2 && rd_rand_next(&seed) % 2;
@@ -1055,9 +1055,9 @@ static void test_property_random(void **state)
                     seen[job->id] = true;
                     assert_int_equal(d->scope, job->scope);
                     const rd_sched_scope_t *sc = &w->scopes[job->scope];
-                    assert_int_equal(d->pool, rd_sched_pick_pool(w->sp, w->np, sc->pools,
-                                                                 sc->npools, job->labels,
-                                                                 job->nlabels));
+                    assert_int_equal(d->pool,
+                                     rd_sched_pick_pool(w->sp, w->np, sc->pools, sc->npools,
+                                                        job->labels, job->nlabels));
                 }
             }
         }

@@ -47,9 +47,8 @@ static void test_sign_vector(void **state)
 
 static void test_verify_vector(void **state)
 {
-    assert_int_equal(rd_webhook_verify(vec_secret, strlen(vec_secret), vec_body,
-                                       strlen(vec_body), vec_sig),
-                     0);
+    assert_int_equal(
+        rd_webhook_verify(vec_secret, strlen(vec_secret), vec_body, strlen(vec_body), vec_sig), 0);
 }
 
 static void test_verify_wrong_secret(void **state)
@@ -62,13 +61,12 @@ static void test_verify_wrong_secret(void **state)
 static void test_verify_wrong_body(void **state)
 {
     static const char body[] = "Hello, World?";
-    assert_int_equal(
-        rd_webhook_verify(vec_secret, strlen(vec_secret), body, strlen(body), vec_sig), RD_EAUTH);
+    assert_int_equal(rd_webhook_verify(vec_secret, strlen(vec_secret), body, strlen(body), vec_sig),
+                     RD_EAUTH);
     /* One byte more (a trailing newline) must also fail: the HMAC is over the raw bytes. */
     static const char body2[] = "Hello, World!\n";
     assert_int_equal(
-        rd_webhook_verify(vec_secret, strlen(vec_secret), body2, strlen(body2), vec_sig),
-        RD_EAUTH);
+        rd_webhook_verify(vec_secret, strlen(vec_secret), body2, strlen(body2), vec_sig), RD_EAUTH);
 }
 
 static void test_verify_missing_prefix(void **state)
@@ -84,9 +82,9 @@ static void test_verify_missing_prefix(void **state)
         RD_EINVAL);
     char upper_prefix[128];
     snprintf(upper_prefix, sizeof(upper_prefix), "SHA256=%s", hex);
-    assert_int_equal(rd_webhook_verify(vec_secret, strlen(vec_secret), vec_body,
-                                       strlen(vec_body), upper_prefix),
-                     RD_EINVAL);
+    assert_int_equal(
+        rd_webhook_verify(vec_secret, strlen(vec_secret), vec_body, strlen(vec_body), upper_prefix),
+        RD_EINVAL);
     assert_int_equal(
         rd_webhook_verify(vec_secret, strlen(vec_secret), vec_body, strlen(vec_body), NULL),
         RD_EINVAL);
@@ -151,8 +149,7 @@ static void test_verify_empty_body(void **state)
     char sig[RD_WEBHOOK_SIG_SIZE];
     rd_webhook_sign(vec_secret, strlen(vec_secret), "", 0, sig);
     assert_int_equal(rd_webhook_verify(vec_secret, strlen(vec_secret), "", 0, sig), 0);
-    assert_int_equal(rd_webhook_verify(vec_secret, strlen(vec_secret), vec_body, 1, sig),
-                     RD_EAUTH);
+    assert_int_equal(rd_webhook_verify(vec_secret, strlen(vec_secret), vec_body, 1, sig), RD_EAUTH);
 }
 
 static void test_dedup_basic(void **state)
@@ -191,8 +188,8 @@ static void test_dedup_capacity(void **state)
 static void test_dedup_many(void **state)
 {
     /* Fill far past capacity: the index stays consistent (ASan checks the memory). */
-    rd_webhook_dedup_t *d = rd_webhook_dedup_new(RD_WEBHOOK_DEDUP_CAPACITY,
-                                                 RD_WEBHOOK_DEDUP_MAX_AGE_MS);
+    rd_webhook_dedup_t *d =
+        rd_webhook_dedup_new(RD_WEBHOOK_DEDUP_CAPACITY, RD_WEBHOOK_DEDUP_MAX_AGE_MS);
     char id[64];
     for (int i = 0; i < 3 * RD_WEBHOOK_DEDUP_CAPACITY; i++) {
         snprintf(id, sizeof(id), "72d3162e-cc78-11e3-81ab-%012d", i);
@@ -230,8 +227,8 @@ static int teardown(void **state)
 }
 
 /* Sign body with the test secret and run it through rd_webhook_process. */
-static void deliver(ctx_t *c, const char *event, const char *delivery, const char *body,
-                    size_t len, rd_webhook_outcome_t *out)
+static void deliver(ctx_t *c, const char *event, const char *delivery, const char *body, size_t len,
+                    rd_webhook_outcome_t *out)
 {
     char sig[RD_WEBHOOK_SIG_SIZE];
     rd_webhook_sign(vec_secret, strlen(vec_secret), body, len, sig);
@@ -262,8 +259,7 @@ static void expect_fixture(ctx_t *c, const char *fixture, const char *delivery,
 static void test_process_fixtures(void **state)
 {
     ctx_t *c = *state;
-    expect_fixture(c, "webhook-workflow_job-queued.json", "d-1", RD_WEBHOOK_JOB_QUEUED,
-                   289782451);
+    expect_fixture(c, "webhook-workflow_job-queued.json", "d-1", RD_WEBHOOK_JOB_QUEUED, 289782451);
     expect_fixture(c, "webhook-workflow_job-in_progress.json", "d-2", RD_WEBHOOK_JOB_IN_PROGRESS,
                    289782451);
     expect_fixture(c, "webhook-workflow_job-in_progress-with-queued-steps.json", "d-3",
@@ -324,13 +320,13 @@ static void test_process_bad_signature(void **state)
     rd_webhook_outcome_t o;
     char sig[RD_WEBHOOK_SIG_SIZE];
     rd_webhook_sign("wrong secret", 12, body, len, sig);
-    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", sig,
-                       body, len, 1000, &o);
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", sig, body,
+                       len, 1000, &o);
     assert_int_equal(o.result, RD_WEBHOOK_BAD_SIGNATURE);
     assert_int_equal(o.http_status, 401);
     rd_webhook_outcome_clear(&o);
-    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", NULL,
-                       body, len, 1000, &o);
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", NULL, body,
+                       len, 1000, &o);
     assert_int_equal(o.http_status, 401);
     rd_webhook_outcome_clear(&o);
     /* A refused delivery is not remembered: its genuine redelivery is accepted. */
@@ -345,8 +341,8 @@ static void test_process_disabled(void **state)
 {
     ctx_t *c = *state;
     rd_webhook_outcome_t o;
-    rd_webhook_process(NULL, 0, c->dedup, "workflow_job", "x", vec_sig, vec_body,
-                       strlen(vec_body), 0, &o);
+    rd_webhook_process(NULL, 0, c->dedup, "workflow_job", "x", vec_sig, vec_body, strlen(vec_body),
+                       0, &o);
     assert_int_equal(o.result, RD_WEBHOOK_DISABLED);
     assert_int_equal(o.http_status, 404);
     rd_webhook_outcome_clear(&o);
@@ -375,7 +371,11 @@ static void test_process_malformed(void **state)
 {
     ctx_t *c = *state;
     static const char *bodies[] = {
-        "", "{", "not json", "[]", "{\"action\":\"queued\"}",
+        "",
+        "{",
+        "not json",
+        "[]",
+        "{\"action\":\"queued\"}",
         "{\"action\":\"queued\",\"workflow_job\":\"x\"}",
     };
     rd_webhook_outcome_t o;

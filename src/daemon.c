@@ -1,0 +1,910 @@
+/* daemon.c: the service. One uv loop; signals; config load and reload; the
+ * poller feeds the demand table, the scheduler decides, the supervisor runs
+ * the runners, the listener serves /metrics /healthz /status /webhook.
+ *
+ * The daemon owns one root struct (no globals). Every decision is taken by
+ * the pure modules (planner + sched, webhook); this file moves data between
+ * them and the I/O modules and sequences start-up, reload and shutdown:
+ *
+ *   load config -> github, demand, poller, supervisor, listener
+ *   -> supervisor adopts what a previous run left -> poller starts -> READY
+ *   -> (poll results | webhooks | runner changes | 1 s tick) -> schedule
+ *   SIGHUP: load off to the side; on success reconfigure every module, swap
+ *   SIGTERM/SIGINT: stop polling and starting, drain the supervisor, close all */
+#include "runnerd/daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "runnerd/common.h"
+#include "runnerd/config.h"
+#include "runnerd/demand.h"
+#include "runnerd/github.h"
+#include "runnerd/hostfacts.h"
+#include "runnerd/listener.h"
+#include "runnerd/log.h"
+#include "runnerd/metrics.h"
+#include "runnerd/notify.h"
+#include "runnerd/planner.h"
+#include "runnerd/poller.h"
+#include "runnerd/sched.h"
+#include "runnerd/status.h"
+#include "runnerd/supervisor.h"
+#include "runnerd/webhook.h"
+
+#define LOGC "daemon"
+#define RECENT_JOBS 4096
+
+typedef enum {
+    PHASE_ADOPTING = 0, /* looking at what a previous run left behind */
+    PHASE_RUNNING,
+    PHASE_DRAINING,     /* SIGTERM: busy runners finishing */
+    PHASE_CLOSING,      /* closing handles; the loop ends when they are closed */
+} phase_t;
+
+typedef struct rd_daemon {
+    uv_loop_t loop;
+    rd_daemon_opts_t opts;
+    char hostname[256];
+    rd_host_facts_t facts;
+    rd_config_t *cfg;
+    char *webhook_secret;
+    size_t webhook_secret_len;
+
+    rd_github_t *gh;
+    rd_demand_t *demand;
+    rd_poller_t *poller;
+    rd_supervisor_t *sup;
+    rd_listener_t *listener;
+    rd_notify_t *notify;
+    rd_webhook_dedup_t *dedup;
+
+    uv_signal_t sighup;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t sched_timer; /* coalesces "something changed" into one pass */
+    uv_timer_t tick_timer;  /* periodic pass: idle timeouts, backoff expiry */
+    uv_timer_t once_timer;  /* --once: waits for registrations in flight */
+    bool sched_pending;
+    phase_t phase;
+    int exit_code;
+    size_t open_modules; /* modules whose close callback is pending */
+
+    /* Jobs a webhook said started or finished: a late "queued" delivery or a
+     * stale poll page must not bring them back as demand. */
+    int64_t recent_jobs[RECENT_JOBS];
+    size_t recent_next;
+
+    /* Figures for /metrics and /status. */
+    double start_time_s;
+    uint64_t reloads_ok;
+    uint64_t reloads_failed;
+    double last_reload_s;
+    uint64_t webhook_results[RD_WEBHOOK_RESULT_COUNT];
+    int64_t last_cycle_ms; /* end of the last full poll cycle or poll result */
+    unsigned last_unmatched;
+    unsigned *pool_queued; /* per cfg pool: queued jobs it was chosen for, last plan */
+    size_t npool_queued;
+} rd_daemon_t;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void schedule_soon(rd_daemon_t *d);
+static void begin_close(rd_daemon_t *d);
+
+/* ------------------------------------------------------------------ */
+/* Recently started/finished jobs                                      */
+
+static void recent_add(rd_daemon_t *d, int64_t id)
+{
+    d->recent_jobs[d->recent_next] = id;
+    d->recent_next = (d->recent_next + 1) % RECENT_JOBS;
+}
+
+static bool recent_has(const rd_daemon_t *d, int64_t id)
+{
+    for (size_t i = 0; i < RECENT_JOBS; i++)
+        if (d->recent_jobs[i] == id)
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scheduling                                                          */
+
+static void build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runner_t **snap_out)
+{
+    rd_sched_runner_t *snap = NULL;
+    size_t n = d->sup != NULL ? rd_supervisor_snapshot(d->sup, &snap) : 0;
+    rd_planner_runner_t *rs = rd_xcalloc(n ? n : 1, sizeof(*rs));
+    for (size_t i = 0; i < n; i++) {
+        const rd_sched_runner_t *s = &snap[i];
+        rs[i].key = s->key;
+        rs[i].pool = s->pool < d->cfg->npools ? d->cfg->pools[s->pool].name : "(removed)";
+        rs[i].scope = s->scope < d->cfg->ntargets ? d->cfg->targets[s->scope].scope : "";
+        rs[i].state = s->state;
+        rs[i].job_id = s->job_id;
+        rs[i].idle_since_ms = s->idle_since_ms;
+        rs[i].cpus = s->cpus;
+        rs[i].memory = s->memory;
+        rs[i].gpus = s->gpus;
+    }
+    bool *backoff = rd_xcalloc(d->cfg->npools ? d->cfg->npools : 1, sizeof(bool));
+    for (size_t i = 0; d->sup != NULL && i < d->cfg->npools; i++) {
+        rd_supervisor_pool_info_t info;
+        if (rd_supervisor_pool_info(d->sup, i, &info) == 0)
+            backoff[i] = info.backoff;
+    }
+    rd_planner_state_t st = {
+        .cfg = d->cfg,
+        .demand = d->demand,
+        .runners = rs,
+        .nrunners = n,
+        .pool_backoff = backoff,
+        .now_ms = wall_ms(),
+        .stopping = d->phase >= PHASE_DRAINING,
+    };
+    rd_planner_build(&st, pi);
+    free(backoff);
+    free(rs);
+    *snap_out = snap;
+}
+
+/* Runner keys in the planner input are the supervisor's; pool names used by the
+ * planner point into d->cfg or the input itself, so everything here is freed
+ * together at the end of the pass. */
+static void run_schedule(rd_daemon_t *d)
+{
+    if (d->phase != PHASE_RUNNING && !(d->opts.dry_run && d->phase == PHASE_ADOPTING))
+        return;
+
+    /* A webhook said these jobs started or finished: a stale poll must not revive them. */
+    size_t it = 0;
+    rd_job_t *j;
+    int64_t drop[64];
+    size_t ndrop = 0;
+    while ((j = rd_demand_next(d->demand, &it)) != NULL && ndrop < RD_ARRAY_SIZE(drop))
+        if (recent_has(d, j->id))
+            drop[ndrop++] = j->id;
+    for (size_t i = 0; i < ndrop; i++)
+        rd_demand_remove(d->demand, drop[i]);
+
+    rd_planner_input_t pi;
+    rd_sched_runner_t *snap = NULL;
+    build_input(d, &pi, &snap);
+    rd_sched_plan_t plan;
+    rd_sched_plan(&pi.in, &plan);
+
+    if (d->npool_queued != d->cfg->npools) {
+        free(d->pool_queued);
+        d->npool_queued = d->cfg->npools;
+        d->pool_queued = rd_xcalloc(d->npool_queued ? d->npool_queued : 1, sizeof(unsigned));
+    }
+    memset(d->pool_queued, 0, d->npool_queued * sizeof(unsigned));
+    d->last_unmatched = plan.unmatched;
+
+    for (size_t i = 0; i < plan.ndecisions; i++) {
+        const rd_sched_decision_t *dec = &plan.decisions[i];
+        if (dec->pool < d->npool_queued)
+            d->pool_queued[dec->pool] += dec->demand;
+        if (dec->start == 0)
+            continue;
+        const char *scope = pi.scopes[dec->scope].name;
+        const char *pool = rd_planner_pool_name(&pi, dec->pool);
+        const char *lim = rd_limit_name(dec->limit);
+        if (d->opts.dry_run || d->sup == NULL) {
+            rd_info("sched", "plan: %s pool %s: demand %u supply %u start %u%s%s (dry run)", scope,
+                    pool, dec->demand, dec->supply, dec->start, lim ? " limit " : "",
+                    lim ? lim : "");
+            continue;
+        }
+        rd_info("sched", "%s pool %s: demand %u supply %u: starting %u%s%s", scope, pool,
+                dec->demand, dec->supply, dec->start, lim ? " (limit " : "", lim ? lim : "");
+        for (unsigned k = 0; k < dec->start; k++) {
+            uint64_t key = 0;
+            int64_t job = dec->job_ids != NULL ? dec->job_ids[k] : 0;
+            int rc = rd_supervisor_start(d->sup, dec->scope, dec->pool, job, &key);
+            if (rc != 0) {
+                rd_debug("sched", "start in %s pool %s refused: %s", scope, pool,
+                         rd_strerror(rc));
+                break;
+            }
+        }
+    }
+    for (size_t i = 0; i < plan.nstops && d->sup != NULL && !d->opts.dry_run; i++)
+        rd_supervisor_stop(d->sup, plan.stop_keys[i]);
+
+    /* Jobs no pool serves are counted in every plan and logged once each. */
+    for (size_t i = 0; i < plan.unmatched; i++) {
+        rd_job_t *uj = plan.unmatched_ids ? rd_demand_get(d->demand, plan.unmatched_ids[i]) : NULL;
+        if (uj == NULL || uj->unmatched_logged)
+            continue;
+        uj->unmatched_logged = true;
+        char labels[512] = "";
+        size_t off = 0;
+        for (size_t k = 0; k < uj->nlabels && off < sizeof(labels) - 1; k++)
+            off += (size_t)snprintf(labels + off, sizeof(labels) - off, "%s%s", k ? "," : "",
+                                    uj->labels[k]);
+        rd_warn("sched", "job %" PRId64 " in %s (runs-on: %s) matches no pool: not served",
+                uj->id, uj->repo, labels);
+    }
+
+    rd_sched_plan_free(&plan);
+    rd_planner_input_free(&pi);
+    free(snap);
+}
+
+static void on_sched_timer(uv_timer_t *t)
+{
+    rd_daemon_t *d = rd_container_of(t, rd_daemon_t, sched_timer);
+    d->sched_pending = false;
+    run_schedule(d);
+}
+
+static void schedule_soon(rd_daemon_t *d)
+{
+    if (d->sched_pending || d->phase >= PHASE_CLOSING)
+        return;
+    d->sched_pending = true;
+    uv_timer_start(&d->sched_timer, on_sched_timer, 0, 0);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    rd_daemon_t *d = rd_container_of(t, rd_daemon_t, tick_timer);
+    schedule_soon(d);
+}
+
+static void on_demand_changed(void *ud)
+{
+    rd_daemon_t *d = ud;
+    d->last_cycle_ms = wall_ms();
+    schedule_soon(d);
+}
+
+static void on_runners_changed(void *ud)
+{
+    schedule_soon(ud);
+}
+
+/* ------------------------------------------------------------------ */
+/* Config                                                              */
+
+static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
+{
+    rd_config_errors_t errs = {0};
+    rd_config_t *cfg = NULL;
+    int rc = rd_config_load(d->opts.config_path, &d->facts, &cfg, &errs);
+    if (rc != 0) {
+        for (size_t i = 0; i < errs.n; i++) {
+            const rd_config_error_t *e = &errs.v[i];
+            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s:%d:%d: %s%s%s", e->file,
+                   e->line, e->col, e->path, e->path[0] ? ": " : "", e->reason);
+        }
+        if (errs.n == 0)
+            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s: %s", d->opts.config_path,
+                   rd_strerror(rc));
+        rd_config_errors_free(&errs);
+        return NULL;
+    }
+    rd_config_errors_free(&errs);
+    return cfg;
+}
+
+/* The webhook secret: the file's content without trailing newlines. */
+static int read_secret(const char *path, char **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (path == NULL)
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rd_error("config", "webhook_secret_file %s: %s", path, strerror(errno));
+        return RD_EIO;
+    }
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0) {
+        rd_error("config", "webhook_secret_file %s: %s", path, strerror(errno));
+        return RD_EIO;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        n--;
+    if (n == 0) {
+        rd_error("config", "webhook_secret_file %s: empty", path);
+        return RD_EINVAL;
+    }
+    *out = rd_xstrndup(buf, (size_t)n);
+    *out_len = (size_t)n;
+    explicit_bzero(buf, sizeof(buf));
+    rd_log_add_secret(*out);
+    return 0;
+}
+
+static void free_secret(char *s, size_t len)
+{
+    if (s == NULL)
+        return;
+    rd_log_forget_secret(s);
+    explicit_bzero(s, len);
+    free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Listener callbacks                                                  */
+
+static char *cb_metrics(void *ud, size_t *len)
+{
+    rd_daemon_t *d = ud;
+    rd_metrics_snapshot_t s;
+    rd_metrics_snapshot_init(&s);
+    s.instance = d->cfg->instance;
+    s.start_time_s = d->start_time_s;
+    rd_metrics_pool_t *pools = rd_xcalloc(d->cfg->npools ? d->cfg->npools : 1, sizeof(*pools));
+    for (size_t i = 0; i < d->cfg->npools; i++) {
+        pools[i].name = d->cfg->pools[i].name;
+        pools[i].max_runners = d->cfg->pools[i].max_runners;
+        pools[i].queued_jobs = i < d->npool_queued ? d->pool_queued[i] : 0;
+        rd_supervisor_pool_info_t info;
+        if (d->sup != NULL && rd_supervisor_pool_info(d->sup, i, &info) == 0) {
+            pools[i].degraded = info.degraded;
+            pools[i].starts_total = info.starts_total;
+            pools[i].failures_total = info.failures_total;
+        }
+    }
+    if (d->sup != NULL) {
+        rd_sched_runner_t *snap = NULL;
+        size_t n = rd_supervisor_snapshot(d->sup, &snap);
+        for (size_t i = 0; i < n; i++)
+            if (snap[i].pool < d->cfg->npools && (int)snap[i].state < (int)RD_METRICS_RSTATE_COUNT)
+                pools[snap[i].pool].runners[snap[i].state]++;
+        free(snap);
+    }
+    s.pools = pools;
+    s.npools = d->cfg->npools;
+    s.unmatched_jobs = d->last_unmatched;
+    s.queued_jobs_total = (int64_t)rd_demand_count(d->demand);
+    rd_github_stats_t gs;
+    rd_github_get_stats(d->gh, &gs);
+    s.api_requests[RD_METRICS_HTTP_2XX] = gs.by_status[2];
+    s.api_requests[RD_METRICS_HTTP_3XX] = gs.by_status[3];
+    s.api_requests[RD_METRICS_HTTP_4XX] = gs.by_status[4];
+    s.api_requests[RD_METRICS_HTTP_5XX] = gs.by_status[5];
+    s.api_requests[RD_METRICS_HTTP_ERROR] = gs.by_status[0];
+    s.rate_limit_remaining = gs.rl_remaining;
+    s.rate_limit_limit = gs.rl_limit;
+    s.rate_limit_reset_s = gs.rl_reset;
+    for (size_t i = 0; i < RD_WEBHOOK_RESULT_COUNT && i < RD_METRICS_WEBHOOK_COUNT; i++)
+        s.webhook_deliveries[i] = d->webhook_results[i];
+    s.reloads_ok = d->reloads_ok;
+    s.reloads_failed = d->reloads_failed;
+    s.last_reload_success_s = d->last_reload_s;
+    s.targets = (int64_t)d->cfg->ntargets;
+    if (d->poller != NULL) {
+        rd_poller_status_t *ps = rd_xcalloc(d->cfg->ntargets ? d->cfg->ntargets : 1, sizeof(*ps));
+        size_t n = rd_poller_status(d->poller, ps, d->cfg->ntargets);
+        int64_t now = wall_ms();
+        for (size_t i = 0; i < n && i < d->cfg->ntargets; i++)
+            if (ps[i].backoff_until_ms > now)
+                s.targets_backoff++;
+        free(ps);
+    }
+    char *text = rd_metrics_render(&s, len);
+    free(pools);
+    return text;
+}
+
+static bool cb_healthz(void *ud, char *reason, size_t reason_size)
+{
+    rd_daemon_t *d = ud;
+    if (d->phase == PHASE_ADOPTING) {
+        snprintf(reason, reason_size, "starting: adopting containers from a previous run");
+        return false;
+    }
+    if (d->phase >= PHASE_DRAINING) {
+        snprintf(reason, reason_size, "stopping");
+        return false;
+    }
+    /* Recent means: within a few poll intervals (polls are paced, never rarer than 5 min). */
+    int64_t limit = (int64_t)d->cfg->github.poll_interval_ms * 10;
+    if (limit < 10 * 60 * 1000)
+        limit = 10 * 60 * 1000;
+    int64_t newest = 0;
+    if (d->poller != NULL) {
+        rd_poller_status_t *ps = rd_xcalloc(d->cfg->ntargets ? d->cfg->ntargets : 1, sizeof(*ps));
+        size_t n = rd_poller_status(d->poller, ps, d->cfg->ntargets);
+        for (size_t i = 0; i < n && i < d->cfg->ntargets; i++)
+            if (ps[i].last_poll_ms > newest)
+                newest = ps[i].last_poll_ms;
+        free(ps);
+    }
+    int64_t now = wall_ms();
+    if (d->cfg->ntargets > 0 && (newest == 0 || now - newest > limit)) {
+        if (newest == 0 && now - (int64_t)(d->start_time_s * 1000) < limit)
+            return true; /* first cycle still running */
+        snprintf(reason, reason_size, "no successful poll for %" PRId64 " s",
+                 newest ? (now - newest) / 1000 : (now - (int64_t)(d->start_time_s * 1000)) / 1000);
+        return false;
+    }
+    return true;
+}
+
+static void status_runner(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    rd_status_doc_t *doc = ud;
+    rd_status_add_runner(doc, ri->name, ri->pool, ri->scope, rd_runner_state_name(ri->state),
+                         ri->age_ms / 1000, ri->job_id, ri->runner_id, ri->adopted);
+}
+
+static char *cb_status(void *ud, size_t *len)
+{
+    rd_daemon_t *d = ud;
+    rd_status_doc_t *doc = rd_status_new(RD_VERSION_STRING, d->cfg->instance,
+                                         d->phase == PHASE_RUNNING    ? "running"
+                                         : d->phase == PHASE_ADOPTING ? "starting"
+                                                                      : "draining",
+                                         (int64_t)d->start_time_s);
+    for (size_t i = 0; i < d->cfg->npools; i++) {
+        const rd_pool_t *p = &d->cfg->pools[i];
+        rd_supervisor_pool_info_t info = {0};
+        if (d->sup != NULL)
+            rd_supervisor_pool_info(d->sup, i, &info);
+        rd_status_add_pool(doc, p->name, (const char *const *)p->labels, p->nlabels,
+                           p->max_runners, p->min_idle, i < d->npool_queued ? d->pool_queued[i] : 0,
+                           info.degraded, info.backoff_ms, info.starts_total, info.failures_total);
+    }
+    if (d->sup != NULL)
+        rd_supervisor_foreach(d->sup, status_runner, doc);
+    if (d->poller != NULL) {
+        rd_poller_status_t *ps = rd_xcalloc(d->cfg->ntargets ? d->cfg->ntargets : 1, sizeof(*ps));
+        size_t n = rd_poller_status(d->poller, ps, d->cfg->ntargets);
+        for (size_t i = 0; i < n && i < d->cfg->ntargets; i++)
+            rd_status_add_target(doc, ps[i].scope, ps[i].last_poll_ms, ps[i].last_error,
+                                 ps[i].backoff_until_ms, ps[i].repos, ps[i].queued);
+        free(ps);
+    }
+    rd_github_stats_t gs;
+    rd_github_get_stats(d->gh, &gs);
+    rd_status_set_github(doc, gs.rl_limit, gs.rl_remaining, gs.rl_reset, gs.requests,
+                         gs.not_modified, gs.budget_per_hour, gs.budget_used_last_hour);
+    rd_status_set_jobs(doc, (int64_t)rd_demand_count(d->demand), d->last_unmatched);
+    char *json = rd_status_render(doc, len);
+    rd_status_free(doc);
+    return json;
+}
+
+static int cb_webhook(void *ud, const char *event, const char *delivery, const char *signature,
+                      const char *body, size_t len, const char **message)
+{
+    rd_daemon_t *d = ud;
+    rd_webhook_outcome_t o;
+    int64_t now = wall_ms();
+    rd_webhook_process(d->webhook_secret, d->webhook_secret_len, d->dedup, event, delivery,
+                       signature, body, len, now, &o);
+    if (o.result < RD_WEBHOOK_RESULT_COUNT)
+        d->webhook_results[o.result]++;
+    *message = o.message;
+    int status = o.http_status;
+    if (o.result != RD_WEBHOOK_ACCEPTED) {
+        if (o.result == RD_WEBHOOK_BAD_SIGNATURE || o.result == RD_WEBHOOK_MALFORMED)
+            rd_warn("webhook", "delivery %s refused: %s", delivery ? delivery : "-",
+                    rd_webhook_result_name(o.result));
+        rd_webhook_outcome_clear(&o);
+        return status;
+    }
+    const rd_gh_job_t *job = &o.job;
+    switch (o.action) {
+    case RD_WEBHOOK_JOB_QUEUED: {
+        int target = job->repo ? rd_config_target_for_repo(d->cfg, job->repo) : -1;
+        if (target < 0 || recent_has(d, job->id)) {
+            rd_debug("webhook", "job %" PRId64 " queued in %s: not watched or already done",
+                     job->id, job->repo ? job->repo : "?");
+            break;
+        }
+        rd_demand_upsert(d->demand, job->id, job->run_id, job->repo,
+                         (const char *const *)job->labels, job->nlabels,
+                         job->created_ms ? job->created_ms : now, now, target);
+        if (d->poller != NULL)
+            rd_poller_note_activity(d->poller, job->repo);
+        rd_info("webhook", "job %" PRId64 " queued in %s", job->id, job->repo);
+        /* Schedule now rather than on the next loop turn: this is the fast path. */
+        if (d->sched_pending)
+            uv_timer_stop(&d->sched_timer);
+        d->sched_pending = false;
+        run_schedule(d);
+        break;
+    }
+    case RD_WEBHOOK_JOB_IN_PROGRESS:
+        recent_add(d, job->id);
+        rd_demand_remove(d->demand, job->id);
+        if (job->runner_name != NULL && d->sup != NULL)
+            rd_supervisor_job_started(d->sup, job->runner_name, job->id);
+        schedule_soon(d);
+        break;
+    case RD_WEBHOOK_JOB_COMPLETED:
+        recent_add(d, job->id);
+        rd_demand_remove(d->demand, job->id);
+        if (job->runner_name != NULL && d->sup != NULL)
+            rd_supervisor_job_completed(d->sup, job->runner_name, job->id);
+        schedule_soon(d);
+        break;
+    case RD_WEBHOOK_JOB_WAITING:
+        rd_demand_remove(d->demand, job->id);
+        schedule_soon(d);
+        break;
+    default:
+        break;
+    }
+    rd_webhook_outcome_clear(&o);
+    return status;
+}
+
+static int start_listener(rd_daemon_t *d)
+{
+    if (d->cfg->listen == NULL)
+        return 0;
+    rd_listener_opts_t lo;
+    rd_listener_opts_default(&lo);
+    lo.listen = d->cfg->listen;
+    rd_listener_cbs_t cbs = {.ud = d, .metrics = cb_metrics, .healthz = cb_healthz,
+                             .status = cb_status, .webhook = cb_webhook};
+    int rc = rd_listener_start(&d->loop, &lo, &cbs, &d->listener);
+    if (rc != 0) {
+        rd_error(LOGC, "cannot listen on %s: %s", d->cfg->listen, rd_strerror(rc));
+        d->listener = NULL;
+        return rc;
+    }
+    rd_info(LOGC, "listening on %s (port %d)", d->cfg->listen, rd_listener_port(d->listener));
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reload                                                              */
+
+static void reload(rd_daemon_t *d)
+{
+    rd_info(LOGC, "SIGHUP: reloading %s", d->opts.config_path);
+    if (d->notify != NULL)
+        rd_notify_reloading(d->notify, "reloading configuration");
+    rd_config_t *cfg = load_config(d, false);
+    char *secret = NULL;
+    size_t secret_len = 0;
+    if (cfg != NULL && read_secret(cfg->webhook_secret_file, &secret, &secret_len) != 0) {
+        rd_config_free(cfg);
+        cfg = NULL;
+    }
+    if (cfg != NULL && rd_github_reconfigure(d->gh, &cfg->github) != 0) {
+        rd_error("config", "reload: github settings unusable");
+        free_secret(secret, secret_len);
+        rd_config_free(cfg);
+        cfg = NULL;
+    }
+    if (cfg == NULL) {
+        d->reloads_failed++;
+        rd_warn(LOGC, "reload failed: still running the previous configuration");
+        if (d->notify != NULL)
+            rd_notify_ready(d->notify, "reload failed; running the previous configuration");
+        return;
+    }
+
+    bool listen_changed = (cfg->listen == NULL) != (d->cfg->listen == NULL) ||
+                          (cfg->listen != NULL && strcmp(cfg->listen, d->cfg->listen) != 0);
+    rd_config_t *old = d->cfg;
+    d->cfg = cfg;
+    if (d->poller != NULL)
+        rd_poller_reconfigure(d->poller, cfg);
+    if (d->sup != NULL)
+        rd_supervisor_reconfigure(d->sup, cfg);
+    free_secret(d->webhook_secret, d->webhook_secret_len);
+    d->webhook_secret = secret;
+    d->webhook_secret_len = secret_len;
+    if (listen_changed) {
+        if (d->listener != NULL)
+            rd_listener_close(d->listener, NULL, NULL);
+        d->listener = NULL;
+        start_listener(d);
+    }
+    rd_config_free(old);
+    d->reloads_ok++;
+    d->last_reload_s = (double)wall_ms() / 1000.0;
+    rd_info(LOGC, "reloaded: %zu pools, %zu targets", cfg->npools, cfg->ntargets);
+    if (d->notify != NULL)
+        rd_notify_status(d->notify, "running: %zu pools, %zu targets", cfg->npools,
+                         cfg->ntargets);
+    if (d->notify != NULL)
+        rd_notify_ready(d->notify, NULL);
+    schedule_soon(d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start-up and shutdown                                               */
+
+static void on_module_closed(void *ud)
+{
+    rd_daemon_t *d = ud;
+    d->open_modules--;
+}
+
+static void close_signal(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Close every module and handle; the loop then runs out of work and ends. */
+static void begin_close(rd_daemon_t *d)
+{
+    if (d->phase == PHASE_CLOSING)
+        return;
+    d->phase = PHASE_CLOSING;
+    if (d->listener != NULL) {
+        d->open_modules++;
+        rd_listener_close(d->listener, on_module_closed, d);
+        d->listener = NULL;
+    }
+    if (d->poller != NULL) {
+        d->open_modules++;
+        rd_poller_close(d->poller, on_module_closed, d);
+        d->poller = NULL;
+    }
+    if (d->sup != NULL) {
+        d->open_modules++;
+        rd_supervisor_close(d->sup, on_module_closed, d);
+        d->sup = NULL;
+    }
+    if (d->gh != NULL) {
+        d->open_modules++;
+        rd_github_close(d->gh, on_module_closed, d);
+        d->gh = NULL;
+    }
+    if (d->notify != NULL) {
+        rd_notify_close(d->notify);
+        d->notify = NULL;
+    }
+    uv_timer_stop(&d->sched_timer);
+    close_signal((uv_handle_t *)&d->sched_timer);
+    close_signal((uv_handle_t *)&d->tick_timer);
+    close_signal((uv_handle_t *)&d->once_timer);
+    close_signal((uv_handle_t *)&d->sighup);
+    close_signal((uv_handle_t *)&d->sigterm);
+    close_signal((uv_handle_t *)&d->sigint);
+}
+
+static void on_drained(void *ud)
+{
+    rd_daemon_t *d = ud;
+    rd_info(LOGC, "drained: every runner has exited");
+    begin_close(d);
+}
+
+static void stop(rd_daemon_t *d, const char *why)
+{
+    if (d->phase >= PHASE_DRAINING) {
+        if (d->sup != NULL && d->phase == PHASE_DRAINING) {
+            rd_info(LOGC, "%s again: stopping busy runners now", why);
+            rd_supervisor_drain(d->sup, 0, on_drained, d);
+        }
+        return;
+    }
+    rd_info(LOGC, "%s: stopping (busy runners may finish for up to %" PRIu64 " s)", why,
+            d->cfg->shutdown_grace_ms / 1000);
+    d->phase = PHASE_DRAINING;
+    if (d->notify != NULL)
+        rd_notify_stopping(d->notify, "draining runners");
+    uv_timer_stop(&d->tick_timer);
+    if (d->poller != NULL) {
+        d->open_modules++;
+        rd_poller_close(d->poller, on_module_closed, d);
+        d->poller = NULL;
+    }
+    if (d->sup != NULL)
+        rd_supervisor_drain(d->sup, d->cfg->shutdown_grace_ms, on_drained, d);
+    else
+        begin_close(d);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    rd_daemon_t *d = rd_container_of(s, rd_daemon_t, sighup);
+    (void)signum;
+    if (d->phase >= PHASE_DRAINING)
+        return;
+    reload(d);
+}
+
+static void on_sigterm(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    stop(rd_container_of(s, rd_daemon_t, sigterm), "SIGTERM");
+}
+
+static void on_sigint(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    stop(rd_container_of(s, rd_daemon_t, sigint), "SIGINT");
+}
+
+/* --once without --dry-run: the starts were handed to the supervisor; exit
+ * once every new runner has its registration and its container (they keep
+ * running, and the next start adopts them). */
+static void check_registering(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    bool *registering = ud;
+    if (ri->state == RD_RUNNER_STARTING && ri->runner_id == 0 && !ri->adopted)
+        *registering = true;
+}
+
+static void on_once_timer(uv_timer_t *t)
+{
+    rd_daemon_t *d = rd_container_of(t, rd_daemon_t, once_timer);
+    bool registering = false;
+    if (d->sup != NULL)
+        rd_supervisor_foreach(d->sup, check_registering, &registering);
+    if (!registering) {
+        uv_timer_stop(t);
+        begin_close(d);
+    }
+}
+
+static void on_once_cycle(void *ud, size_t failed)
+{
+    rd_daemon_t *d = ud;
+    if (failed > 0) {
+        rd_warn(LOGC, "%zu polls failed in this cycle: the plan may miss jobs", failed);
+        d->exit_code = 1;
+    }
+    if (d->opts.dry_run) {
+        rd_planner_input_t pi;
+        rd_sched_runner_t *snap = NULL;
+        build_input(d, &pi, &snap);
+        rd_sched_plan_t plan;
+        rd_sched_plan(&pi.in, &plan);
+        rd_planner_print_plan(&pi, &plan, stdout);
+        rd_sched_plan_free(&plan);
+        rd_planner_input_free(&pi);
+        free(snap);
+        begin_close(d);
+        return;
+    }
+    d->phase = PHASE_RUNNING;
+    run_schedule(d);
+    uv_timer_start(&d->once_timer, on_once_timer, 100, 100);
+}
+
+static void on_adopted(void *ud, int err)
+{
+    rd_daemon_t *d = ud;
+    if (d->phase != PHASE_ADOPTING)
+        return;
+    if (err != 0)
+        rd_warn(LOGC, "could not list containers (%s): nothing adopted; runners of a previous run"
+                      " are left as they are",
+                rd_strerror(err));
+    if (d->opts.once) {
+        int rc = rd_poller_run_once(d->poller, on_once_cycle, d);
+        if (rc != 0) {
+            d->exit_code = 1;
+            begin_close(d);
+        }
+        return;
+    }
+    d->phase = PHASE_RUNNING;
+    rd_poller_start(d->poller);
+    uv_timer_start(&d->tick_timer, on_tick, 1000, 1000);
+    if (d->notify != NULL) {
+        rd_notify_status(d->notify, "running: %zu pools, %zu targets", d->cfg->npools,
+                         d->cfg->ntargets);
+        rd_notify_ready(d->notify, NULL);
+    }
+    rd_info(LOGC, "running: %zu pools, %zu targets, host %.2f cpus %" PRIu64 " MiB %s", d->cfg->npools,
+            d->cfg->ntargets, d->cfg->host.cpus, d->cfg->host.memory >> 20,
+            rd_arch_name(d->cfg->host.arch));
+    schedule_soon(d);
+}
+
+int rd_daemon_run(const rd_daemon_opts_t *opts)
+{
+    rd_daemon_t *d = rd_xcalloc(1, sizeof(*d));
+    int code = 1;
+    d->opts = *opts;
+    d->start_time_s = (double)wall_ms() / 1000.0;
+
+    signal(SIGPIPE, SIG_IGN);
+    uv_disable_stdio_inheritance();
+    rd_hostfacts_gather(&d->facts, d->hostname, sizeof(d->hostname));
+
+    d->cfg = load_config(d, true);
+    if (d->cfg == NULL)
+        goto fail_early;
+    if (read_secret(d->cfg->webhook_secret_file, &d->webhook_secret, &d->webhook_secret_len) != 0)
+        goto fail_early;
+    if (uv_loop_init(&d->loop) != 0) {
+        rd_error(LOGC, "cannot initialise the event loop");
+        goto fail_early;
+    }
+    uv_timer_init(&d->loop, &d->sched_timer);
+    uv_timer_init(&d->loop, &d->tick_timer);
+    uv_timer_init(&d->loop, &d->once_timer);
+    uv_signal_init(&d->loop, &d->sighup);
+    uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_init(&d->loop, &d->sigint);
+    uv_signal_start(&d->sighup, on_sighup, SIGHUP);
+    uv_signal_start(&d->sigterm, on_sigterm, SIGTERM);
+    uv_signal_start(&d->sigint, on_sigint, SIGINT);
+    d->demand = rd_demand_new();
+    d->dedup = rd_webhook_dedup_new(RD_WEBHOOK_DEDUP_CAPACITY, RD_WEBHOOK_DEDUP_MAX_AGE_MS);
+    d->phase = PHASE_ADOPTING;
+
+    int rc = rd_github_new(&d->loop, &d->cfg->github, &d->gh);
+    if (rc != 0) {
+        rd_error(LOGC, "GitHub client: %s", rd_strerror(rc));
+        begin_close(d);
+        goto run;
+    }
+    rc = rd_poller_new(&d->loop, d->gh, d->demand, d->cfg, on_demand_changed, d, &d->poller);
+    if (rc != 0) {
+        rd_error(LOGC, "poller: %s", rd_strerror(rc));
+        begin_close(d);
+        goto run;
+    }
+    if (!opts->dry_run) {
+        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .ud = d};
+        rd_supervisor_options_t so = {0};
+        rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);
+        if (rc != 0) {
+            rd_error(LOGC, "supervisor: %s", rd_strerror(rc));
+            begin_close(d);
+            goto run;
+        }
+    }
+    if (!opts->once && start_listener(d) != 0) {
+        begin_close(d);
+        goto run;
+    }
+    if (!opts->once)
+        rd_notify_open(&d->loop, &d->notify);
+    code = 0;
+    if (d->sup != NULL) {
+        rc = rd_supervisor_adopt(d->sup, on_adopted, d);
+        if (rc != 0)
+            on_adopted(d, rc);
+    } else {
+        on_adopted(d, 0);
+    }
+
+run:
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    if (d->phase != PHASE_CLOSING) {
+        begin_close(d);
+        uv_run(&d->loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&d->loop) != 0)
+        rd_warn(LOGC, "event loop closed with handles still open");
+    if (code == 0)
+        code = d->exit_code;
+    rd_webhook_dedup_free(d->dedup);
+    rd_demand_free(d->demand);
+    free(d->pool_queued);
+fail_early:
+    free_secret(d->webhook_secret, d->webhook_secret_len);
+    rd_config_free(d->cfg);
+    free(d);
+    return code;
+}

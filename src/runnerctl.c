@@ -1,0 +1,530 @@
+/* runnerctl.c: command-line companion of runnerd. Reads GET /status (docs/status.md)
+ * from the daemon's listener and prints it as aligned tables, or passes the JSON
+ * through with --json. */
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runnerd/common.h"
+
+#define DEFAULT_URL "http://127.0.0.1:9464"
+#define MAX_BODY (16u * 1024 * 1024)
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: runnerctl [--url URL] [--timeout SECONDS] COMMAND [--json]\n"
+            "\n"
+            "Commands (read GET URL/status from runnerd's listener):\n"
+            "  status    summary: daemon, config, host, jobs, GitHub API, then the tables\n"
+            "  pools     one line per pool\n"
+            "  runners   one line per runner\n"
+            "  targets   one line per target\n"
+            "  reload    explains how to reload (not offered over HTTP)\n"
+            "\n"
+            "Options:\n"
+            "  --url URL         runnerd's listen address (default $RUNNERCTL_URL, else %s)\n"
+            "  --timeout SECONDS give up after this long (default 5)\n"
+            "  --json            print the JSON (status: the whole document;\n"
+            "                    pools/runners/targets: that array)\n"
+            "  --version, --help\n",
+            DEFAULT_URL);
+}
+
+/* ---- fetching ---- */
+
+typedef struct {
+    char *p;
+    size_t len;
+    bool too_big;
+} body_t;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    body_t *b = ud;
+    size_t n = size * nmemb;
+    if (b->len + n > MAX_BODY) {
+        b->too_big = true;
+        return 0;
+    }
+    b->p = rd_xrealloc(b->p, b->len + n + 1);
+    memcpy(b->p + b->len, ptr, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return n;
+}
+
+/* GET base/status into *out; prints the error and returns non-zero on failure. */
+static int fetch_status(const char *base, long timeout_s, body_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/')
+        bl--;
+    char *url = rd_xasprintf("%.*s/status", (int)bl, base);
+    char err[CURL_ERROR_SIZE] = "";
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        fprintf(stderr, "runnerctl: cannot initialise libcurl\n");
+        free(url);
+        return 1;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout_s);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "runnerctl/" RD_VERSION_STRING);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    int ret = 0;
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "runnerctl: cannot read %s: %s\n", url,
+                out->too_big ? "response too large" : (err[0] ? err : curl_easy_strerror(rc)));
+        ret = 1;
+    } else if (status != 200) {
+        fprintf(stderr, "runnerctl: %s answered HTTP %ld%s%s", url, status, out->p ? ": " : "\n",
+                out->p ? out->p : "");
+        if (out->p && out->len && out->p[out->len - 1] != '\n')
+            fputc('\n', stderr);
+        ret = 1;
+    }
+    free(url);
+    if (ret != 0) {
+        free(out->p);
+        out->p = NULL;
+    }
+    return ret;
+}
+
+/* ---- JSON helpers that tolerate missing keys ---- */
+
+static json_object *get(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    if (o == NULL || !json_object_is_type(o, json_type_object) ||
+        !json_object_object_get_ex(o, k, &v))
+        return NULL;
+    return v;
+}
+
+static bool has_int(json_object *o, const char *k, int64_t *out)
+{
+    json_object *v = get(o, k);
+    if (v == NULL ||
+        !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+        return false;
+    *out = json_object_get_int64(v);
+    return true;
+}
+
+static int64_t geti(json_object *o, const char *k)
+{
+    int64_t v = 0;
+    has_int(o, k, &v);
+    return v;
+}
+
+static double getd(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v ? json_object_get_double(v) : 0;
+}
+
+static const char *gets(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+static const char *str_or(const char *s, const char *dflt)
+{
+    return s ? s : dflt;
+}
+
+static bool getb(json_object *o, const char *k)
+{
+    json_object *v = get(o, k);
+    return v && json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+/* "2h05m", "3m07s", "42s". */
+static void fmt_dur(int64_t s, char *out, size_t n)
+{
+    if (s < 0)
+        s = 0;
+    if (s >= 86400)
+        snprintf(out, n, "%lldd%02lldh", (long long)(s / 86400), (long long)(s % 86400 / 3600));
+    else if (s >= 3600)
+        snprintf(out, n, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+    else if (s >= 60)
+        snprintf(out, n, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+    else
+        snprintf(out, n, "%llds", (long long)s);
+}
+
+static void fmt_bytes(double b, char *out, size_t n)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        u++;
+    }
+    snprintf(out, n, u ? "%.1f%s" : "%.0f%s", b, units[u]);
+}
+
+/* "a,b,c" from an array of strings; "-" when null or empty. */
+static char *join(json_object *arr)
+{
+    if (arr == NULL || !json_object_is_type(arr, json_type_array) ||
+        json_object_array_length(arr) == 0)
+        return rd_xstrdup("-");
+    size_t n = json_object_array_length(arr), len = 0;
+    char *s = rd_xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        const char *v = json_object_get_string(json_object_array_get_idx(arr, i));
+        size_t vl = strlen(v ? v : "");
+        s = rd_xrealloc(s, len + vl + 2);
+        if (i)
+            s[len++] = ',';
+        memcpy(s + len, v ? v : "", vl);
+        len += vl;
+        s[len] = '\0';
+    }
+    return s;
+}
+
+/* ---- aligned tables ---- */
+
+#define MAXCOLS 10
+
+typedef struct {
+    size_t ncols;
+    const char *head[MAXCOLS];
+    bool right[MAXCOLS]; /* right-align (numbers) */
+    char **cells;        /* rows * ncols heap strings */
+    size_t rows;
+} table_t;
+
+static void table_init(table_t *t, size_t ncols, const char *const *head, const char *align)
+{
+    memset(t, 0, sizeof(*t));
+    t->ncols = ncols;
+    for (size_t i = 0; i < ncols; i++) {
+        t->head[i] = head[i];
+        t->right[i] = align[i] == 'r';
+    }
+}
+
+static void table_row(table_t *t, ...)
+{
+    va_list ap;
+    va_start(ap, t);
+    t->cells = rd_xrealloc(t->cells, (t->rows + 1) * t->ncols * sizeof(char *));
+    for (size_t i = 0; i < t->ncols; i++) {
+        const char *v = va_arg(ap, const char *);
+        t->cells[t->rows * t->ncols + i] = rd_xstrdup(v ? v : "-");
+    }
+    t->rows++;
+    va_end(ap);
+}
+
+static void table_print(table_t *t, FILE *f)
+{
+    size_t w[MAXCOLS];
+    for (size_t c = 0; c < t->ncols; c++) {
+        w[c] = strlen(t->head[c]);
+        for (size_t r = 0; r < t->rows; r++) {
+            size_t l = strlen(t->cells[r * t->ncols + c]);
+            if (l > w[c])
+                w[c] = l;
+        }
+    }
+    for (size_t r = 0; r <= t->rows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *v = r == 0 ? t->head[c] : t->cells[(r - 1) * t->ncols + c];
+            bool last = c + 1 == t->ncols;
+            if (t->right[c])
+                fprintf(f, "%*s", (int)w[c], v);
+            else if (last)
+                fputs(v, f);
+            else
+                fprintf(f, "%-*s", (int)w[c], v);
+            if (!last)
+                fputs("  ", f);
+        }
+        fputc('\n', f);
+    }
+    for (size_t i = 0; i < t->rows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+}
+
+static json_object *array_of(json_object *doc, const char *k)
+{
+    json_object *a = get(doc, k);
+    return a && json_object_is_type(a, json_type_array) ? a : NULL;
+}
+
+static void print_pools(json_object *doc, FILE *f)
+{
+    static const char *const head[] = {"POOL", "MAX",    "RUNNING", "STARTING", "IDLE",
+                                       "BUSY", "QUEUED", "STATE",   "LABELS"};
+    table_t t;
+    table_init(&t, 9, head, "lrrrrrrll");
+    json_object *a = array_of(doc, "pools");
+    int64_t now = geti(doc, "now");
+    for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+        json_object *p = json_object_array_get_idx(a, i);
+        char n[6][24], state[64];
+        const char *keys[6] = {"max", "running", "starting", "idle", "busy", "queued"};
+        for (int k = 0; k < 6; k++)
+            snprintf(n[k], sizeof(n[k]), "%lld", (long long)geti(p, keys[k]));
+        int64_t until;
+        if (getb(p, "draining"))
+            snprintf(state, sizeof(state), "draining");
+        else if (getb(p, "degraded") && has_int(p, "backoff_until", &until)) {
+            char d[32];
+            fmt_dur(until - now, d, sizeof(d));
+            snprintf(state, sizeof(state), "degraded (retry in %s)", d);
+        } else if (getb(p, "degraded"))
+            snprintf(state, sizeof(state), "degraded");
+        else
+            snprintf(state, sizeof(state), "ok");
+        if (getb(p, "emulated")) {
+            size_t l = strlen(state);
+            snprintf(state + l, sizeof(state) - l, ", emulated %s", str_or(gets(p, "arch"), "?"));
+        }
+        char *labels = join(get(p, "labels"));
+        table_row(&t, gets(p, "name"), n[0], n[1], n[2], n[3], n[4], n[5], state, labels);
+        free(labels);
+    }
+    table_print(&t, f);
+}
+
+static void print_runners(json_object *doc, FILE *f)
+{
+    static const char *const head[] = {"RUNNER", "POOL", "SCOPE", "STATE", "AGE", "JOB"};
+    table_t t;
+    table_init(&t, 6, head, "llllrl");
+    json_object *a = array_of(doc, "runners");
+    for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+        json_object *r = json_object_array_get_idx(a, i);
+        char age[32], job[32] = "-", state[48];
+        fmt_dur(geti(r, "age_s"), age, sizeof(age));
+        int64_t id;
+        if (has_int(r, "job_id", &id))
+            snprintf(job, sizeof(job), "%lld", (long long)id);
+        snprintf(state, sizeof(state), "%s%s", str_or(gets(r, "state"), "-"),
+                 getb(r, "adopted") ? " (adopted)" : "");
+        table_row(&t, gets(r, "name"), gets(r, "pool"), gets(r, "scope"), state, age, job);
+    }
+    table_print(&t, f);
+}
+
+static void print_targets(json_object *doc, FILE *f)
+{
+    static const char *const head[] = {"TARGET", "REPOS",   "POOLS", "LAST POLL",
+                                       "QUEUED", "BACKOFF", "ERROR"};
+    table_t t;
+    table_init(&t, 7, head, "lllrrll");
+    json_object *a = array_of(doc, "targets");
+    int64_t now = geti(doc, "now");
+    for (size_t i = 0; a && i < json_object_array_length(a); i++) {
+        json_object *tg = json_object_array_get_idx(a, i);
+        char last[48] = "never", queued[24], backoff[48] = "-";
+        int64_t v;
+        if (has_int(tg, "last_poll", &v)) {
+            char d[32];
+            fmt_dur(now - v, d, sizeof(d));
+            snprintf(last, sizeof(last), "%s ago", d);
+        }
+        snprintf(queued, sizeof(queued), "%lld", (long long)geti(tg, "queued"));
+        if (has_int(tg, "backoff_until", &v) && v > now) {
+            char d[32];
+            fmt_dur(v - now, d, sizeof(d));
+            snprintf(backoff, sizeof(backoff), "%s", d);
+        }
+        char *repos = join(get(tg, "repos"));
+        char *pools = join(get(tg, "pools"));
+        table_row(&t, gets(tg, "scope"), repos, pools, last, queued, backoff,
+                  gets(tg, "last_error"));
+        free(repos);
+        free(pools);
+    }
+    table_print(&t, f);
+}
+
+static void print_status(json_object *doc, FILE *f)
+{
+    int64_t now = geti(doc, "now");
+    char up[32];
+    fmt_dur(now - geti(doc, "started_at"), up, sizeof(up));
+    fprintf(f, "runnerd %s, instance %s, %s, up %s\n", str_or(gets(doc, "version"), "?"),
+            str_or(gets(doc, "instance"), "?"), str_or(gets(doc, "state"), "?"), up);
+
+    json_object *c = get(doc, "config");
+    fprintf(f, "config:   %s, reloads %lld ok / %lld failed\n", str_or(gets(c, "path"), "?"),
+            (long long)geti(c, "reloads_ok"), (long long)geti(c, "reloads_failed"));
+    if (gets(c, "last_error"))
+        fprintf(f, "          last reload refused: %s\n", gets(c, "last_error"));
+
+    json_object *h = get(doc, "host");
+    char mu[32], mt[32];
+    fmt_bytes((double)geti(h, "memory_used"), mu, sizeof(mu));
+    fmt_bytes((double)geti(h, "memory"), mt, sizeof(mt));
+    fprintf(f, "host:     %s, cpus %g/%g, memory %s/%s, gpus %lld/%lld, runners %lld/%lld\n",
+            str_or(gets(h, "arch"), "?"), getd(h, "cpus_used"), getd(h, "cpus"), mu, mt,
+            (long long)geti(h, "gpus_used"), (long long)geti(h, "gpus"),
+            (long long)geti(h, "runners"), (long long)geti(h, "max_runners"));
+
+    json_object *j = get(doc, "jobs");
+    fprintf(f, "jobs:     %lld queued, %lld unmatched (no pool serves them)\n",
+            (long long)geti(j, "queued"), (long long)geti(j, "unmatched"));
+
+    json_object *g = get(doc, "github");
+    json_object *rl = get(g, "rate_limit");
+    json_object *rq = get(g, "requests");
+    int64_t rem, lim, reset;
+    fprintf(f, "github:   %s (%s), ", str_or(gets(g, "api_url"), "?"),
+            str_or(gets(g, "auth"), "?"));
+    if (has_int(rl, "remaining", &rem) && has_int(rl, "limit", &lim)) {
+        fprintf(f, "rate limit %lld/%lld left", (long long)rem, (long long)lim);
+        if (has_int(rl, "reset", &reset)) {
+            char d[32];
+            fmt_dur(reset - now, d, sizeof(d));
+            fprintf(f, ", resets in %s", d);
+        }
+    } else {
+        fprintf(f, "rate limit unknown");
+    }
+    fprintf(f, "\n          requests 2xx=%lld 3xx=%lld 4xx=%lld 5xx=%lld error=%lld\n",
+            (long long)geti(rq, "2xx"), (long long)geti(rq, "3xx"), (long long)geti(rq, "4xx"),
+            (long long)geti(rq, "5xx"), (long long)geti(rq, "error"));
+
+    json_object *w = get(doc, "webhook");
+    if (getb(w, "enabled")) {
+        json_object *d = get(w, "deliveries");
+        fprintf(f, "webhook:  %lld accepted, %lld duplicate, %lld bad signature, %lld malformed\n",
+                (long long)geti(d, "accepted"), (long long)geti(d, "duplicate"),
+                (long long)geti(d, "bad_signature"), (long long)geti(d, "malformed"));
+    } else {
+        fprintf(f, "webhook:  off (polling only)\n");
+    }
+    fputc('\n', f);
+    print_pools(doc, f);
+    fputc('\n', f);
+    print_runners(doc, f);
+    fputc('\n', f);
+    print_targets(doc, f);
+}
+
+int main(int argc, char **argv)
+{
+    const char *url = getenv("RUNNERCTL_URL");
+    if (url == NULL || *url == '\0')
+        url = DEFAULT_URL;
+    long timeout = 5;
+    bool json = false;
+    const char *cmd = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (strcmp(a, "--url") == 0 && i + 1 < argc) {
+            url = argv[++i];
+        } else if (strncmp(a, "--url=", 6) == 0) {
+            url = a + 6;
+        } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+            timeout = atol(argv[++i]);
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("runnerctl %s\n", RD_VERSION_STRING);
+            return 0;
+        } else if (a[0] == '-' || cmd != NULL) {
+            fprintf(stderr, "runnerctl: unexpected argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        } else {
+            cmd = a;
+        }
+    }
+    if (timeout <= 0)
+        timeout = 5;
+    if (cmd == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "reload") == 0) {
+        /* The listener has no authentication, so it offers nothing that changes
+         * state; reloading is a signal, which needs the right to signal runnerd. */
+        fprintf(stderr, "runnerctl: reload is not offered over HTTP (the listener has no "
+                        "authentication).\n"
+                        "Reload with:  systemctl reload runnerd\n"
+                        "         or:  kill -HUP <pid of runnerd>\n"
+                        "The new file is validated first (same as runnerd --check-config); on "
+                        "error the old config keeps running and the error is logged.\n");
+        return 2;
+    }
+    if (strcmp(cmd, "status") && strcmp(cmd, "pools") && strcmp(cmd, "runners") &&
+        strcmp(cmd, "targets")) {
+        fprintf(stderr, "runnerctl: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    body_t body;
+    int rc = fetch_status(url, timeout, &body);
+    curl_global_cleanup();
+    if (rc != 0)
+        return 1;
+
+    struct json_tokener *tok = json_tokener_new();
+    json_object *doc = json_tokener_parse_ex(tok, body.p, (int)body.len);
+    bool bad = json_tokener_get_error(tok) != json_tokener_success || doc == NULL ||
+               !json_object_is_type(doc, json_type_object);
+    json_tokener_free(tok);
+    if (bad) {
+        fprintf(stderr, "runnerctl: %s/status did not return a JSON object\n", url);
+        json_object_put(doc);
+        free(body.p);
+        return 1;
+    }
+
+    if (json && strcmp(cmd, "status") == 0) {
+        fwrite(body.p, 1, body.len, stdout);
+        if (body.len == 0 || body.p[body.len - 1] != '\n')
+            putchar('\n');
+    } else if (json) {
+        json_object *a = get(doc, cmd);
+        puts(a ? json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE)
+               : "[]");
+    } else if (strcmp(cmd, "status") == 0) {
+        print_status(doc, stdout);
+    } else if (strcmp(cmd, "pools") == 0) {
+        print_pools(doc, stdout);
+    } else if (strcmp(cmd, "runners") == 0) {
+        print_runners(doc, stdout);
+    } else {
+        print_targets(doc, stdout);
+    }
+    json_object_put(doc);
+    free(body.p);
+    return ferror(stdout) ? 1 : 0;
+}

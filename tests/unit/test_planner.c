@@ -1,0 +1,156 @@
+/* test_planner.c: daemon state -> scheduler input -> plan lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "runnerd/common.h"
+#include "runnerd/config.h"
+#include "runnerd/demand.h"
+#include "runnerd/planner.h"
+#include "runnerd/sched.h"
+
+static const char *CFG =
+    "github:\n"
+    "  api_url: http://127.0.0.1:1\n"
+    "  token_env: T\n"
+    "host:\n"
+    "  cpus: 4\n"
+    "  memory: 8GiB\n"
+    "  arch: x64\n"
+    "  max_runners: 10\n"
+    "instance: test\n"
+    "pools:\n"
+    "  - name: small\n"
+    "    labels: [self-hosted, linux, x64]\n"
+    "    image: img\n"
+    "    cpus: 1\n"
+    "    memory: 1GiB\n"
+    "    max_runners: 8\n"
+    "targets:\n"
+    "  - repo: octo/a\n"
+    "  - org: octo\n";
+
+static rd_config_t *load(void)
+{
+    rd_host_facts_t facts = {.cores = 4, .mem_total = 8ull << 30, .arch = RD_ARCH_X64,
+                             .hostname = "h"};
+    rd_config_errors_t errs = {0};
+    rd_config_t *cfg = NULL;
+    int rc = rd_config_load_buffer("t.yaml", CFG, strlen(CFG), &facts, &cfg, &errs);
+    if (rc != 0)
+        rd_config_errors_print(&errs, stderr);
+    rd_config_errors_free(&errs);
+    assert_int_equal(rc, 0);
+    return cfg;
+}
+
+static char *plan_text(const rd_planner_state_t *st)
+{
+    rd_planner_input_t pi;
+    rd_planner_build(st, &pi);
+    rd_sched_plan_t plan;
+    rd_sched_plan(&pi.in, &plan);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    rd_planner_print_plan(&pi, &plan, fp);
+    fclose(fp);
+    rd_sched_plan_free(&plan);
+    rd_planner_input_free(&pi);
+    return buf;
+}
+
+static void test_plan_lines(void **state)
+{
+    (void)state;
+    rd_config_t *cfg = load();
+    rd_demand_t *d = rd_demand_new();
+    const char *labels[] = {"self-hosted", "linux", "X64"};
+    const char *win[] = {"self-hosted", "windows"};
+    rd_demand_upsert(d, 1, 10, "octo/a", labels, 3, 1000, 2000, -1);
+    rd_demand_upsert(d, 2, 10, "octo/a", labels, 3, 1001, 2000, -1);
+    rd_demand_upsert(d, 3, 11, "octo/b", labels, 3, 1002, 2000, -1);
+    rd_demand_upsert(d, 4, 11, "octo/b", win, 2, 1003, 2000, -1);
+    rd_demand_upsert(d, 5, 12, "other/c", labels, 3, 1004, 2000, -1); /* not watched */
+
+    rd_planner_state_t st = {.cfg = cfg, .demand = d, .now_ms = 5000};
+    char *out = plan_text(&st);
+    assert_string_equal(out,
+                        "{\"scope\":\"repos/octo/a\",\"pool\":\"small\",\"demand\":2,\"supply\":0,"
+                        "\"start\":2,\"limit\":null}\n"
+                        "{\"scope\":\"orgs/octo\",\"pool\":\"small\",\"demand\":1,\"supply\":0,"
+                        "\"start\":1,\"limit\":null}\n"
+                        "{\"unmatched\":1}\n");
+    free(out);
+    rd_demand_free(d);
+    rd_config_free(cfg);
+}
+
+static void test_retired_pool_holds_capacity(void **state)
+{
+    (void)state;
+    rd_config_t *cfg = load();
+    rd_demand_t *d = rd_demand_new();
+    const char *labels[] = {"self-hosted", "linux", "x64"};
+    for (int i = 1; i <= 6; i++)
+        rd_demand_upsert(d, i, 10, "octo/a", labels, 3, 1000 + i, 2000, -1);
+    /* Three busy runners of a pool that a reload removed hold 3 of the 4 cpus. */
+    rd_planner_runner_t rs[3];
+    for (int i = 0; i < 3; i++) {
+        rs[i] = (rd_planner_runner_t){.key = (uint64_t)i + 1, .pool = "gone",
+                                      .scope = "repos/octo/a", .state = RD_RSTATE_BUSY,
+                                      .job_id = 100 + i, .cpus = 1, .memory = 1ull << 30};
+    }
+    rd_planner_state_t st = {.cfg = cfg, .demand = d, .runners = rs, .nrunners = 3,
+                             .now_ms = 5000};
+    rd_planner_input_t pi;
+    rd_planner_build(&st, &pi);
+    assert_int_equal(pi.npools, 2);
+    assert_string_equal(rd_planner_pool_name(&pi, 1), "gone");
+    assert_true(pi.pools[1].draining);
+    rd_sched_plan_t plan;
+    rd_sched_plan(&pi.in, &plan);
+    unsigned starts = 0;
+    for (size_t i = 0; i < plan.ndecisions; i++)
+        starts += plan.decisions[i].start;
+    assert_int_equal(starts, 1);
+    rd_sched_plan_free(&plan);
+    rd_planner_input_free(&pi);
+    rd_demand_free(d);
+    rd_config_free(cfg);
+}
+
+static void test_runner_of_removed_target(void **state)
+{
+    (void)state;
+    rd_config_t *cfg = load();
+    rd_demand_t *d = rd_demand_new();
+    rd_planner_runner_t r = {.key = 7, .pool = "small", .scope = "repos/gone/x",
+                             .state = RD_RSTATE_IDLE, .idle_since_ms = 1, .cpus = 1,
+                             .memory = 1ull << 30};
+    rd_planner_state_t st = {.cfg = cfg, .demand = d, .runners = &r, .nrunners = 1,
+                             .now_ms = 5000};
+    rd_planner_input_t pi;
+    rd_planner_build(&st, &pi);
+    assert_int_equal(pi.runners[0].scope, (size_t)-1);
+    assert_int_equal(pi.runners[0].pool, 0);
+    rd_planner_input_free(&pi);
+    rd_demand_free(d);
+    rd_config_free(cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_lines),
+        cmocka_unit_test(test_retired_pool_holds_capacity),
+        cmocka_unit_test(test_runner_of_removed_target),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
