@@ -33,6 +33,9 @@ export VALGRIND_OPTS="--tool=memcheck --leak-check=full --show-leak-kinds=defini
 # Known noise of system libraries, if any (none needed so far).
 if [ -f scripts/valgrind.supp ]; then VALGRIND_OPTS="$VALGRIND_OPTS --suppressions=$PWD/scripts/valgrind.supp"; fi
 export CMOCKA_MESSAGE_OUTPUT=STDOUT
+# Tests with fixed deadlines may multiply them by this (docs/testing.md):
+# valgrind makes everything 10-50 times slower.
+export RD_TEST_TIMEOUT_SCALE=${RD_TEST_TIMEOUT_SCALE:-10}
 runs=$logs/runs.txt
 : >"$runs"
 
