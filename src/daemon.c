@@ -44,6 +44,11 @@
 
 #define LOGC "daemon"
 #define RECENT_JOBS 4096
+#define TAKEN_JOBS 256
+/* A runner that exited after a job took (most likely) the job it was started for:
+ * that job is no demand until a poll that ends this long after the exit lists it
+ * queued again (a poll already in flight at the exit may still list it). */
+#define TAKEN_MARGIN_MS 10000
 
 typedef enum {
     PHASE_ADOPTING = 0, /* looking at what a previous run left behind */
@@ -84,6 +89,18 @@ typedef struct rd_daemon {
      * stale poll page must not bring them back as demand. */
     int64_t recent_jobs[RECENT_JOBS];
     size_t recent_next;
+    size_t recent_count;
+
+    /* Jobs whose runner exited after running a job, without a webhook saying which
+     * job it ran: without this, the stale demand entry (until the next poll, which
+     * may be minutes away when webhooks bring demand) starts a second runner. */
+    struct {
+        uint64_t runner_key;
+        int64_t job_id;
+        int64_t until_seen_ms; /* demand entries seen before this are stale */
+        bool active;           /* false once a later poll listed the job queued */
+    } taken[TAKEN_JOBS];
+    size_t taken_next;
 
     /* Figures for /metrics and /status. */
     double start_time_s;
@@ -91,6 +108,9 @@ typedef struct rd_daemon {
     uint64_t reloads_failed;
     double last_reload_s;
     uint64_t webhook_results[RD_WEBHOOK_RESULT_COUNT];
+    int64_t last_delivery_s;
+    int64_t loaded_at_s;
+    char *last_reload_error; /* first error of the last failed reload, NULL after a good one */
     int64_t last_cycle_ms; /* end of the last full poll cycle or poll result */
     unsigned last_unmatched;
     unsigned *pool_queued; /* per cfg pool: queued jobs it was chosen for, last plan */
@@ -114,14 +134,63 @@ static void recent_add(rd_daemon_t *d, int64_t id)
 {
     d->recent_jobs[d->recent_next] = id;
     d->recent_next = (d->recent_next + 1) % RECENT_JOBS;
+    if (d->recent_count < RECENT_JOBS)
+        d->recent_count++;
 }
 
 static bool recent_has(const rd_daemon_t *d, int64_t id)
 {
-    for (size_t i = 0; i < RECENT_JOBS; i++)
+    for (size_t i = 0; i < d->recent_count; i++)
         if (d->recent_jobs[i] == id)
             return true;
     return false;
+}
+
+static void note_taken(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    rd_daemon_t *d = ud;
+    if (!ri->ran_job || ri->job_id == 0)
+        return;
+    for (size_t i = 0; i < TAKEN_JOBS; i++)
+        if (d->taken[i].job_id != 0 && d->taken[i].runner_key == ri->key)
+            return; /* noted at an earlier pass */
+    size_t k = d->taken_next;
+    d->taken_next = (k + 1) % TAKEN_JOBS;
+    d->taken[k].runner_key = ri->key;
+    d->taken[k].job_id = ri->job_id;
+    d->taken[k].until_seen_ms = wall_ms() + TAKEN_MARGIN_MS;
+    d->taken[k].active = true;
+}
+
+/* Drop demand entries that a finished runner most likely consumed, unless a
+ * poll listed them queued well after that runner exited. */
+static void drop_taken(rd_daemon_t *d)
+{
+    if (d->sup != NULL)
+        rd_supervisor_foreach(d->sup, note_taken, d);
+    for (size_t i = 0; i < TAKEN_JOBS; i++) {
+        if (!d->taken[i].active)
+            continue;
+        rd_job_t *j = rd_demand_get(d->demand, d->taken[i].job_id);
+        if (j == NULL)
+            continue;
+        if (j->seen_ms < d->taken[i].until_seen_ms) {
+            rd_debug("sched", "job %" PRId64 ": its runner ran a job and exited; not demand"
+                     " until a poll lists it queued again", j->id);
+            rd_demand_remove(d->demand, d->taken[i].job_id);
+        } else {
+            d->taken[i].active = false; /* still queued after all: the runner ran another job */
+        }
+    }
+}
+
+/* A stale poll page may list a job that a webhook already said started or
+ * finished: take such jobs out again (lookups in the demand table, so the cost
+ * is the number of webhook-seen jobs, zero without webhooks). */
+static void drop_recent_from_demand(rd_daemon_t *d)
+{
+    for (size_t i = 0; i < d->recent_count; i++)
+        rd_demand_remove(d->demand, d->recent_jobs[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -173,16 +242,8 @@ static void run_schedule(rd_daemon_t *d)
     if (d->phase != PHASE_RUNNING && !(d->opts.dry_run && d->phase == PHASE_ADOPTING))
         return;
 
-    /* A webhook said these jobs started or finished: a stale poll must not revive them. */
-    size_t it = 0;
-    rd_job_t *j;
-    int64_t drop[64];
-    size_t ndrop = 0;
-    while ((j = rd_demand_next(d->demand, &it)) != NULL && ndrop < RD_ARRAY_SIZE(drop))
-        if (recent_has(d, j->id))
-            drop[ndrop++] = j->id;
-    for (size_t i = 0; i < ndrop; i++)
-        rd_demand_remove(d->demand, drop[i]);
+    drop_recent_from_demand(d);
+    drop_taken(d);
 
     rd_planner_input_t pi;
     rd_sched_runner_t *snap = NULL;
@@ -290,6 +351,13 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load(d->opts.config_path, &d->facts, &cfg, &errs);
+    /* The host side of validation (secret files readable, token_env set), exactly as
+     * --check-config does it; a failure here refuses the file like a syntax error. */
+    if (rc == 0 && rd_config_check_files(cfg, &errs, stderr) != 0) {
+        rd_config_free(cfg);
+        cfg = NULL;
+        rc = RD_EINVAL;
+    }
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
             const rd_config_error_t *e = &errs.v[i];
@@ -299,6 +367,13 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
         if (errs.n == 0)
             rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s: %s", d->opts.config_path,
                    rd_strerror(rc));
+        free(d->last_reload_error);
+        if (errs.n > 0)
+            d->last_reload_error = rd_xasprintf("%s:%d:%d: %s%s%s", errs.v[0].file,
+                                                errs.v[0].line, errs.v[0].col, errs.v[0].path,
+                                                errs.v[0].path[0] ? ": " : "", errs.v[0].reason);
+        else
+            d->last_reload_error = rd_xasprintf("%s: %s", d->opts.config_path, rd_strerror(rc));
         rd_config_errors_free(&errs);
         return NULL;
     }
@@ -350,6 +425,20 @@ static void free_secret(char *s, size_t len)
 /* ------------------------------------------------------------------ */
 /* Listener callbacks                                                  */
 
+/* Webhook results: the daemon's counts plus the 413s the listener answered itself. */
+static void webhook_counts(const rd_daemon_t *d, const char **names, uint64_t *counts)
+{
+    for (size_t i = 0; i < RD_WEBHOOK_RESULT_COUNT; i++) {
+        names[i] = rd_webhook_result_name((rd_webhook_result_t)i);
+        counts[i] = d->webhook_results[i];
+    }
+    if (d->listener != NULL) {
+        rd_listener_stats_t ls;
+        rd_listener_get_stats(d->listener, &ls);
+        counts[RD_WEBHOOK_TOO_LARGE] += ls.webhook_too_large;
+    }
+}
+
 static char *cb_metrics(void *ud, size_t *len)
 {
     rd_daemon_t *d = ud;
@@ -363,6 +452,7 @@ static char *cb_metrics(void *ud, size_t *len)
         pools[i].max_runners = d->cfg->pools[i].max_runners;
         pools[i].queued_jobs = i < d->npool_queued ? d->pool_queued[i] : 0;
         rd_supervisor_pool_info_t info;
+        pools[i].draining = d->phase >= PHASE_DRAINING;
         if (d->sup != NULL && rd_supervisor_pool_info(d->sup, i, &info) == 0) {
             pools[i].degraded = info.degraded;
             pools[i].starts_total = info.starts_total;
@@ -391,8 +481,11 @@ static char *cb_metrics(void *ud, size_t *len)
     s.rate_limit_remaining = gs.rl_remaining;
     s.rate_limit_limit = gs.rl_limit;
     s.rate_limit_reset_s = gs.rl_reset;
+    const char *wnames[RD_WEBHOOK_RESULT_COUNT];
+    uint64_t wcounts[RD_WEBHOOK_RESULT_COUNT];
+    webhook_counts(d, wnames, wcounts);
     for (size_t i = 0; i < RD_WEBHOOK_RESULT_COUNT && i < RD_METRICS_WEBHOOK_COUNT; i++)
-        s.webhook_deliveries[i] = d->webhook_results[i];
+        s.webhook_deliveries[i] = wcounts[i];
     s.reloads_ok = d->reloads_ok;
     s.reloads_failed = d->reloads_failed;
     s.last_reload_success_s = d->last_reload_s;
@@ -446,47 +539,172 @@ static bool cb_healthz(void *ud, char *reason, size_t reason_size)
     return true;
 }
 
+typedef struct {
+    rd_daemon_t *d;
+    rd_status_doc_t *doc;
+    const rd_sched_runner_t *snap;
+    size_t nsnap;
+    int64_t now_ms;
+    /* Pools that a reload removed but whose runners still live: listed as draining. */
+    const char *extra_pools[64];
+    size_t nextra;
+    bool adding_pools;
+} status_ctx_t;
+
+static void status_extra_pool(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    status_ctx_t *c = ud;
+    if (ri->state == RD_RUNNER_EXITED || rd_config_pool_index(c->d->cfg, ri->pool) >= 0)
+        return;
+    for (size_t i = 0; i < c->nextra; i++)
+        if (strcmp(c->extra_pools[i], ri->pool) == 0)
+            return;
+    if (c->nextra < RD_ARRAY_SIZE(c->extra_pools)) {
+        c->extra_pools[c->nextra++] = ri->pool;
+        rd_status_pool_t p = {.name = ri->pool, .arch = rd_arch_name(c->d->cfg->host.arch),
+                              .draining = true};
+        rd_status_add_pool(c->doc, &p);
+    }
+}
+
 static void status_runner(void *ud, const rd_supervisor_runner_info_t *ri)
 {
-    rd_status_doc_t *doc = ud;
-    rd_status_add_runner(doc, ri->name, ri->pool, ri->scope, rd_runner_state_name(ri->state),
-                         ri->age_ms / 1000, ri->job_id, ri->runner_id, ri->adopted);
+    status_ctx_t *c = ud;
+    if (ri->state == RD_RUNNER_EXITED)
+        return; /* capacity released; only its registration is still being deleted */
+    rd_status_runner_t r = {
+        .name = ri->name,
+        .pool = ri->pool,
+        .scope = ri->scope,
+        .state = rd_runner_state_name(ri->state),
+        .age_s = ri->age_ms / 1000,
+        .runner_id = ri->runner_id,
+        .job_id = ri->job_id,
+        .adopted = ri->adopted,
+    };
+    for (size_t i = 0; i < c->nsnap; i++) {
+        if (c->snap[i].key == ri->key) {
+            r.cpus = c->snap[i].cpus;
+            r.memory = c->snap[i].memory;
+            r.gpus = c->snap[i].gpus;
+            break;
+        }
+    }
+    rd_status_add_runner(c->doc, &r);
 }
 
 static char *cb_status(void *ud, size_t *len)
 {
     rd_daemon_t *d = ud;
-    rd_status_doc_t *doc = rd_status_new(RD_VERSION_STRING, d->cfg->instance,
-                                         d->phase == PHASE_RUNNING    ? "running"
-                                         : d->phase == PHASE_ADOPTING ? "starting"
-                                                                      : "draining",
-                                         (int64_t)d->start_time_s);
-    for (size_t i = 0; i < d->cfg->npools; i++) {
-        const rd_pool_t *p = &d->cfg->pools[i];
+    const rd_config_t *cfg = d->cfg;
+    int64_t now = wall_ms();
+    rd_status_top_t top = {
+        .version = RD_VERSION_STRING,
+        .instance = cfg->instance,
+        .state = d->phase == PHASE_ADOPTING  ? "starting"
+                 : d->phase == PHASE_RUNNING ? "running"
+                                             : "stopping",
+        .now = now / 1000,
+        .started_at = (int64_t)d->start_time_s,
+        .config_path = d->opts.config_path,
+        .loaded_at = d->loaded_at_s,
+        .reloads_ok = d->reloads_ok,
+        .reloads_failed = d->reloads_failed,
+        .last_error = d->last_reload_error,
+    };
+    rd_status_host_t host = {
+        .arch = rd_arch_name(cfg->host.arch),
+        .cpus = cfg->host.cpus,
+        .memory = cfg->host.memory,
+        .gpus = cfg->host.gpus,
+        .max_runners = cfg->host.max_runners,
+    };
+    status_ctx_t c = {.d = d, .now_ms = now};
+    c.doc = rd_status_new(&top, &host);
+    rd_sched_runner_t *snap = NULL;
+    c.nsnap = d->sup != NULL ? rd_supervisor_snapshot(d->sup, &snap) : 0;
+    c.snap = snap;
+
+    for (size_t i = 0; i < cfg->npools; i++) {
+        const rd_pool_t *p = &cfg->pools[i];
         rd_supervisor_pool_info_t info = {0};
         if (d->sup != NULL)
             rd_supervisor_pool_info(d->sup, i, &info);
-        rd_status_add_pool(doc, p->name, (const char *const *)p->labels, p->nlabels,
-                           p->max_runners, p->min_idle, i < d->npool_queued ? d->pool_queued[i] : 0,
-                           info.degraded, info.backoff_ms, info.starts_total, info.failures_total);
+        rd_status_pool_t sp = {
+            .name = p->name,
+            .labels = (const char *const *)p->labels,
+            .nlabels = p->nlabels,
+            .arch = rd_arch_name(p->arch),
+            .emulated = p->emulated,
+            .max = p->max_runners,
+            .min_idle = p->min_idle,
+            .queued = i < d->npool_queued ? d->pool_queued[i] : 0,
+            .degraded = info.degraded,
+            .backoff_until = info.backoff ? (now + (int64_t)info.backoff_ms + 999) / 1000 : 0,
+            .draining = d->phase >= PHASE_DRAINING,
+            .starts = info.starts_total,
+            .failures = info.failures_total,
+        };
+        rd_status_add_pool(c.doc, &sp);
     }
-    if (d->sup != NULL)
-        rd_supervisor_foreach(d->sup, status_runner, doc);
-    if (d->poller != NULL) {
-        rd_poller_status_t *ps = rd_xcalloc(d->cfg->ntargets ? d->cfg->ntargets : 1, sizeof(*ps));
-        size_t n = rd_poller_status(d->poller, ps, d->cfg->ntargets);
-        for (size_t i = 0; i < n && i < d->cfg->ntargets; i++)
-            rd_status_add_target(doc, ps[i].scope, ps[i].last_poll_ms, ps[i].last_error,
-                                 ps[i].backoff_until_ms, ps[i].repos, ps[i].queued);
-        free(ps);
+    if (d->sup != NULL) {
+        rd_supervisor_foreach(d->sup, status_extra_pool, &c);
+        rd_supervisor_foreach(d->sup, status_runner, &c);
     }
+
+    rd_poller_status_t *ps = rd_xcalloc(cfg->ntargets ? cfg->ntargets : 1, sizeof(*ps));
+    size_t n = d->poller != NULL ? rd_poller_status(d->poller, ps, cfg->ntargets) : 0;
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        const rd_target_t *t = &cfg->targets[i];
+        const char *pools[64];
+        size_t np = 0;
+        for (size_t k = 0; k < t->npools && np < RD_ARRAY_SIZE(pools); k++)
+            if (t->pools[k] < cfg->npools)
+                pools[np++] = cfg->pools[t->pools[k]].name;
+        rd_status_target_t st = {
+            .scope = t->scope,
+            .org = t->kind == RD_TARGET_ORG,
+            .repos = t->nrepos ? (const char *const *)t->repos : NULL,
+            .nrepos = t->nrepos,
+            .pools = pools,
+            .npools = np,
+        };
+        if (i < n) {
+            st.last_poll = ps[i].last_poll_ms / 1000;
+            st.last_error = ps[i].last_error;
+            st.backoff_until = ps[i].backoff_until_ms > now ? (ps[i].backoff_until_ms + 999) / 1000
+                                                            : 0;
+            st.queued = ps[i].queued;
+        }
+        rd_status_add_target(c.doc, &st);
+    }
+    free(ps);
+
     rd_github_stats_t gs;
     rd_github_get_stats(d->gh, &gs);
-    rd_status_set_github(doc, gs.rl_limit, gs.rl_remaining, gs.rl_reset, gs.requests,
-                         gs.not_modified, gs.budget_per_hour, gs.budget_used_last_hour);
-    rd_status_set_jobs(doc, (int64_t)rd_demand_count(d->demand), d->last_unmatched);
-    char *json = rd_status_render(doc, len);
-    rd_status_free(doc);
+    rd_status_github_t g = {
+        .api_url = cfg->github.api_url,
+        .auth = cfg->github.app_id ? "app" : "token",
+        .rl_limit = gs.rl_limit,
+        .rl_remaining = gs.rl_remaining,
+        .rl_reset = gs.rl_reset,
+        .requests = {gs.by_status[2], gs.by_status[3], gs.by_status[4], gs.by_status[5],
+                     gs.by_status[0]},
+        .budget_per_hour = gs.budget_per_hour,
+    };
+    rd_status_set_github(c.doc, &g);
+
+    const char *names[RD_WEBHOOK_RESULT_COUNT];
+    uint64_t counts[RD_WEBHOOK_RESULT_COUNT];
+    webhook_counts(d, names, counts);
+    rd_status_webhook_t w = {.enabled = d->webhook_secret != NULL, .names = names,
+                             .counts = counts, .n = RD_WEBHOOK_RESULT_COUNT,
+                             .last_delivery = d->last_delivery_s};
+    rd_status_set_webhook(c.doc, &w);
+    rd_status_set_jobs(c.doc, (int64_t)rd_demand_count(d->demand), d->last_unmatched);
+    char *json = rd_status_render(c.doc, len);
+    rd_status_free(c.doc);
+    free(snap);
     return json;
 }
 
@@ -502,6 +720,8 @@ static int cb_webhook(void *ud, const char *event, const char *delivery, const c
         d->webhook_results[o.result]++;
     *message = o.message;
     int status = o.http_status;
+    if (o.result == RD_WEBHOOK_ACCEPTED)
+        d->last_delivery_s = now / 1000;
     if (o.result != RD_WEBHOOK_ACCEPTED) {
         if (o.result == RD_WEBHOOK_BAD_SIGNATURE || o.result == RD_WEBHOOK_MALFORMED)
             rd_warn("webhook", "delivery %s refused: %s", delivery ? delivery : "-",
@@ -624,6 +844,9 @@ static void reload(rd_daemon_t *d)
     rd_config_free(old);
     d->reloads_ok++;
     d->last_reload_s = (double)wall_ms() / 1000.0;
+    d->loaded_at_s = wall_ms() / 1000;
+    free(d->last_reload_error);
+    d->last_reload_error = NULL;
     rd_info(LOGC, "reloaded: %zu pools, %zu targets", cfg->npools, cfg->ntargets);
     if (d->notify != NULL)
         rd_notify_status(d->notify, "running: %zu pools, %zu targets", cfg->npools,
@@ -833,6 +1056,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     d->cfg = load_config(d, true);
     if (d->cfg == NULL)
         goto fail_early;
+    d->loaded_at_s = wall_ms() / 1000;
     if (read_secret(d->cfg->webhook_secret_file, &d->webhook_secret, &d->webhook_secret_len) != 0)
         goto fail_early;
     if (uv_loop_init(&d->loop) != 0) {
@@ -903,6 +1127,7 @@ run:
     rd_demand_free(d->demand);
     free(d->pool_queued);
 fail_early:
+    free(d->last_reload_error);
     free_secret(d->webhook_secret, d->webhook_secret_len);
     rd_config_free(d->cfg);
     free(d);

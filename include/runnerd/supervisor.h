@@ -120,6 +120,8 @@ typedef struct {
     int64_t job_id;          /* 0 = none known */
     int64_t runner_id;       /* GitHub id, 0 until registered */
     bool adopted;            /* found running at restart */
+    bool ran_job;            /* EXITED after running a job (busy, or exit 0 unasked): the
+                              * job it was started for is most likely no longer queued */
 } rd_supervisor_runner_info_t;
 
 /** Call fn for every runner the supervisor still tracks (EXITED ones until their registration is deleted). */

@@ -418,6 +418,11 @@ class State:
             job["completed_at"] = t
         else:
             raise ApiError(400, "status must be queued, cancelled or completed")
+        # GitHub gave up on the job (cancelled, or failed after its runner lost
+        # communication): the runner is no longer busy with it, so it can be deleted.
+        rn = self.runners.get(job.get("runner_id"))
+        if rn is not None and rn.get("job") == jid and job["status"] == "completed":
+            rn["busy"] = False
         self.update_run(self.runs[job["run_id"]])
         return self.job_state(job)
 

@@ -102,6 +102,18 @@ class FakeGitHub:
         self.log.close()
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=10):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
 def yaml_scalar(v):
     if isinstance(v, bool):
         return "true" if v else "false"

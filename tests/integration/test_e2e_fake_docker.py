@@ -10,6 +10,8 @@ import sys
 import time
 
 import rdtest
+import promcheck
+import status_schema
 
 X64 = ["self-hosted", "linux", "x64"]
 JIT_PREFIX = "eyIucnVubmVyIj"  # base64 of '{".runner"': how every JIT config starts
@@ -50,11 +52,12 @@ def main():
             gh.jobs("octo-org/api", X64, count=3, duration_ms=1500)
             gh.jobs("octo-org/web", X64, count=2, duration_ms=1500, run_status="in_progress")
             gh.jobs("octo-org/docs", ["self-hosted", "windows"], count=1)
+            port = rdtest.free_port()
             pools = [rdtest.pool("linux-x64", X64, "fake-runner:x64", cpus=1, memory="1GiB",
                                  max_runners=8)]
             cfg = rdtest.base_config(gh, rdtest.FAKE_DOCKER, pools,
                                      [{"repo": "octo-cat/hello"}, {"org": "octo-org"}],
-                                     instance="e2e",
+                                     instance="e2e", listen="127.0.0.1:%d" % port,
                                      host={"cpus": 4, "memory": "16GiB", "max_runners": 16})
             rd = rdtest.Runnerd(tmp, cfg, env=env).start()
 
@@ -62,7 +65,23 @@ def main():
                 st = gh.state()
                 jobs = [j for j in st["jobs"] if "windows" not in j["labels"]]
                 return all(j["status"] == "completed" for j in jobs)
+            # While runners work: /status follows docs/status.md, /metrics parses.
+            base = "http://127.0.0.1:%d" % port
+            rdtest.wait_until(lambda: any(e["kind"] == "job_started" for e in gh.state()["events"]),
+                              60, 0.1, "a job to start")
+            code, body = rdtest.http_get(base + "/status")
+            doc = json.loads(body)
+            status_schema.validate(doc)
+            assert doc["host"]["runners"] <= 4 and doc["host"]["cpus_used"] <= 4, doc["host"]
+            assert [p["name"] for p in doc["pools"]] == ["linux-x64"], doc["pools"]
+            code, text = rdtest.http_get(base + "/metrics")
+            fams = promcheck.parse(text)
+            for name in ("runnerd_runners", "runnerd_queued_jobs", "runnerd_runner_starts_total",
+                         "runnerd_github_requests_total", "runnerd_build_info"):
+                assert name in fams, (name, sorted(fams))
             rdtest.wait_until(servable_done, 120, 0.2, "8 jobs to complete")
+            code, body = rdtest.http_get(base + "/healthz")
+            assert code == 200, body
             st = gh.state()
             events = st["events"]
             created = [e for e in events if e["kind"] == "jit_created"]
