@@ -167,8 +167,6 @@ static void note_taken(void *ud, const rd_supervisor_runner_info_t *ri)
  * poll listed them queued well after that runner exited. */
 static void drop_taken(rd_daemon_t *d)
 {
-    if (d->sup != NULL)
-        rd_supervisor_foreach(d->sup, note_taken, d);
     for (size_t i = 0; i < TAKEN_JOBS; i++) {
         if (!d->taken[i].active)
             continue;
@@ -222,14 +220,14 @@ static void note_adopted_busy(void *ud, const rd_supervisor_runner_info_t *ri)
     ab->n++;
 }
 
-static void bind_adopted(rd_daemon_t *d)
+static void bind_adopted(rd_daemon_t *d, bool exited_only)
 {
     if (d->sup == NULL)
         return;
     adopted_busy_t ab = {0};
     rd_supervisor_foreach(d->sup, note_adopted_busy, &ab);
     for (size_t i = 0; i < ab.n; i++) {
-        bool noted = false;
+        bool noted = exited_only && !ab.exited[i]; /* no call into the supervisor from its callback */
         for (size_t k = 0; k < TAKEN_JOBS && ab.exited[i] && !noted; k++)
             noted = d->taken[k].job_id != 0 && d->taken[k].runner_key == ab.keys[i];
         const rd_pool_t *pool = NULL;
@@ -285,14 +283,13 @@ static void bind_adopted(rd_daemon_t *d)
     free(ab.held);
 }
 
-/* The supervisor is about to forget a runner: it may go before any plan saw it
- * exited, so note the job it ran now. */
-static void on_runner_done(void *ud, const rd_supervisor_runner_info_t *ri)
+/* A runner's container exited (called from inside the supervisor: record only). */
+static void on_runner_exited(void *ud, const rd_supervisor_runner_info_t *ri)
 {
     rd_daemon_t *d = ud;
     note_taken(d, ri);
     if (ri->job_unknown && ri->ran_job)
-        bind_adopted(d);
+        bind_adopted(d, true);
 }
 
 /* A stale poll page may list a job that a webhook already said started or
@@ -355,7 +352,7 @@ static void run_schedule(rd_daemon_t *d)
 
     drop_recent_from_demand(d);
     drop_taken(d);
-    bind_adopted(d);
+    bind_adopted(d, false);
 
     rd_planner_input_t pi;
     rd_sched_runner_t *snap = NULL;
@@ -461,31 +458,34 @@ static void on_runners_changed(void *ud)
 static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
 {
     rd_config_errors_t errs = {0};
+    rd_config_errors_t warns = {0};
     rd_config_t *cfg = NULL;
-    int rc = rd_config_load(d->opts.config_path, &d->facts, &cfg, &errs);
-    /* The host side of validation (secret files readable, token_env set), exactly as
-     * --check-config does it; a failure here refuses the file like a syntax error. */
-    if (rc == 0 && rd_config_check_files(cfg, &errs, stderr) != 0) {
-        rd_config_free(cfg);
-        cfg = NULL;
-        rc = RD_EINVAL;
+    /* The same path as --check-config: the file, then the host side of validation
+     * (secret files readable, token_env set). */
+    int rc = rd_config_load_checked(d->opts.config_path, &d->facts, &cfg, &errs, &warns);
+    for (size_t i = 0; i < warns.n; i++) {
+        char *line = rd_config_error_str(&warns.v[i]);
+        rd_warn("config", "%s", line);
+        free(line);
     }
+    rd_config_errors_free(&warns);
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
-            const rd_config_error_t *e = &errs.v[i];
-            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s:%d:%d: %s%s%s", e->file,
-                   e->line, e->col, e->path, e->path[0] ? ": " : "", e->reason);
+            char *line = rd_config_error_str(&errs.v[i]);
+            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s", line);
+            if (i == 0) {
+                free(d->last_reload_error);
+                d->last_reload_error = line;
+            } else {
+                free(line);
+            }
         }
-        if (errs.n == 0)
+        if (errs.n == 0) {
             rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s: %s", d->opts.config_path,
                    rd_strerror(rc));
-        free(d->last_reload_error);
-        if (errs.n > 0)
-            d->last_reload_error = rd_xasprintf("%s:%d:%d: %s%s%s", errs.v[0].file,
-                                                errs.v[0].line, errs.v[0].col, errs.v[0].path,
-                                                errs.v[0].path[0] ? ": " : "", errs.v[0].reason);
-        else
+            free(d->last_reload_error);
             d->last_reload_error = rd_xasprintf("%s: %s", d->opts.config_path, rd_strerror(rc));
+        }
         rd_config_errors_free(&errs);
         return NULL;
     }
@@ -610,6 +610,7 @@ static char *cb_metrics(void *ud, size_t *len)
             if (ps[i].backoff_until_ms > now)
                 s.targets_backoff++;
         free(ps);
+        rd_poller_poll_durations(d->poller, &s.poll_duration);
     }
     char *text = rd_metrics_render(&s, len);
     free(pools);
@@ -782,6 +783,11 @@ static char *cb_status(void *ud, size_t *len)
             .npools = np,
         };
         if (i < n) {
+            if (st.org && ps[i].repo_names != NULL) {
+                /* docs/status.md: the watched repositories, discovered when no repos: list */
+                st.repos = ps[i].repo_names;
+                st.nrepos = ps[i].nrepo_names;
+            }
             st.last_poll = ps[i].last_poll_ms / 1000;
             st.last_error = ps[i].last_error;
             st.backoff_until = ps[i].backoff_until_ms > now ? (ps[i].backoff_until_ms + 999) / 1000
@@ -1169,6 +1175,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     if (d->cfg == NULL)
         goto fail_early;
     d->loaded_at_s = wall_ms() / 1000;
+    d->last_reload_s = d->start_time_s; /* docs/metrics.md: start or reload */
     if (read_secret(d->cfg->webhook_secret_file, &d->webhook_secret, &d->webhook_secret_len) != 0)
         goto fail_early;
     if (uv_loop_init(&d->loop) != 0) {
@@ -1201,8 +1208,8 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto run;
     }
     if (!opts->dry_run) {
-        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .ud = d,
-                                         .runner_done = on_runner_done};
+        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = on_runner_exited,
+                                         .ud = d};
         rd_supervisor_options_t so = {0};
         rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);
         if (rc != 0) {

@@ -158,6 +158,7 @@ struct rd_supervisor {
 };
 
 static void feed(sup_runner_t *r, rd_runner_event_t ev, int64_t arg);
+static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out);
 static void schedule_changed(sup_t *s);
 static void adopt_inspected(sup_t *s);
 static void adopt_finish(sup_t *s);
@@ -943,25 +944,6 @@ static void do_spawn(sup_runner_t *r)
     feed(r, RD_REV_SPAWNED, 0);
 }
 
-static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out)
-{
-    rd_supervisor_runner_info_t ri = {
-        .key = r->key,
-        .name = r->name,
-        .pool = r->pool_name,
-        .scope = r->scope,
-        .state = r->m.state,
-        .age_ms = now - r->m.created_ms,
-        .job_id = r->m.job_id,
-        .runner_id = r->m.runner_id,
-        .adopted = r->adopted,
-        .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
-        .ran_job = r->m.state == RD_RUNNER_EXITED &&
-                   (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
-    };
-    *out = ri;
-}
-
 static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
 {
     sup_t *s = r->sup;
@@ -995,8 +977,14 @@ static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
     }
     if (f & RD_RACT_KILL_CONTAINER)
         docker_simple(s, PK_KILL, r->key, r->name);
-    if (f & RD_RACT_RELEASE)
+    if (f & RD_RACT_RELEASE) {
         rd_info(COMP, "%s: exited; capacity released", r->name);
+        if (s->cbs.exited != NULL) {
+            rd_supervisor_runner_info_t ri;
+            runner_info(r, now_wall(), &ri);
+            s->cbs.exited(s->cbs.ud, &ri);
+        }
+    }
     if (f & RD_RACT_SPAWN)
         do_spawn(r);
     if (r->done)
@@ -1005,11 +993,6 @@ static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
         delete_reg(r);
     if (f & RD_RACT_DONE) {
         rd_debug(COMP, "%s: done", r->name);
-        if (s->cbs.runner_done) {
-            rd_supervisor_runner_info_t ri;
-            runner_info(r, now_wall(), &ri);
-            s->cbs.runner_done(s->cbs.ud, &ri);
-        }
         runner_close(r);
         schedule_changed(s);
     }
@@ -1519,6 +1502,25 @@ int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor
         if (r->pool == pool && rd_runner_holds_capacity(&r->m))
             out->runners++;
     return 0;
+}
+
+static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out)
+{
+    rd_supervisor_runner_info_t ri = {
+        .key = r->key,
+        .name = r->name,
+        .pool = r->pool_name,
+        .scope = r->scope,
+        .state = r->m.state,
+        .age_ms = now - r->m.created_ms,
+        .job_id = r->m.job_id,
+        .runner_id = r->m.runner_id,
+        .adopted = r->adopted,
+        .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
+        .ran_job = r->m.state == RD_RUNNER_EXITED &&
+                   (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
+    };
+    *out = ri;
 }
 
 void rd_supervisor_foreach(const rd_supervisor_t *s,

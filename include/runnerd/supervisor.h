@@ -30,15 +30,16 @@
 #include "runnerd/sched.h"
 
 typedef struct rd_supervisor rd_supervisor_t;
+
 struct rd_supervisor_runner_info;
 
 typedef struct {
     /* Runner states, capacity or a pool's backoff changed: plan again. Coalesced. */
     void (*changed)(void *ud);
     void *ud;
-    /* Optional: a runner is about to be forgotten (its info as rd_supervisor_foreach gives
-     * it, state EXITED). Lets the daemon note the job it ran before the next plan. */
-    void (*runner_done)(void *ud, const struct rd_supervisor_runner_info *ri);
+    /* Optional: a runner's container exited and its capacity is released (called at
+     * once, possibly from inside a supervisor call: record, do not call back). */
+    void (*exited)(void *ud, const struct rd_supervisor_runner_info *ri);
 } rd_supervisor_callbacks_t;
 
 typedef struct {
