@@ -166,8 +166,6 @@ static void note_taken(void *ud, const rd_supervisor_runner_info_t *ri)
  * poll listed them queued well after that runner exited. */
 static void drop_taken(rd_daemon_t *d)
 {
-    if (d->sup != NULL)
-        rd_supervisor_foreach(d->sup, note_taken, d);
     for (size_t i = 0; i < TAKEN_JOBS; i++) {
         if (!d->taken[i].active)
             continue;
@@ -501,6 +499,7 @@ static char *cb_metrics(void *ud, size_t *len)
             if (ps[i].backoff_until_ms > now)
                 s.targets_backoff++;
         free(ps);
+        rd_poller_poll_durations(d->poller, &s.poll_duration);
     }
     char *text = rd_metrics_render(&s, len);
     free(pools);
@@ -673,6 +672,11 @@ static char *cb_status(void *ud, size_t *len)
             .npools = np,
         };
         if (i < n) {
+            if (st.org && ps[i].repo_names != NULL) {
+                /* docs/status.md: the watched repositories, discovered when no repos: list */
+                st.repos = ps[i].repo_names;
+                st.nrepos = ps[i].nrepo_names;
+            }
             st.last_poll = ps[i].last_poll_ms / 1000;
             st.last_error = ps[i].last_error;
             st.backoff_until = ps[i].backoff_until_ms > now ? (ps[i].backoff_until_ms + 999) / 1000
@@ -1060,6 +1064,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     if (d->cfg == NULL)
         goto fail_early;
     d->loaded_at_s = wall_ms() / 1000;
+    d->last_reload_s = d->start_time_s; /* docs/metrics.md: start or reload */
     if (read_secret(d->cfg->webhook_secret_file, &d->webhook_secret, &d->webhook_secret_len) != 0)
         goto fail_early;
     if (uv_loop_init(&d->loop) != 0) {
@@ -1092,7 +1097,8 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto run;
     }
     if (!opts->dry_run) {
-        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .ud = d};
+        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = note_taken,
+                                         .ud = d};
         rd_supervisor_options_t so = {0};
         rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);
         if (rc != 0) {

@@ -157,6 +157,7 @@ struct rd_supervisor {
 };
 
 static void feed(sup_runner_t *r, rd_runner_event_t ev, int64_t arg);
+static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out);
 static void schedule_changed(sup_t *s);
 static void adopt_inspected(sup_t *s);
 static void adopt_finish(sup_t *s);
@@ -974,8 +975,14 @@ static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
     }
     if (f & RD_RACT_KILL_CONTAINER)
         docker_simple(s, PK_KILL, r->key, r->name);
-    if (f & RD_RACT_RELEASE)
+    if (f & RD_RACT_RELEASE) {
         rd_info(COMP, "%s: exited; capacity released", r->name);
+        if (s->cbs.exited != NULL) {
+            rd_supervisor_runner_info_t ri;
+            runner_info(r, now_wall(), &ri);
+            s->cbs.exited(s->cbs.ud, &ri);
+        }
+    }
     if (f & RD_RACT_SPAWN)
         do_spawn(r);
     if (r->done)
@@ -1495,24 +1502,31 @@ int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor
     return 0;
 }
 
+static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out)
+{
+    rd_supervisor_runner_info_t ri = {
+        .key = r->key,
+        .name = r->name,
+        .pool = r->pool_name,
+        .scope = r->scope,
+        .state = r->m.state,
+        .age_ms = now - r->m.created_ms,
+        .job_id = r->m.job_id,
+        .runner_id = r->m.runner_id,
+        .adopted = r->adopted,
+        .ran_job = r->m.state == RD_RUNNER_EXITED &&
+                   (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
+    };
+    *out = ri;
+}
+
 void rd_supervisor_foreach(const rd_supervisor_t *s,
                            void (*fn)(void *ud, const rd_supervisor_runner_info_t *ri), void *ud)
 {
     int64_t now = now_wall();
     for (const sup_runner_t *r = s->runners; r; r = r->next) {
-        rd_supervisor_runner_info_t ri = {
-            .key = r->key,
-            .name = r->name,
-            .pool = r->pool_name,
-            .scope = r->scope,
-            .state = r->m.state,
-            .age_ms = now - r->m.created_ms,
-            .job_id = r->m.job_id,
-            .runner_id = r->m.runner_id,
-            .adopted = r->adopted,
-            .ran_job = r->m.state == RD_RUNNER_EXITED &&
-                       (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
-        };
+        rd_supervisor_runner_info_t ri;
+        runner_info(r, now, &ri);
         fn(ud, &ri);
     }
 }
