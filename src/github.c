@@ -201,6 +201,7 @@ typedef struct {
     int64_t inst_id;
     char *token;
     int64_t expires_ms;
+    int64_t renew_ms; /* renew from this time on */
     bool fetching;
     int last_err;
     int64_t failed_until_ms;
@@ -759,7 +760,7 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
             rd_log_forget_secret(in->token);
             wipe_free(in->token);
             in->token = NULL;
-            in->expires_ms = 0;
+            in->expires_ms = in->renew_ms = 0;
         }
         r->retried_401 = true;
         q_push(gh, r, true);
@@ -929,6 +930,11 @@ static void on_token(gh_req_t *r, int err, long status, const char *body, size_t
     }
     in->token = tok;
     in->expires_ms = exp;
+    /* Renew 5 min before expiry, or after 3/4 of a shorter life. */
+    int64_t now = now_ms(), margin = GH_TOKEN_RENEW_MS;
+    if (exp - now < 4 * margin)
+        margin = (exp - now) / 4;
+    in->renew_ms = exp - margin;
     in->fetching = false;
     in->last_err = 0;
     rd_info(LOGC, "installation %lld: new access token, expires in %lld s", (long long)in->inst_id,
@@ -1016,7 +1022,7 @@ static const char *auth_for(rd_github_t *gh, gh_req_t *r, int *err)
         return gh->pat;
     inst_t *in = inst_for(gh, r->owner);
     int64_t now = now_ms();
-    if (in->token && in->expires_ms - GH_TOKEN_RENEW_MS > now)
+    if (in->token && now < in->renew_ms)
         return in->token;
     if (!in->fetching && in->failed_until_ms > now) {
         *err = in->last_err == RD_EAGAIN ? RD_EAGAIN : RD_EAUTH;
@@ -1134,7 +1140,8 @@ static void gate_run(rd_github_t *gh)
     gh->gate_running = false;
     if (gh->fail_head) {
         gate_kick(gh);
-    } else if (wake_at > 0 && !gh->closing) {
+    } else if (wake_at > 0 && !gh->closing && gh->gate_timer_at != -1) {
+        /* (gate_timer_at == -1: a callback above asked for an immediate run.) */
         int64_t d = wake_at - now_ms();
         if (d < 1)
             d = 1;

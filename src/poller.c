@@ -528,21 +528,21 @@ static void schedule(rd_poller_t *p)
             continue;
         if (!p->started && !t->cycle)
             continue;
+        if (t->cycle && rd_github_retry_at(p->gh, t->scope) > now) {
+            /* Held or backing off: the cycle counts it failed rather than waiting. */
+            set_cycle(p, &t->cycle, false);
+            p->cycle_failed++;
+            failed_now = true;
+            if (!p->started)
+                continue;
+        }
         int64_t due = target_list_due(p, t);
         if (due <= now) {
-            if (t->cycle && rd_github_retry_at(p->gh, t->scope) > now) {
-                /* Backing off: this cycle counts it failed rather than waiting. */
-                set_cycle(p, &t->cycle, false);
-                p->cycle_failed++;
-                failed_now = true;
-                due = target_list_due(p, t);
-            } else {
-                start_list(p, t, now);
-                if (t->list_inflight)
-                    continue;
-                failed_now = true;
-                due = t->next_list_ms;
-            }
+            start_list(p, t, now);
+            if (t->list_inflight)
+                continue;
+            failed_now = true;
+            due = t->next_list_ms;
         }
         if (due < next)
             next = due;
@@ -553,16 +553,16 @@ static void schedule(rd_poller_t *p)
         prepo_t *r = p->repos[i];
         if (r->inflight || (!p->started && !r->cycle))
             continue;
+        if (r->cycle && rd_github_retry_at(p->gh, r->scope) > now) {
+            set_cycle(p, &r->cycle, false);
+            p->cycle_failed++;
+            failed_now = true;
+            if (!p->started)
+                continue;
+        }
         int64_t due = repo_due(p, r);
         if (due <= now) {
-            if (r->cycle && rd_github_retry_at(p->gh, r->scope) > now) {
-                set_cycle(p, &r->cycle, false);
-                p->cycle_failed++;
-                failed_now = true;
-                if (!p->started)
-                    continue;
-                due = repo_due(p, r);
-            } else if (p->inflight >= p->max_inflight) {
+            if (p->inflight >= p->max_inflight) {
                 p->cursor = i;
                 full = true;
                 break;

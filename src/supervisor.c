@@ -31,6 +31,7 @@
 #define ADOPT_MIN_STARTUP_MS 60000
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 300000
+#define STOP_RETRY_MS 1000
 
 extern char **environ;
 
@@ -595,6 +596,16 @@ static int64_t parse_int(const char *s, size_t n, bool *ok)
 static void adopt_ps_done(sup_t *s, sup_proc_t *p);
 static void adopt_inspect_done(sup_t *s, sup_proc_t *p);
 
+/* t_retry while STOPPING with the docker run child alive (delete retries use it only later). */
+static void on_restop_timer(uv_timer_t *t)
+{
+    sup_runner_t *r = rd_container_of(t, sup_runner_t, t_retry);
+    if (r->done || r->m.state != RD_RUNNER_STOPPING || !r->m.has_container || r->stop_inflight)
+        return;
+    rd_info(COMP, "%s: stopping again (docker stop)", r->name);
+    docker_simple(r->sup, PK_STOP, r->key, r->name);
+}
+
 static void proc_finished(sup_proc_t *p)
 {
     p->finished = true;
@@ -627,6 +638,10 @@ static void proc_finished(sup_proc_t *p)
             r->stop_inflight = false;
         if (code != 0)
             rd_info(COMP, "%s: docker stop exited with %" PRId64, p->label, code);
+        /* A stop right after the spawn can beat `docker run` to creating the container
+         * ("No such container"): try again soon rather than at the kill timer. */
+        if (r && code != 0 && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
+            uv_timer_start(&r->t_retry, on_restop_timer, STOP_RETRY_MS, 0);
         break;
     case PK_KILL:
     case PK_RM:
@@ -1225,6 +1240,14 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
         else
             feed(r, RD_REV_GH_OFFLINE, 0);
     }
+    if (s->draining) {
+        /* Now that busy runners show as busy, stop the others (see rd_supervisor_drain). */
+        for (sup_runner_t *r = s->runners; r; r = next) {
+            next = r->next;
+            if (strcmp(r->scope, scope) == 0 && r->registered_ms <= sent)
+                feed(r, RD_REV_STOP, 0);
+        }
+    }
     free(scope);
 }
 
@@ -1513,11 +1536,16 @@ void rd_supervisor_drain(rd_supervisor_t *s, uint64_t grace_ms, void (*done)(voi
         s->drain_ud = ud;
         rd_info(COMP, "draining %zu runners (busy ones get %.0fs)", rd_supervisor_count(s),
                 (double)grace_ms / 1000.0);
+        /* Runners with a registration may have taken a job since the last runner list:
+         * stopping them now would cancel it. They are stopped when a fresh list says they
+         * are not busy (list_cb); those still registering are stopped at once. */
         sup_runner_t *next;
         for (sup_runner_t *r = s->runners; r; r = next) {
             next = r->next;
-            feed(r, RD_REV_STOP, 0);
+            if (r->m.runner_id == 0)
+                feed(r, RD_REV_STOP, 0);
         }
+        rd_supervisor_reconcile(s);
     }
     uint64_t left = uv_is_active((uv_handle_t *)&s->t_drain) ? uv_timer_get_due_in(&s->t_drain) : 0;
     if (first || grace_ms < left) {

@@ -418,16 +418,11 @@ class State:
             job["completed_at"] = t
         else:
             raise ApiError(400, "status must be queued, cancelled or completed")
-        if st in ("cancelled", "completed"):
-            # The runner holding the job is no longer busy: a cancelled job ends on the
-            # runner (it still calls /complete); a job completed by control models GitHub
-            # failing the job of a runner that vanished mid-job: it turns offline and a
-            # DELETE of its registration then succeeds, as on GitHub.
-            for rn in self.runners.values():
-                if rn["job"] == jid and rn["busy"]:
-                    rn["busy"] = False
-                    if st == "completed":
-                        rn["status"] = "offline"
+        # GitHub gave up on the job (cancelled, or failed after its runner lost
+        # communication): the runner is no longer busy with it, so it can be deleted.
+        rn = self.runners.get(job.get("runner_id"))
+        if rn is not None and rn.get("job") == jid and job["status"] == "completed":
+            rn["busy"] = False
         self.update_run(self.runs[job["run_id"]])
         return self.job_state(job)
 

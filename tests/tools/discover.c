@@ -1,10 +1,10 @@
 /* discover.c: test driver for discovery (not installed).
  *
- *   rd_discover -c FILE [--cycles N] [--log-level L]
+ *   rd_discover -c FILE [--cycles N] [--interval-ms MS] [--log-level L]
  *
  * Loads the config, runs N (default 1) full poll cycles with the real github
  * client and poller against whatever api_url says (the fake GitHub in tests),
- * and after each cycle prints on stdout one JSON line per queued job in the
+ * MS apart (default 0), and after each cycle prints on stdout one JSON line per queued job in the
  * demand table, then one summary line:
  *   {"job":ID,"run":ID,"repo":"o/r","labels":[...],"target":N}
  *   {"cycle":1,"failed":0,"jobs":N,"requests":N,"not_modified":N,"targets":[...]}
@@ -30,6 +30,8 @@ typedef struct {
     rd_poller_t *poller;
     int cycles, done;
     int closing;
+    long interval_ms;
+    uv_timer_t timer;
 } app_t;
 
 static double cpu_s(void)
@@ -56,6 +58,7 @@ static long vmhwm_kib(void)
 }
 
 static double cycle_start_cpu;
+static uint64_t cycle_start_ns;
 
 static void json_str(const char *s)
 {
@@ -75,8 +78,27 @@ static void json_str(const char *s)
 static void on_closed(void *ud)
 {
     app_t *a = ud;
-    if (++a->closing == 2)
+    if (++a->closing == 3)
         uv_stop(a->loop);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    on_closed(h->data);
+}
+
+static void on_cycle(void *ud, size_t failed);
+
+static void on_timer(uv_timer_t *t)
+{
+    app_t *a = t->data;
+    cycle_start_cpu = cpu_s();
+    cycle_start_ns = uv_hrtime();
+    int rc = rd_poller_run_once(a->poller, on_cycle, a);
+    if (rc != 0) {
+        fprintf(stderr, "rd_discover: run_once: %s\n", rd_strerror(rc));
+        exit(1);
+    }
 }
 
 static void on_cycle(void *ud, size_t failed)
@@ -100,10 +122,11 @@ static void on_cycle(void *ud, size_t failed)
     rd_github_get_stats(a->gh, &st);
     double cpu = cpu_s();
     printf("{\"cycle\":%d,\"failed\":%zu,\"jobs\":%zu,\"requests\":%llu,\"not_modified\":%llu,"
-           "\"budget_used\":%llu,\"cpu_ms\":%.1f,\"vmhwm_kib\":%ld,\"targets\":[",
+           "\"budget_used\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"vmhwm_kib\":%ld,\"targets\":[",
            a->done, failed, rd_demand_count(a->demand), (unsigned long long)st.requests,
            (unsigned long long)st.not_modified, (unsigned long long)st.budget_used_last_hour,
-           (cpu - cycle_start_cpu) * 1000.0, vmhwm_kib());
+           (cpu - cycle_start_cpu) * 1000.0, (double)(uv_hrtime() - cycle_start_ns) / 1e6,
+           vmhwm_kib());
     cycle_start_cpu = cpu;
     rd_poller_status_t ss[256];
     size_t n = rd_poller_status(a->poller, ss, 256);
@@ -120,12 +143,10 @@ static void on_cycle(void *ud, size_t failed)
     printf("]}\n");
     fflush(stdout);
     if (a->done < a->cycles) {
-        cycle_start_cpu = cpu_s();
-        int rc = rd_poller_run_once(a->poller, on_cycle, a);
-        if (rc == 0)
-            return;
-        fprintf(stderr, "rd_discover: run_once: %s\n", rd_strerror(rc));
+        uv_timer_start(&a->timer, on_timer, (uint64_t)a->interval_ms, 0);
+        return;
     }
+    uv_close((uv_handle_t *)&a->timer, on_timer_closed);
     rd_poller_close(a->poller, on_closed, a);
     rd_github_close(a->gh, on_closed, a);
 }
@@ -140,15 +161,17 @@ int main(int argc, char **argv)
             file = argv[++i];
         else if (strcmp(argv[i], "--cycles") == 0 && i + 1 < argc)
             a.cycles = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--interval-ms") == 0 && i + 1 < argc)
+            a.interval_ms = atol(argv[++i]);
         else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
             level = argv[++i];
         else {
-            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--log-level L]\n");
+            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--log-level L]\n");
             return 2;
         }
     }
     if (file == NULL || a.cycles < 1) {
-        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--log-level L]\n");
+        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--log-level L]\n");
         return 2;
     }
     rd_log_level_t lv = RD_LOG_INFO;
@@ -166,6 +189,8 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     a.loop = &loop;
+    uv_timer_init(&loop, &a.timer);
+    a.timer.data = &a;
     int rc = rd_github_new(&loop, &a.cfg->github, &a.gh);
     if (rc != 0) {
         fprintf(stderr, "rd_discover: github: %s\n", rd_strerror(rc));
@@ -174,6 +199,7 @@ int main(int argc, char **argv)
     a.demand = rd_demand_new();
     rc = rd_poller_new(&loop, a.gh, a.demand, a.cfg, NULL, NULL, &a.poller);
     cycle_start_cpu = cpu_s();
+    cycle_start_ns = uv_hrtime();
     if (rc == 0)
         rc = rd_poller_run_once(a.poller, on_cycle, &a);
     if (rc != 0) {
