@@ -1990,7 +1990,7 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
 
 /* Reads the host, unlike everything above: kept apart so that the loader stays pure. */
 static void check_file(const rd_config_t *cfg, const char *path, rd_pos_t pos, const char *key,
-                       bool secret, rd_config_errors_t *errs, FILE *warn)
+                       bool secret, rd_config_errors_t *errs, rd_config_errors_t *warnings)
 {
     if (path == NULL)
         return;
@@ -2005,25 +2005,26 @@ static void check_file(const rd_config_t *cfg, const char *path, rd_pos_t pos, c
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(reason, sizeof(reason), "%s is not a regular file", path);
         add_error(errs, cfg->path, pos.line, pos.col, key, reason);
-    } else if (secret && (st.st_mode & 077) != 0 && warn != NULL) {
-        fprintf(warn,
-                "%s:%d:%d: %s: warning: %s is readable by group or others (mode %03o); "
-                "chmod 600 it\n",
-                cfg->path, pos.line, pos.col, key, path, (unsigned)(st.st_mode & 0777));
+    } else if (secret && (st.st_mode & 077) != 0 && warnings != NULL) {
+        snprintf(reason, sizeof(reason),
+                 "warning: %s is readable by group or others (mode %03o); chmod 600 it", path,
+                 (unsigned)(st.st_mode & 0777));
+        add_error(warnings, cfg->path, pos.line, pos.col, key, reason);
     }
     close(fd);
 }
 
-int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE *warn)
+static int check_files(const rd_config_t *cfg, rd_config_errors_t *errs,
+                       rd_config_errors_t *warnings)
 {
     size_t before = errs->n;
     const rd_github_config_t *g = &cfg->github;
-    check_file(cfg, g->token_file, g->token_file_pos, "github.token_file", true, errs, warn);
+    check_file(cfg, g->token_file, g->token_file_pos, "github.token_file", true, errs, warnings);
     check_file(cfg, g->private_key_file, g->private_key_file_pos, "github.private_key_file", true,
-               errs, warn);
-    check_file(cfg, g->ca_file, g->ca_file_pos, "github.ca_file", false, errs, warn);
+               errs, warnings);
+    check_file(cfg, g->ca_file, g->ca_file_pos, "github.ca_file", false, errs, warnings);
     check_file(cfg, cfg->webhook_secret_file, cfg->webhook_secret_file_pos, "webhook_secret_file",
-               true, errs, warn);
+               true, errs, warnings);
     if (g->token_env != NULL) {
         const char *v = getenv(g->token_env);
         if (v == NULL || v[0] == '\0') {
@@ -2034,4 +2035,31 @@ int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE
         }
     }
     return errs->n > before ? RD_EINVAL : RD_OK;
+}
+
+int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE *warn)
+{
+    rd_config_errors_t warnings = {0};
+    int rc = check_files(cfg, errs, &warnings);
+    if (warn != NULL)
+        rd_config_errors_print(&warnings, warn);
+    rd_config_errors_free(&warnings);
+    return rc;
+}
+
+int rd_config_load_checked(const char *file, const rd_host_facts_t *facts, rd_config_t **out,
+                           rd_config_errors_t *errs, rd_config_errors_t *warnings)
+{
+    rd_config_t *cfg = NULL;
+    *out = NULL;
+    int rc = rd_config_load(file, facts, &cfg, errs);
+    if (rc != RD_OK)
+        return rc;
+    rc = check_files(cfg, errs, warnings);
+    if (rc != RD_OK) {
+        rd_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return RD_OK;
 }

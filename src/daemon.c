@@ -349,31 +349,34 @@ static void on_runners_changed(void *ud)
 static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
 {
     rd_config_errors_t errs = {0};
+    rd_config_errors_t warns = {0};
     rd_config_t *cfg = NULL;
-    int rc = rd_config_load(d->opts.config_path, &d->facts, &cfg, &errs);
-    /* The host side of validation (secret files readable, token_env set), exactly as
-     * --check-config does it; a failure here refuses the file like a syntax error. */
-    if (rc == 0 && rd_config_check_files(cfg, &errs, stderr) != 0) {
-        rd_config_free(cfg);
-        cfg = NULL;
-        rc = RD_EINVAL;
+    /* The same path as --check-config: the file, then the host side of validation
+     * (secret files readable, token_env set). */
+    int rc = rd_config_load_checked(d->opts.config_path, &d->facts, &cfg, &errs, &warns);
+    for (size_t i = 0; i < warns.n; i++) {
+        char *line = rd_config_error_str(&warns.v[i]);
+        rd_warn("config", "%s", line);
+        free(line);
     }
+    rd_config_errors_free(&warns);
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
-            const rd_config_error_t *e = &errs.v[i];
-            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s:%d:%d: %s%s%s", e->file,
-                   e->line, e->col, e->path, e->path[0] ? ": " : "", e->reason);
+            char *line = rd_config_error_str(&errs.v[i]);
+            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s", line);
+            if (i == 0) {
+                free(d->last_reload_error);
+                d->last_reload_error = line;
+            } else {
+                free(line);
+            }
         }
-        if (errs.n == 0)
+        if (errs.n == 0) {
             rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s: %s", d->opts.config_path,
                    rd_strerror(rc));
-        free(d->last_reload_error);
-        if (errs.n > 0)
-            d->last_reload_error = rd_xasprintf("%s:%d:%d: %s%s%s", errs.v[0].file,
-                                                errs.v[0].line, errs.v[0].col, errs.v[0].path,
-                                                errs.v[0].path[0] ? ": " : "", errs.v[0].reason);
-        else
+            free(d->last_reload_error);
             d->last_reload_error = rd_xasprintf("%s: %s", d->opts.config_path, rd_strerror(rc));
+        }
         rd_config_errors_free(&errs);
         return NULL;
     }

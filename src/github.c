@@ -43,7 +43,9 @@
 /* Renew installation tokens this long before they expire. */
 #define GH_TOKEN_RENEW_MS (5 * 60 * 1000)
 /* ETag cache: bodies kept at most this many bytes in total (LRU beyond). */
-#define GH_CACHE_MAX_BYTES ((size_t)6 << 20)
+#define GH_CACHE_MAX_BYTES ((size_t)4 << 20)
+/* Entries unused this long are dropped (e.g. jobs of runs long finished). */
+#define GH_CACHE_MAX_AGE_MS (2 * 3600 * 1000)
 #define GH_SECONDARY_DEFAULT_MS 60000
 #define GH_SECONDARY_CAP_MS (15 * 60 * 1000)
 #define GH_BACKOFF_BASE_MS 1000
@@ -160,6 +162,8 @@ typedef struct cache_ent {
     char *link;
     char *body;
     size_t len;
+    size_t cost;      /* bytes charged to the cache, overhead included */
+    int64_t used_ms;  /* last stored or served */
     struct cache_ent *prev, *next; /* LRU, most recent first */
 } cache_ent_t;
 
@@ -449,7 +453,7 @@ static void cache_drop(rd_github_t *gh, cache_ent_t *e)
 {
     cache_unlink(gh, e);
     map_del(&gh->cache, e->url);
-    gh->cache_bytes -= e->len + strlen(e->url);
+    gh->cache_bytes -= e->cost;
     cache_ent_free(e);
 }
 
@@ -459,6 +463,7 @@ static cache_ent_t *cache_get(rd_github_t *gh, const char *url)
     if (e) {
         cache_unlink(gh, e);
         cache_push_front(gh, e);
+        e->used_ms = now_ms();
     }
     return e;
 }
@@ -469,9 +474,13 @@ static void cache_put(rd_github_t *gh, const char *url, const char *etag, const 
     cache_ent_t *e = map_get(&gh->cache, url);
     if (e)
         cache_drop(gh, e);
-    if (len + strlen(url) > GH_CACHE_MAX_BYTES / 4)
+    size_t cost = sizeof(*e) + len + 2 * strlen(url) + strlen(etag) + (link ? strlen(link) : 0) +
+                  64; /* map entry and allocator overhead */
+    if (cost > GH_CACHE_MAX_BYTES / 4)
         return; /* not worth evicting everything else for */
     e = rd_xcalloc(1, sizeof(*e));
+    e->cost = cost;
+    e->used_ms = now_ms();
     e->url = rd_xstrdup(url);
     e->etag = rd_xstrdup(etag);
     e->link = link ? rd_xstrdup(link) : NULL;
@@ -479,8 +488,10 @@ static void cache_put(rd_github_t *gh, const char *url, const char *etag, const 
     e->len = len;
     map_put(&gh->cache, url, e);
     cache_push_front(gh, e);
-    gh->cache_bytes += len + strlen(url);
-    while (gh->cache_bytes > GH_CACHE_MAX_BYTES && gh->lru_tail && gh->lru_tail != e)
+    gh->cache_bytes += cost;
+    while (gh->lru_tail && gh->lru_tail != e &&
+           (gh->cache_bytes > GH_CACHE_MAX_BYTES ||
+            e->used_ms - gh->lru_tail->used_ms > GH_CACHE_MAX_AGE_MS))
         cache_drop(gh, gh->lru_tail);
 }
 
@@ -621,7 +632,28 @@ static void req_submit(rd_github_t *gh, gh_req_t *r)
         req_fail_later(gh, r, RD_ECANCELED);
         return;
     }
-    q_push(gh, r, false);
+    if (r->priority && gh->q_head && !gh->q_head->priority) {
+        /* Mutations (JIT configs, deletes) go before queued polls. */
+        q_push(gh, r, true);
+    } else if (r->priority) {
+        gh_req_t *after = gh->q_head;
+        while (after && after->next && after->next->priority)
+            after = after->next;
+        if (after == NULL) {
+            q_push(gh, r, false);
+        } else {
+            r->in_queue = true;
+            r->prev = after;
+            r->next = after->next;
+            if (after->next)
+                after->next->prev = r;
+            else
+                gh->q_tail = r;
+            after->next = r;
+        }
+    } else {
+        q_push(gh, r, false);
+    }
     gate_kick(gh);
 }
 
@@ -807,6 +839,30 @@ out:
 }
 
 /* ------------------------------------------------------------------ auth */
+
+static void inst_free(void *p);
+static void q_push(rd_github_t *gh, gh_req_t *r, bool front);
+static void gate_kick(rd_github_t *gh);
+
+/* Forget every installation and token (credentials or server changed);
+ * requests waiting for a token go back to the queue and ask again. */
+static void inst_flush(rd_github_t *gh)
+{
+    for (size_t i = 0; i < gh->insts.nb; i++) {
+        for (map_ent_t *e = gh->insts.b[i]; e; e = e->next) {
+            inst_t *in = e->val;
+            gh_req_t *w = in->waiters_head, *next;
+            in->waiters_head = in->waiters_tail = NULL;
+            for (; w; w = next) {
+                next = w->next;
+                q_push(gh, w, true);
+            }
+        }
+    }
+    map_free(&gh->insts, inst_free);
+    if (gh->q_head)
+        gate_kick(gh);
+}
 
 static void inst_free(void *p)
 {
@@ -1876,11 +1932,11 @@ static void set_creds(rd_github_t *gh, const rd_github_config_t *cfg, char *pat,
     gh->app_key = key;
     if (pat)
         rd_log_add_secret(pat);
+    if (gh->installation_id != cfg->installation_id || gh->app_id != cfg->app_id ||
+        gh->app != (cfg->app_id > 0))
+        inst_flush(gh);
     gh->app = cfg->app_id > 0;
     gh->app_id = cfg->app_id;
-    if (gh->installation_id != cfg->installation_id) {
-        map_free(&gh->insts, inst_free);
-    }
     gh->installation_id = cfg->installation_id;
     if (gh->jwt) {
         rd_log_forget_secret(gh->jwt);
@@ -1956,7 +2012,7 @@ int rd_github_reconfigure(rd_github_t *gh, const rd_github_config_t *cfg)
         /* Another server: nothing cached applies any more. */
         while (gh->lru_head)
             cache_drop(gh, gh->lru_head);
-        map_free(&gh->insts, inst_free);
+        inst_flush(gh);
         free(gh->api_url);
         gh->api_url = rd_xstrdup(cfg->api_url);
     }

@@ -53,15 +53,14 @@ static int check_config(const char *path)
     char hostname[256];
     /* A fact that cannot be read is reported by the loader only if it is needed. */
     (void)rd_hostfacts_gather(&facts, hostname, sizeof(hostname));
-    rd_config_errors_t errs = {0};
+    rd_config_errors_t errs = {0}, warnings = {0};
     rd_config_t *cfg = NULL;
-    int rc = rd_config_load(path, &facts, &cfg, &errs);
-    if (rc == RD_OK)
-        rc = rd_config_check_files(cfg, &errs, stderr);
+    int rc = rd_config_load_checked(path, &facts, &cfg, &errs, &warnings);
+    rd_config_errors_print(&warnings, stderr);
+    rd_config_errors_free(&warnings);
     if (rc != RD_OK) {
         rd_config_errors_print(&errs, stderr);
         rd_config_errors_free(&errs);
-        rd_config_free(cfg);
         return 1;
     }
     rd_config_print_summary(cfg, stdout);

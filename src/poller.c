@@ -447,7 +447,9 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
             rd_warn(LOGC, "%s: poll failed: %s", r->full, rd_strerror(err));
         r->last_err = err;
         r->last_err_ms = now;
-        r->retry_ms = now + REPO_RETRY_MS;
+        /* The client's backoff (or a rate-limit hold) decides when to retry;
+         * errors it does not back off from (404, ...) wait a minute. */
+        r->retry_ms = rd_github_retry_at(p->gh, r->scope) > now ? 0 : now + REPO_RETRY_MS;
         rd_pace_target_polled(p->pace, &r->pt, r->poll_started_ms, now, sent, charged, false);
         if (r->cycle)
             p->cycle_failed++;

@@ -162,10 +162,20 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
  * pure: token_file, private_key_file, ca_file and webhook_secret_file must be
  * readable regular files and token_env must name a non-empty variable; each
  * failure is appended to errs. A secret file readable by group or others gets a
- * warning line on WARN (if not NULL). Returns 0 or RD_EINVAL. --check-config and
- * every (re)load call it after rd_config_load().
+ * warning line "file:line:col: key: warning: ..." on WARN (if not NULL).
+ * Returns 0 or RD_EINVAL.
  */
 int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE *warn);
+
+/**
+ * rd_config_load() then rd_config_check_files(): what a start, a SIGHUP reload
+ * and --check-config all run, so that they agree. On any error the config is
+ * freed, *out stays NULL and every error is in errs; warnings (if not NULL)
+ * collects the permission warnings either way, as entries whose reason starts
+ * with "warning: " (log them with rd_config_error_str()).
+ */
+int rd_config_load_checked(const char *file, const rd_host_facts_t *facts, rd_config_t **out,
+                           rd_config_errors_t *errs, rd_config_errors_t *warnings);
 
 /**
  * How many runners of pool IDX fit on the empty host: the least of the pool's

@@ -23,6 +23,15 @@ FIXTURE = os.path.join(rdtest.SRC, "tests", "fixtures", "github",
 SECRET = "opskit-webhook-secret-0123456789"
 
 
+class TempDir(rdtest.TempDir):
+    """rdtest.TempDir under its own prefix (other tests clean up rdtest-* directories)."""
+
+    def __enter__(self):
+        import tempfile
+        self.path = tempfile.mkdtemp(prefix="rdops-")
+        return self.path
+
+
 def free_port():
     """A loopback TCP port nobody listens on now (the config refuses port 0)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -158,6 +167,7 @@ class Setup:
             self.secret_path = os.path.join(tmp, "webhook-secret")
             with open(self.secret_path, "w") as f:
                 f.write(secret + "\n")
+            os.chmod(self.secret_path, 0o600)
         self.pools = pools if pools is not None else [rdtest.pool("linux-x64", X64, "fake:x64")]
         self.targets = targets if targets is not None else []
         self.cfg_extra = cfg_extra

@@ -5,12 +5,14 @@ Drives build/rd_discover (tests/tools/discover.c): the real github client and
 poller, one or more full poll cycles, demand printed as JSON lines.
 Standard library only; the App test needs the `openssl` CLI (as the fake's own test).
 """
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -279,6 +281,88 @@ def test_app(tmp):
         gh.stop()
 
 
+class _Hop(http.server.BaseHTTPRequestHandler):
+    """A tiny API double for what the fake cannot do: foreign Link hosts and redirects."""
+    protocol_version = "HTTP/1.1"
+    seen = []  # (server, path, had Authorization)
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        me = self.server.name
+        _Hop.seen.append((me, self.path, "Authorization" in self.headers))
+        if me != "api":
+            return self._send(200, b"[]")
+        other = self.server.other
+        path, _, query = self.path.partition("?")
+        if path == "/orgs/evil/repos":
+            return self._send(200, json.dumps([{"name": "r1", "full_name": "evil/r1"}]).encode(),
+                              [("Link", '<http://127.0.0.2:%d/orgs/evil/repos?page=2>; rel="next"'
+                                % other)])
+        if path.startswith("/repos/moved/old/"):
+            return self._send(301, headers=[("Location", "http://127.0.0.1:%d%s" % (
+                self.server.server_port, self.path.replace("/moved/old/", "/moved/new/")))])
+        if path.startswith("/repos/away/r/"):
+            return self._send(302, headers=[("Location", "http://127.0.0.2:%d%s" % (
+                other, self.path))])
+        if path == "/repos/moved/new/actions/runs":
+            runs = [{"id": 7, "status": "queued"}] if "status=queued" in query else []
+            return self._send(200, json.dumps({"total_count": len(runs),
+                                               "workflow_runs": runs}).encode())
+        if path == "/repos/moved/new/actions/runs/7/jobs":
+            return self._send(200, json.dumps({"total_count": 1, "jobs": [
+                {"id": 77, "run_id": 7, "status": "queued", "labels": LABELS,
+                 "created_at": "2026-01-01T00:00:00Z", "runner_id": None,
+                 "runner_name": None}]}).encode())
+        if path.endswith("/actions/runs"):
+            return self._send(200, b'{"total_count":0,"workflow_runs":[]}')
+        return self._send(404, b'{"message":"Not Found"}')
+
+
+def test_hosts_and_redirects(tmp):
+    api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hop)
+    try:
+        foreign = http.server.ThreadingHTTPServer(("127.0.0.2", 0), _Hop)
+    except OSError as e:
+        check(False, "cannot listen on 127.0.0.2 (loopback): %s" % e)
+        api.server_close()
+        return
+    api.name, foreign.name = "api", "foreign"
+    api.other = foreign.other = foreign.server_port
+    for srv in (api, foreign):
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        class _GH:
+            url = "http://127.0.0.1:%d" % api.server_port
+        path = write_config(tmp, _GH, [{"org": "evil"}, {"repo": "moved/old"}, {"repo": "away/r"}],
+                            name="hop.yaml")
+        cycles, err = discover(path, cycles=1)
+        c = cycles[0]
+        check(not [x for x in _Hop.seen if x[0] == "foreign"],
+              "nothing is ever sent to another host (Link next or redirect)")
+        check(target_status(c["summary"], "orgs/evil")["error"] is not None,
+              "a next page on another host fails the listing")
+        check(77 in c["jobs"] and c["jobs"][77]["repo"] == "moved/old",
+              "a 301 (renamed repository) is followed on the same host")
+        check(target_status(c["summary"], "repos/away/r")["error"] is not None,
+              "a redirect to another host is refused")
+        check(all(x[2] for x in _Hop.seen), "every API request carried credentials")
+    finally:
+        for srv in (api, foreign):
+            srv.shutdown()
+            srv.server_close()
+
+
 def main():
     if not os.path.exists(DISCOVER):
         print("FAIL: %s not built" % DISCOVER, file=sys.stderr)
@@ -289,6 +373,7 @@ def main():
         targets, expect, cfg = test_fleet(tmp, gh)
         test_faults(tmp, gh, targets, expect, cfg)
         test_app(tmp)
+        test_hosts_and_redirects(tmp)
     finally:
         gh.stop()
     if failures:

@@ -90,10 +90,10 @@ def run_foreign_pid(tmp):
 
 def main():
     for abstract in (False, True):
-        with rdtest.TempDir() as tmp:
+        with opskit.TempDir() as tmp:
             run_case(tmp, abstract)
         print("ok   notify protocol (%s socket)" % ("abstract" if abstract else "path"))
-    with rdtest.TempDir() as tmp:
+    with opskit.TempDir() as tmp:
         run_foreign_pid(tmp)
     print("ok   WATCHDOG_PID of another process: no pings")
     print("test_notify: OK")

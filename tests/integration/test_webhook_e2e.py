@@ -57,7 +57,7 @@ def deliveries(s):
 
 
 def main():
-    with rdtest.TempDir() as tmp:
+    with opskit.TempDir() as tmp:
         s = opskit.Setup(tmp, instance="wh", secret=VECTOR_SECRET, poll_interval="10m",
                          targets=[{"repo": "octo/app"}],
                          pools=[rdtest.pool("linux-x64", opskit.X64, "fake:x64",

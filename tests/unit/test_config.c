@@ -897,24 +897,44 @@ static void test_check_files(void **state)
              "github:\n  token_file: token\n  ca_file: missing.pem\n" MIN_POOL MIN_TARGET);
     char cfgpath[300];
     snprintf(cfgpath, sizeof(cfgpath), "%s/r.yaml", dir);
+    fp = fopen(cfgpath, "w");
+    assert_non_null(fp);
+    fputs(yaml, fp);
+    fclose(fp);
     rd_config_errors_t errs = {0};
-    rd_config_t *cfg = NULL;
-    assert_int_equal(rd_config_load_buffer(cfgpath, yaml, strlen(yaml), &facts_x64, &cfg, &errs),
-                     0);
-    char *warn = NULL;
+    rd_config_t *cfg = NULL, *cfg2 = NULL;
+    assert_int_equal(rd_config_load(cfgpath, &facts_x64, &cfg, &errs), 0);
+    char *wbuf = NULL;
     size_t wlen = 0;
-    FILE *wf = open_memstream(&warn, &wlen);
+    FILE *wf = open_memstream(&wbuf, &wlen);
     assert_int_equal(rd_config_check_files(cfg, &errs, wf), -2);
     fclose(wf);
+    rd_config_errors_free(&errs);
+    rd_config_errors_t warns = {0};
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg2, &errs, &warns), -2);
+    assert_null(cfg2);
     assert_int_equal(errs.n, 1);
     assert_string_equal(errs.v[0].path, "github.ca_file");
     assert_int_equal(errs.v[0].line, 3);
     assert_int_equal(errs.v[0].col, 12);
     assert_non_null(strstr(errs.v[0].reason, "No such file or directory"));
-    assert_non_null(strstr(warn, "github.token_file: warning:"));
-    assert_non_null(strstr(warn, "mode 644"));
-    assert_null(strstr(warn, "ghp_secret"));
-    free(warn);
+    assert_int_equal(warns.n, 1);
+    assert_string_equal(warns.v[0].path, "github.token_file");
+    assert_int_equal(warns.v[0].line, 2);
+    char *w = rd_config_error_str(&warns.v[0]);
+    char want[1200];
+    snprintf(want, sizeof(want),
+             "%s:2:15: github.token_file: warning: %s is readable by group or others (mode "
+             "644); chmod 600 it",
+             cfgpath, tok);
+    assert_string_equal(w, want);
+    assert_null(strstr(w, "ghp_secret"));
+    /* The FILE variant prints the same line. */
+    assert_int_equal(strlen(wbuf), strlen(w) + 1);
+    assert_memory_equal(wbuf, w, strlen(w));
+    free(wbuf);
+    free(w);
+    rd_config_errors_free(&warns);
     rd_config_errors_free(&errs);
 
     /* mode 600 and the CA present: clean. */
@@ -923,14 +943,28 @@ static void test_check_files(void **state)
     snprintf(ca, sizeof(ca), "%s/missing.pem", dir);
     fp = fopen(ca, "w");
     fclose(fp);
-    warn = NULL;
-    wf = open_memstream(&warn, &wlen);
-    assert_int_equal(rd_config_check_files(cfg, &errs, wf), 0);
-    fclose(wf);
+    assert_int_equal(rd_config_check_files(cfg, &errs, NULL), 0);
     assert_int_equal(errs.n, 0);
-    assert_string_equal(warn, "");
-    free(warn);
     rd_config_free(cfg);
+
+    /* The checked load runs both halves and frees on a failed check. */
+    char *cfgfile = cfgpath;
+    fp = fopen(cfgfile, "w");
+    fputs("github:\n  token_file: token\n  ca_file: nope.pem\n" MIN_POOL MIN_TARGET, fp);
+    fclose(fp);
+    assert_int_equal(rd_config_load_checked(cfgfile, &facts_x64, &cfg, &errs, NULL), -2);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].path, "github.ca_file");
+    rd_config_errors_free(&errs);
+    fp = fopen(cfgfile, "w");
+    fputs("github:\n  token_file: token\n  ca_file: missing.pem\n" MIN_POOL MIN_TARGET, fp);
+    fclose(fp);
+    assert_int_equal(rd_config_load_checked(cfgfile, &facts_x64, &cfg, &errs, &warns), 0);
+    assert_non_null(cfg);
+    assert_int_equal(errs.n + warns.n, 0);
+    rd_config_free(cfg);
+    unlink(cfgfile);
 
     /* token_env must be set and non-empty. */
     cfg = load_ok("github:\n  token_env: RD_TEST_TOKEN_UNSET_X\n" MIN_POOL MIN_TARGET);

@@ -1,0 +1,177 @@
+/* fuzz_ghjson: every GitHub JSON parser of include/runnerd/ghjson.h.
+ *
+ * Input: byte 0 picks the parser (modulo the number of parsers), the rest is
+ * the body, handed over with its exact length (not NUL-terminated, as the
+ * HTTP layer does). Results are checked for the shapes the contract promises
+ * and freed; on an error return the parser must have released everything
+ * itself (LeakSanitizer checks). */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "fuzz_common.h"
+#include "runnerd/common.h"
+#include "runnerd/ghjson.h"
+
+static void check_job(const rd_gh_job_t *j)
+{
+    FZ_CHECK(j->nlabels == 0 || j->labels != NULL);
+    for (size_t i = 0; i < j->nlabels; i++)
+        FZ_CHECK(j->labels[i] != NULL);
+    FZ_CHECK(j->status >= RD_GH_QUEUED && j->status <= RD_GH_OTHER);
+}
+
+static void check_runner(const rd_gh_runner_t *r)
+{
+    FZ_CHECK(r->nlabels == 0 || r->labels != NULL);
+    for (size_t i = 0; i < r->nlabels; i++)
+        FZ_CHECK(r->labels[i] != NULL);
+}
+
+enum {
+    P_RUNS, P_JOBS, P_JOB, P_RUNNERS, P_RUNNER, P_REPOS, P_GROUPS, P_JIT, P_TOKEN,
+    P_INSTALLATION, P_INSTALLATIONS, P_ERROR, P_WORKFLOW_JOB_EVENT, P_STRINGS, P_COUNT
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_quiet_logs();
+    if (size < 1)
+        return 0;
+    unsigned which = data[0] % P_COUNT;
+    const char *body = (const char *)data + 1;
+    size_t len = size - 1;
+    int rc;
+
+    switch (which) {
+    case P_RUNS: {
+        rd_gh_runs_t l = {0};
+        if ((rc = rd_ghjson_parse_runs(body, len, &l)) == 0) {
+            FZ_CHECK(l.n == 0 || l.v != NULL);
+            rd_gh_runs_free(&l);
+        }
+        break;
+    }
+    case P_JOBS: {
+        rd_gh_jobs_t l = {0};
+        if ((rc = rd_ghjson_parse_jobs(body, len, &l)) == 0) {
+            FZ_CHECK(l.n == 0 || l.v != NULL);
+            for (size_t i = 0; i < l.n; i++)
+                check_job(&l.v[i]);
+            rd_gh_jobs_free(&l);
+        }
+        break;
+    }
+    case P_JOB: {
+        rd_gh_job_t j = {0};
+        if ((rc = rd_ghjson_parse_job(body, len, &j)) == 0) {
+            check_job(&j);
+            rd_gh_job_clear(&j);
+        }
+        break;
+    }
+    case P_RUNNERS: {
+        rd_gh_runners_t l = {0};
+        if ((rc = rd_ghjson_parse_runners(body, len, &l)) == 0) {
+            FZ_CHECK(l.n == 0 || l.v != NULL);
+            for (size_t i = 0; i < l.n; i++)
+                check_runner(&l.v[i]);
+            rd_gh_runners_free(&l);
+        }
+        break;
+    }
+    case P_RUNNER: {
+        rd_gh_runner_t r = {0};
+        if ((rc = rd_ghjson_parse_runner(body, len, &r)) == 0) {
+            check_runner(&r);
+            rd_gh_runner_clear(&r);
+        }
+        break;
+    }
+    case P_REPOS: {
+        rd_gh_repos_t l = {0};
+        if ((rc = rd_ghjson_parse_repos(body, len, &l)) == 0) {
+            FZ_CHECK(l.n == 0 || l.v != NULL);
+            rd_gh_repos_free(&l);
+        }
+        break;
+    }
+    case P_GROUPS: {
+        rd_gh_groups_t l = {0};
+        if ((rc = rd_ghjson_parse_groups(body, len, &l)) == 0) {
+            FZ_CHECK(l.n == 0 || l.v != NULL);
+            rd_gh_groups_free(&l);
+        }
+        break;
+    }
+    case P_JIT: {
+        int64_t id = 0;
+        char *jit = NULL;
+        if ((rc = rd_ghjson_parse_jitconfig(body, len, &id, &jit)) == 0) {
+            FZ_CHECK(jit != NULL);
+            free(jit);
+        }
+        break;
+    }
+    case P_TOKEN: {
+        char *tok = NULL;
+        int64_t exp = 0;
+        if ((rc = rd_ghjson_parse_token(body, len, &tok, &exp)) == 0) {
+            FZ_CHECK(tok != NULL);
+            free(tok);
+        }
+        break;
+    }
+    case P_INSTALLATION: {
+        int64_t id = 0;
+        char *acc = NULL;
+        if ((rc = rd_ghjson_parse_installation(body, len, &id, &acc)) == 0)
+            free(acc);
+        break;
+    }
+    case P_INSTALLATIONS: {
+        int64_t *ids = NULL;
+        char **accs = NULL;
+        size_t n = 0;
+        if ((rc = rd_ghjson_parse_installations(body, len, &ids, &accs, &n)) == 0) {
+            FZ_CHECK(n == 0 || (ids != NULL && accs != NULL));
+            free(ids);
+            rd_strv_free(accs, n);
+        } else {
+            FZ_CHECK(ids == NULL && accs == NULL && n == 0);
+        }
+        break;
+    }
+    case P_ERROR: {
+        char *msg = NULL, *doc = NULL;
+        if ((rc = rd_ghjson_parse_error(body, len, &msg, &doc)) == 0) {
+            free(msg);
+            free(doc);
+        }
+        break;
+    }
+    case P_WORKFLOW_JOB_EVENT: {
+        char *action = NULL;
+        rd_gh_job_t j = {0};
+        if ((rc = rd_ghjson_parse_workflow_job_event(body, len, &action, &j)) == 0) {
+            FZ_CHECK(action != NULL);
+            check_job(&j);
+            free(action);
+            rd_gh_job_clear(&j);
+        }
+        break;
+    }
+    case P_STRINGS: {
+        /* The small string parsers the JSON parsers use, on a C string. */
+        char *s = fz_strndup(data + 1, len);
+        int64_t ms = 0;
+        (void)rd_parse_rfc3339_ms(s, &ms);
+        rd_gh_status_t st = rd_gh_status_parse(s);
+        FZ_CHECK(st >= RD_GH_QUEUED && st <= RD_GH_OTHER);
+        free(s);
+        break;
+    }
+    }
+    (void)rc;
+    return 0;
+}
