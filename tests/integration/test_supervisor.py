@@ -105,7 +105,9 @@ def case_restart(c):
 def case_job_timeout(c):
     """A job over job_timeout: docker stop (the runner cancels its job), registration gone."""
     c.gh.jobs("o/r", X64, count=1, duration_ms=60000)
-    rd = c.runnerd(c.config(job_timeout="4s"))
+    # Long enough for the container to start and take the job on a loaded machine.
+    rd = c.runnerd(c.config(job_timeout="10s"))
+    rdtest.wait_until(lambda: events(c.gh, "job_started"), 40, 0.2, "the job to start")
     rdtest.wait_until(lambda: "over its job timeout" in rd.logs(), 40, 0.2, "the job timeout")
     rdtest.wait_until(lambda: c.gh.state()["jobs"][0]["status"] == "completed", 30, 0.2,
                       "the timed-out job to end")
