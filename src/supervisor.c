@@ -1247,6 +1247,22 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
         else
             feed(r, RD_REV_GH_OFFLINE, 0);
     }
+    /* Registrations of this instance that no runner here tracks and that GitHub shows
+     * offline and idle were left by a previous run: a container that died mid-job while
+     * the daemon restarted was still busy on GitHub when the start-up sweep looked. */
+    const char **pools = rd_xcalloc(s->cfg->npools + 1, sizeof *pools);
+    for (size_t i = 0; i < s->cfg->npools; i++)
+        pools[i] = s->cfg->pools[i].name;
+    for (size_t k = 0; k < list->n; k++) {
+        const rd_gh_runner_t *g = &list->v[k];
+        if (g->online || g->busy || g->name == NULL || find_name(s, g->name) != NULL ||
+            !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, s->cfg->npools))
+            continue;
+        rd_info(COMP, "deleting offline registration %s (id %" PRId64 ") in %s: no runner",
+                g->name, g->id, scope);
+        orphan_delete(s, scope, g->id, g->name);
+    }
+    free(pools);
     if (s->draining) {
         /* Now that busy runners show as busy, stop the others (see rd_supervisor_drain). */
         for (sup_runner_t *r = s->runners; r; r = next) {
