@@ -160,11 +160,12 @@ class Bench:
         self.log.close()
 
 
-def latency(tmp, njobs):
+def latency(tmp, njobs, rate=None):
     repos = ["r0"]  # one repository: every runs listing is the one that can see the jobs
     pool = rdtest.pool("x64", X64, "fake-runner:x64", cpus=0.1, memory="64MiB",
                        max_runners=200, idle_timeout="5s")
-    b = Bench(tmp, "latency", [pool], {"cpus": 64, "memory": "64GiB", "max_runners": 200}, repos)
+    b = Bench(tmp, "latency", [pool], {"cpus": 64, "memory": "64GiB", "max_runners": 200}, repos,
+              rate=rate)
     queued = {}
     try:
         rnd = random.Random(4)
@@ -322,6 +323,8 @@ def main():
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-burst", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="latency part: RUNNERD_MAX_REQUEST_RATE (0 = no request rate cap)")
     a = ap.parse_args()
     rdtest.RUNNERD = os.path.join(a.build, "runnerd")
     if not os.access(rdtest.RUNNERD, os.X_OK):
@@ -332,9 +335,11 @@ def main():
         print("bench/scaleup: runnerd %s, poll_interval 1s, docker double, %d cores, load %.2f"
               % (rdtest.RUNNERD, os.cpu_count(), os.getloadavg()[0]))
         if not a.skip_latency:
-            lat = latency(tmp, a.jobs)
-            print("\n1. latency, %d jobs queued in batches of 1-5 (%d runs listings seen)"
-                  % (a.jobs, lat["runs_gets"]))
+            lat = latency(tmp, a.jobs, a.rate)
+            print("\n1. latency, %d jobs queued in batches of 1-5 (%d runs listings seen), "
+                  "request rate cap %s, load %.1f"
+                  % (a.jobs, lat["runs_gets"], "default" if a.rate is None else a.rate,
+                     os.getloadavg()[0]))
             print("%-34s %5s %8s %8s %8s %8s" % ("", "n", "p50", "p90", "p99", "max"))
             for k in ("queued->spawned", "first runs GET->spawned", "queued->double saw run"):
                 print(row(k, lat[k]))
