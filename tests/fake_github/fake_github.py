@@ -423,6 +423,9 @@ class State:
         rn = self.runners.get(job.get("runner_id"))
         if rn is not None and rn.get("job") == jid and job["status"] == "completed":
             rn["busy"] = False
+            if st == "completed":
+                # failed by GitHub: its runner stopped talking, so it shows offline
+                rn["status"] = "offline"
         self.update_run(self.runs[job["run_id"]])
         return self.job_state(job)
 
