@@ -16,7 +16,12 @@ double (tests/fake_docker):
     first runs GET after it. Target (issue 4): 100 runners within 2 s of the jobs
     becoming visible to the poller.
 
-Usage: python3 bench/scaleup.py [--build DIR] [--jobs 200] [--burst 100] [--keep]
+Also: 0. the fake GitHub alone answering the burst's generate-jitconfig POSTs,
+and the burst with a /bin/sh stub as docker (no Python start-up per container)
+to separate runnerd's cost from the doubles'. Environment: BENCH_LOG_LEVEL
+(runnerd --log-level, default info), BENCH_ONLY_STUB=1 (burst: the stub only).
+
+Usage: python3 bench/scaleup.py [--build DIR] [--jobs 200] [--burst 100] [--rate R] [--keep]
 Prints a table and the ratios to the target. Standard library only.
 """
 import argparse
@@ -115,7 +120,7 @@ class Bench:
             f.write(rdtest.to_yaml(cfg) + "\n")
         self.log_path = os.path.join(self.tmp, "runnerd.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([rdtest.RUNNERD, "-c", self.cfg_path, "--log-level", "info"],
+        self.proc = subprocess.Popen([rdtest.RUNNERD, "-c", self.cfg_path, "--log-level", os.environ.get("BENCH_LOG_LEVEL", "info")],
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=self.env)
         rdtest.wait_until(lambda: "running:" in open(self.log_path).read(), 20, 0.05,
                           "runnerd to run")
@@ -169,6 +174,7 @@ def latency(tmp, njobs, rate=None):
     queued = {}
     try:
         rnd = random.Random(4)
+        t_first = time.time()
         while len(queued) < njobs:
             n = min(njobs - len(queued), rnd.randint(1, 5))
             repo = "octo-org/" + rnd.choice(repos)
@@ -195,7 +201,9 @@ def latency(tmp, njobs, rate=None):
                 v2s.append(ts - tv)
             if name in dc:
                 q2d.append(dc[name] - tq)
-        return {"queued->spawned": q2s, "first runs GET->spawned": v2s,
+        stats = b.gh.stats()
+        return {"requests": stats.get("by_path", {}), "elapsed": time.time() - t_first,
+                "queued->spawned": q2s, "first runs GET->spawned": v2s,
                 "queued->double saw run": q2d, "missing": missing,
                 "runs_gets": len(b.watch.times)}
     finally:
@@ -307,6 +315,41 @@ def burst(tmp, njobs, rate=None, name="burst", stub=False):
         b.close()
 
 
+def jit_floor(tmp, n, conns=8):
+    """The fake GitHub alone: n generate-jitconfig POSTs over conns connections (no runnerd)."""
+    import http.client
+    d = os.path.join(tmp, "jitfloor")
+    os.makedirs(d)
+    gh = rdtest.FakeGitHub(d)
+    try:
+        gh.repos("octo-org", ["f0"])
+        names = ["floor-%d" % i for i in range(n)]
+        lock = threading.Lock()
+
+        def worker():
+            c = http.client.HTTPConnection("127.0.0.1", gh.port, timeout=30)
+            while True:
+                with lock:
+                    if not names:
+                        break
+                    name = names.pop()
+                body = json.dumps({"name": name, "runner_group_id": 1, "labels": X64})
+                c.request("POST", "/repos/octo-org/f0/actions/runners/generate-jitconfig", body,
+                          {"Authorization": "Bearer " + rdtest.TOKEN, "User-Agent": "bench",
+                           "Content-Type": "application/json"})
+                c.getresponse().read()
+            c.close()
+        t0 = time.time()
+        ts = [threading.Thread(target=worker) for _ in range(conns)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return time.time() - t0
+    finally:
+        gh.stop()
+
+
 def row(name, v):
     if not v:
         return "%-34s %5d %8s %8s %8s %8s" % (name, 0, "-", "-", "-", "-")
@@ -343,6 +386,9 @@ def main():
             print("%-34s %5s %8s %8s %8s %8s" % ("", "n", "p50", "p90", "p99", "max"))
             for k in ("queued->spawned", "first runs GET->spawned", "queued->double saw run"):
                 print(row(k, lat[k]))
+            print("GitHub requests in %.0fs: %s" % (lat["elapsed"], ", ".join(
+                "%s %d" % (k, v) for k, v in sorted(lat["requests"].items(), key=lambda x: -x[1])
+                if v >= 5)))
             if lat["missing"]:
                 print("(%d jobs got no runner of their own: another runner took them)"
                       % lat["missing"])
@@ -351,6 +397,13 @@ def main():
                     ("docker double, rate cap lifted (RUNNERD_MAX_REQUEST_RATE=0)", 0,
                      "burst-nocap", False),
                     ("sh stub as docker, rate cap lifted", 0, "burst-stub", True)]
+        if not a.skip_burst:
+            fl = jit_floor(tmp, a.burst)
+            print("\n0. the fake GitHub alone answers %d generate-jitconfig POSTs over 8 "
+                  "connections in %.3fs (load %.1f): no runnerd can spawn faster here"
+                  % (a.burst, fl, os.getloadavg()[0]))
+        if os.environ.get("BENCH_ONLY_STUB"):
+            variants = variants[2:]
         for title, rate, name, stub in ([] if a.skip_burst else variants):
             b = burst(tmp, a.burst, rate, name, stub)
             print("\n2. burst, %d jobs queued at once (1 repo, 5 runs), %s, load %.1f"
