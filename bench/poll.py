@@ -7,7 +7,7 @@ Prints wall time, CPU time of the driver process, requests sent and its peak RSS
 
   python3 bench/poll.py [--build DIR] [--repos 100,1000]
 
-The request-rate cap (20 requests/s by default, to stay far from GitHub's
+The request-rate cap (12 requests/s by default, to stay below GitHub's
 secondary limits) is lifted with RUNNERD_MAX_REQUEST_RATE=0: the point here is
 the daemon's own cost per cycle, not GitHub's speed limit.
 Targets: 1000 repositories < 0.5 s CPU per cycle and < 16 MiB peak RSS.

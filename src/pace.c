@@ -35,10 +35,12 @@ static void apply_defaults(rd_pace_config_t *c)
         c->budget_per_hour = 4000;
     if (c->poll_share <= 0 || c->poll_share > 1)
         c->poll_share = 0.9;
+    /* 12/s with bursts of 60: at most 780 requests in any minute, below
+     * GitHub's secondary limit of 900 points per minute for REST (GET = 1). */
     if (c->max_rate_per_s == 0)
-        c->max_rate_per_s = 20;
+        c->max_rate_per_s = 12;
     if (c->burst <= 0)
-        c->burst = 100;
+        c->burst = 60;
     if (c->poll_interval_ms == 0)
         c->poll_interval_ms = 15000;
     if (c->idle_factor == 0)

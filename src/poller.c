@@ -48,10 +48,10 @@ struct prepo {
     int64_t last_err_ms;
     int64_t last_ok_ms;
     size_t queued;
-    bool wanted;     /* used while rebuilding membership */
-    bool cycle;      /* must be polled in the running cycle */
-    uint64_t hash;   /* of the lower-case full name */
-    prepo_t *hnext;  /* hash chain */
+    bool wanted;    /* used while rebuilding membership */
+    bool cycle;     /* must be polled in the running cycle */
+    uint64_t hash;  /* of the lower-case full name */
+    prepo_t *hnext; /* hash chain */
 };
 
 struct ptarget {
@@ -95,6 +95,7 @@ struct rd_poller {
     size_t cycle_failed;
     rd_poller_cycle_cb cycle_cb;
     void *cycle_ud;
+    rd_metrics_hist_t poll_hist; /* successful repository polls, seconds */
     /* status snapshot strings */
     void (*closed_cb)(void *);
     void *closed_ud;
@@ -439,9 +440,10 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
         r->queued = jobs->n;
         r->last_err = 0;
         r->last_ok_ms = now;
+        if (r->poll_started_ms > 0 && now >= r->poll_started_ms)
+            rd_metrics_hist_observe(&p->poll_hist, (double)(now - r->poll_started_ms) / 1000.0);
         r->retry_ms = 0;
-        rd_pace_target_polled(p->pace, &r->pt, r->poll_started_ms, now, sent, charged,
-                              jobs->n > 0);
+        rd_pace_target_polled(p->pace, &r->pt, r->poll_started_ms, now, sent, charged, jobs->n > 0);
     } else {
         if (err != RD_ECANCELED && err != RD_EAGAIN)
             rd_warn(LOGC, "%s: poll failed: %s", r->full, rd_strerror(err));
@@ -755,12 +757,21 @@ size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max)
         } else {
             for (size_t k = 0; k < t->nlisted; k++)
                 status_add_repo(p, repo_find(p, t->listed[k]), s, &err, &err_ms, &bo);
+            if (t->listed_ok) {
+                s->repo_names = (const char *const *)t->listed;
+                s->nrepo_names = t->nlisted;
+            }
         }
         s->last_error = err ? rd_strerror(err) : NULL;
         s->last_error_ms = err ? err_ms : 0;
         s->backoff_until_ms = bo > now ? bo : 0;
     }
     return p->ntargets;
+}
+
+void rd_poller_poll_durations(const rd_poller_t *p, rd_metrics_hist_t *out)
+{
+    *out = p->poll_hist;
 }
 
 static void on_timer_closed(uv_handle_t *h)

@@ -31,7 +31,7 @@
 #define ADOPT_MIN_STARTUP_MS 60000
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 300000
-#define STOP_RETRY_MS 1000
+#define STOP_RETRY_MS 2000
 
 extern char **environ;
 
@@ -78,6 +78,9 @@ typedef struct sup_runner {
     unsigned gpus;
     rd_runner_t m;
     bool adopted, done, stop_inflight;
+    bool stop_after_list; /* stop it unless a runner list sent after stop_asked_ms says busy */
+    int64_t stop_asked_ms;
+    bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
@@ -159,6 +162,8 @@ struct rd_supervisor {
 };
 
 static void feed(sup_runner_t *r, rd_runner_event_t ev, int64_t arg);
+static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out);
+static void list_scope(sup_t *s, const char *scope);
 static void schedule_changed(sup_t *s);
 static void suspect_add(sup_t *s, const char *scope);
 static void adopt_inspected(sup_t *s);
@@ -641,9 +646,10 @@ static void proc_finished(sup_proc_t *p)
             r->stop_inflight = false;
         if (code != 0)
             rd_info(COMP, "%s: docker stop exited with %" PRId64, p->label, code);
-        /* A stop right after the spawn can beat `docker run` to creating the container
-         * ("No such container"): try again soon rather than at the kill timer. */
-        if (r && code != 0 && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
+        /* docker stop returns once the container is dead. If `docker run` still lives, the
+         * stop beat it to creating or starting the container ("No such container", or a
+         * no-op on a created one): try again soon rather than at the kill timer. */
+        if (r && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
             uv_timer_start(&r->t_retry, on_restop_timer, STOP_RETRY_MS, 0);
         break;
     case PK_KILL:
@@ -978,8 +984,14 @@ static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
     }
     if (f & RD_RACT_KILL_CONTAINER)
         docker_simple(s, PK_KILL, r->key, r->name);
-    if (f & RD_RACT_RELEASE)
+    if (f & RD_RACT_RELEASE) {
         rd_info(COMP, "%s: exited; capacity released", r->name);
+        if (s->cbs.exited != NULL) {
+            rd_supervisor_runner_info_t ri;
+            runner_info(r, now_wall(), &ri);
+            s->cbs.exited(s->cbs.ud, &ri);
+        }
+    }
     if (f & RD_RACT_SPAWN)
         do_spawn(r);
     if (r->done)
@@ -1265,6 +1277,20 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
         else
             feed(r, RD_REV_GH_OFFLINE, 0);
     }
+    bool again = false;
+    for (sup_runner_t *r = s->runners; r; r = next) {
+        next = r->next;
+        if (!r->stop_after_list || strcmp(r->scope, scope) != 0)
+            continue;
+        if (sent < r->stop_asked_ms) {
+            again = true; /* this list may predate a job it took: ask again */
+            continue;
+        }
+        r->stop_after_list = false;
+        feed(r, RD_REV_STOP, 0); /* no-op for the busy ones: they finish their job */
+    }
+    if (again)
+        list_scope(s, scope);
     /* Registrations of this instance that no runner here tracks and that GitHub shows
      * offline and idle were left by a previous run: a container that died mid-job while
      * the daemon restarted was still busy on GitHub when the start-up sweep looked. */
@@ -1299,6 +1325,21 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
     free(scope);
 }
 
+/* List the runners of one scope unless a list of it is in flight. */
+static void list_scope(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nlisting; i++)
+        if (strcmp(s->listing[i], scope) == 0)
+            return;
+    ticket_t *t = ticket_new(s, TK_LIST, 0, scope);
+    if (rd_github_list_runners(s->gh, scope, list_cb, t) != 0) {
+        ticket_end(t);
+        return;
+    }
+    s->listing = rd_xrealloc(s->listing, (s->nlisting + 1) * sizeof *s->listing);
+    s->listing[s->nlisting++] = rd_xstrdup(scope);
+}
+
 void rd_supervisor_reconcile(rd_supervisor_t *s)
 {
     if (s->closing)
@@ -1306,18 +1347,7 @@ void rd_supervisor_reconcile(rd_supervisor_t *s)
     for (sup_runner_t *r = s->runners; r; r = r->next) {
         if (r->m.runner_id == 0 || r->m.state == RD_RUNNER_EXITED)
             continue;
-        bool busy = false;
-        for (size_t i = 0; i < s->nlisting && !busy; i++)
-            busy = strcmp(s->listing[i], r->scope) == 0;
-        if (busy)
-            continue;
-        ticket_t *t = ticket_new(s, TK_LIST, 0, r->scope);
-        if (rd_github_list_runners(s->gh, r->scope, list_cb, t) != 0) {
-            ticket_end(t);
-            continue;
-        }
-        s->listing = rd_xrealloc(s->listing, (s->nlisting + 1) * sizeof *s->listing);
-        s->listing[s->nlisting++] = rd_xstrdup(r->scope);
+        list_scope(s, r->scope);
     }
     for (size_t k = 0; k < s->nsuspects; k++) {
         const char *scope = s->suspects[k];
@@ -1430,9 +1460,17 @@ void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
         next = r->next;
         r->target = target_index(cfg, r->scope);
         r->pool = pool_index(cfg, r->pool_name);
-        if (r->pool == NONE) {
+        if (r->pool == NONE && !r->done && r->m.state != RD_RUNNER_EXITED) {
             rd_info(COMP, "%s: pool %s removed; stopping it unless busy", r->name, r->pool_name);
-            feed(r, RD_REV_STOP, 0);
+            /* It may have taken a job since the last runner list: stopping it now would
+             * cancel that job. Stop it once a fresh list says it is not busy (list_cb). */
+            if (r->m.runner_id == 0 || r->m.registering)
+                feed(r, RD_REV_STOP, 0);
+            else if (!r->stop_after_list) {
+                r->stop_after_list = true;
+                r->stop_asked_ms = now_wall();
+                list_scope(s, r->scope);
+            }
         }
     }
     schedule_changed(s);
@@ -1478,6 +1516,18 @@ int rd_supervisor_stop(rd_supervisor_t *s, uint64_t key)
     sup_runner_t *r = find_key(s, key);
     if (r == NULL)
         return RD_ENOENT;
+    /* A registered runner we believe idle may have taken a job since the last runner
+     * list: stopping it now would cancel that job. Stop it once a fresh list says it is
+     * not busy (list_cb). */
+    if (r->m.runner_id != 0 && !r->m.registering && !s->closing &&
+        (r->m.state == RD_RUNNER_IDLE || r->m.state == RD_RUNNER_STARTING)) {
+        if (!r->stop_after_list) {
+            r->stop_after_list = true;
+            r->stop_asked_ms = now_wall();
+            list_scope(s, r->scope);
+        }
+        return 0;
+    }
     feed(r, RD_REV_STOP, 0);
     return 0;
 }
@@ -1558,24 +1608,32 @@ int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor
     return 0;
 }
 
+static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out)
+{
+    rd_supervisor_runner_info_t ri = {
+        .key = r->key,
+        .name = r->name,
+        .pool = r->pool_name,
+        .scope = r->scope,
+        .state = r->m.state,
+        .age_ms = now - r->m.created_ms,
+        .job_id = r->m.job_id,
+        .runner_id = r->m.runner_id,
+        .adopted = r->adopted,
+        .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
+        .ran_job = r->m.state == RD_RUNNER_EXITED &&
+                   (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
+    };
+    *out = ri;
+}
+
 void rd_supervisor_foreach(const rd_supervisor_t *s,
                            void (*fn)(void *ud, const rd_supervisor_runner_info_t *ri), void *ud)
 {
     int64_t now = now_wall();
     for (const sup_runner_t *r = s->runners; r; r = r->next) {
-        rd_supervisor_runner_info_t ri = {
-            .key = r->key,
-            .name = r->name,
-            .pool = r->pool_name,
-            .scope = r->scope,
-            .state = r->m.state,
-            .age_ms = now - r->m.created_ms,
-            .job_id = r->m.job_id,
-            .runner_id = r->m.runner_id,
-            .adopted = r->adopted,
-            .ran_job = r->m.state == RD_RUNNER_EXITED &&
-                       (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
-        };
+        rd_supervisor_runner_info_t ri;
+        runner_info(r, now, &ri);
         fn(ud, &ri);
     }
 }
@@ -1853,6 +1911,7 @@ static void adopt_finish(sup_t *s)
         rd_runner_actions_t a;
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,
                         now, &a);
+        r->adopted_unbusy = r->m.state != RD_RUNNER_BUSY;
         rd_info(COMP, "restart: adopted %s (pool %s, scope %s, %s, up %" PRId64 "s)", r->name,
                 r->pool_name, r->scope, rd_runner_state_name(r->m.state),
                 (now - cd->started_ms) / 1000);

@@ -7,8 +7,8 @@
  *    against the primary limit. Polls may use `poll_share` of the budget;
  *    priority requests (JIT config, runner delete) may use all of it.
  *  - the rate cap: a token bucket over *all* requests sent (304s included),
- *    `max_rate_per_s` sustained with bursts of `burst`, to stay far below
- *    GitHub's secondary limits (900 points/min per endpoint).
+ *    `max_rate_per_s` sustained with bursts of `burst`, to stay below
+ *    GitHub's secondary limit of 900 points (GETs) per minute for REST.
  *
  * Targets (one per polled repository) are registered with the pacer, which
  * keeps the sum of their planned request rates. A target with queued jobs in
@@ -29,8 +29,8 @@
 typedef struct {
     uint64_t budget_per_hour;      /* charged requests in any sliding hour; 0 = 4000 */
     double poll_share;             /* fraction of the budget polls may use; 0 = 0.9 */
-    double max_rate_per_s;         /* all requests; 0 = 20; < 0 = no rate cap */
-    double burst;                  /* rate bucket size; 0 = 100 */
+    double max_rate_per_s;         /* all requests; 0 = 12; < 0 = no rate cap */
+    double burst;                  /* rate bucket size; 0 = 60 */
     uint64_t poll_interval_ms;     /* active targets; 0 = 15 s */
     unsigned idle_factor;          /* idle targets up to this many intervals; 0 = 8 */
     uint64_t max_idle_interval_ms; /* ...and at most this; 0 = 5 min */

@@ -24,6 +24,7 @@
 #include "runnerd/config.h"
 #include "runnerd/demand.h"
 #include "runnerd/github.h"
+#include "runnerd/metrics.h"
 
 typedef struct rd_poller rd_poller_t;
 
@@ -40,6 +41,10 @@ typedef struct {
     int64_t backoff_until_ms; /* 0 when not backing off */
     size_t repos;             /* repositories polled for it */
     size_t queued;            /* queued jobs its repositories reported at their last polls */
+    const char *const *repo_names; /* org targets: watched repositories ("owner/name", after
+                                    * the repos: filter; borrowed until the next poller call);
+                                    * NULL for repo targets and before the first listing */
+    size_t nrepo_names;
 } rd_poller_status_t;
 
 int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_demand_t *demand, const rd_config_t *cfg,
@@ -62,6 +67,8 @@ int rd_poller_reconfigure(rd_poller_t *p, const rd_config_t *cfg);
 void rd_poller_note_activity(rd_poller_t *p, const char *repo);
 /** Per-target status, in config order; returns the number of targets (writes at most max). */
 size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max);
+/** Durations of the repository polls that succeeded since start (for /metrics). */
+void rd_poller_poll_durations(const rd_poller_t *p, rd_metrics_hist_t *out);
 /** Stop; in-flight results are ignored. closed_cb(ud) once every handle is closed. */
 void rd_poller_close(rd_poller_t *p, void (*closed_cb)(void *ud), void *ud);
 

@@ -31,10 +31,15 @@
 
 typedef struct rd_supervisor rd_supervisor_t;
 
+struct rd_supervisor_runner_info;
+
 typedef struct {
     /* Runner states, capacity or a pool's backoff changed: plan again. Coalesced. */
     void (*changed)(void *ud);
     void *ud;
+    /* Optional: a runner's container exited and its capacity is released (called at
+     * once, possibly from inside a supervisor call: record, do not call back). */
+    void (*exited)(void *ud, const struct rd_supervisor_runner_info *ri);
 } rd_supervisor_callbacks_t;
 
 typedef struct {
@@ -110,7 +115,7 @@ typedef struct {
 /** Backoff/degraded state and counters of cfg->pools[pool]. RD_EINVAL for a bad index. */
 int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor_pool_info_t *out);
 
-typedef struct {
+typedef struct rd_supervisor_runner_info {
     uint64_t key;
     const char *name;  /* borrowed for the duration of the callback */
     const char *pool;
@@ -122,6 +127,7 @@ typedef struct {
     bool adopted;            /* found running at restart */
     bool ran_job;            /* EXITED after running a job (busy, or exit 0 unasked): the
                               * job it was started for is most likely no longer queued */
+    bool job_unknown;        /* adopted before it took a job: which job it takes is unknown */
 } rd_supervisor_runner_info_t;
 
 /** Call fn for every runner the supervisor still tracks (EXITED ones until their registration is deleted). */

@@ -40,7 +40,7 @@ def write_config(tmp, gh, targets, name="c.yaml", **github):
     return path
 
 
-def discover(cfg_path, cycles=1, interval_ms=0, env=None, timeout=90):
+def discover(cfg_path, cycles=1, interval_ms=0, env=None, timeout=90, extra=()):
     """Run the driver; returns (cycles: list of {"jobs": {id: job}, "summary": {...}}, stderr)."""
     e = dict(os.environ)
     e["RD_TEST_TOKEN"] = rdtest.TOKEN
@@ -48,7 +48,7 @@ def discover(cfg_path, cycles=1, interval_ms=0, env=None, timeout=90):
     if env:
         e.update(env)
     p = subprocess.Popen([DISCOVER, "-c", cfg_path, "--cycles", str(cycles), "--interval-ms",
-                          str(interval_ms), "--log-level", "debug"],
+                          str(interval_ms), "--log-level", "debug"] + list(extra),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
     try:
         stdout, stderr = p.communicate(timeout=timeout)
@@ -162,6 +162,29 @@ def test_fleet(tmp, gh):
     check(one not in cycles[0]["jobs"] and len(cycles[0]["jobs"]) == len(expect) - 1,
           "a cancelled job is no longer demand")
     return targets, expect, cfg
+
+
+def test_reload(tmp, gh, expect):
+    """SIGHUP semantics: new targets start, removed ones stop and their jobs leave the demand."""
+    live = {j["id"] for j in gh.state()["jobs"] if j["status"] == "queued"}
+    first = write_config(tmp, gh, [{"org": "alpha"}, {"repo": "solo/x"},
+                                   {"org": "gamma", "repos": ["g1", "g2"]}], name="r1.yaml")
+    second = write_config(tmp, gh, [{"org": "beta"}, {"repo": "solo/y"},
+                                    {"org": "gamma", "repos": ["g2", "g3"]}], name="r2.yaml")
+    cycles, err = discover(first, cycles=2, env=None, extra=["--reload", second])
+    c1, c2 = cycles
+    want1 = {j for j, r in expect.items() if r.startswith(("alpha/", "solo/x", "gamma/g1"))} & live
+    g3 = {j["id"] for j in gh.state()["jobs"] if j["repo"] == "gamma/g3" and j["status"] == "queued"}
+    want2 = ({j for j, r in expect.items() if r.startswith(("beta/", "solo/y"))} & live) | g3
+    check(set(c1["jobs"]) == want1, "before reload: alpha, solo/x, gamma/g1 jobs")
+    check(set(c2["jobs"]) == want2,
+          "after reload: removed targets' jobs dropped, new targets (and a widened filter) found "
+          "(got %s, want %s)" % (sorted(c2["jobs"]), sorted(want2)))
+    check([t["scope"] for t in c2["summary"]["targets"]] == ["orgs/beta", "repos/solo/y",
+                                                           "orgs/gamma"],
+          "status lists the new targets in config order")
+    check(all(c2["jobs"][j]["target"] == 1 for j in c2["jobs"] if c2["jobs"][j]["repo"] == "solo/y"),
+          "jobs carry the new config's target index")
 
 
 FAULTS_FAILING = ["500", "hang", "reset", "malformed", "huge", "401"]
@@ -371,6 +394,7 @@ def main():
     gh = rdtest.FakeGitHub(tmp)
     try:
         targets, expect, cfg = test_fleet(tmp, gh)
+        test_reload(tmp, gh, expect)
         test_faults(tmp, gh, targets, expect, cfg)
         test_app(tmp)
         test_hosts_and_redirects(tmp)

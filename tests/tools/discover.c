@@ -1,7 +1,9 @@
 /* discover.c: test driver for discovery (not installed).
  *
- *   rd_discover -c FILE [--cycles N] [--interval-ms MS] [--log-level L]
+ *   rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload FILE2] [--log-level L]
  *
+ * --reload: before the second cycle, load FILE2 and apply it as SIGHUP would
+ * (rd_github_reconfigure + rd_poller_reconfigure).
  * Loads the config, runs N (default 1) full poll cycles with the real github
  * client and poller against whatever api_url says (the fake GitHub in tests),
  * MS apart (default 0), and after each cycle prints on stdout one JSON line per queued job in the
@@ -32,7 +34,21 @@ typedef struct {
     int closing;
     long interval_ms;
     uv_timer_t timer;
+    const char *reload;
+    rd_config_t *old_cfg;
 } app_t;
+
+static rd_config_t *load(const char *file)
+{
+    rd_host_facts_t facts = {
+        .cores = 64, .mem_total = (uint64_t)256 << 30, .arch = RD_ARCH_X64, .hostname = "discover"};
+    rd_config_errors_t errs = {0};
+    rd_config_t *cfg = NULL;
+    if (rd_config_load(file, &facts, &cfg, &errs) != 0)
+        rd_config_errors_print(&errs, stderr);
+    rd_config_errors_free(&errs);
+    return cfg;
+}
 
 static double cpu_s(void)
 {
@@ -92,6 +108,16 @@ static void on_cycle(void *ud, size_t failed);
 static void on_timer(uv_timer_t *t)
 {
     app_t *a = t->data;
+    if (a->reload && a->done == 1) {
+        rd_config_t *cfg = load(a->reload);
+        if (cfg == NULL || rd_github_reconfigure(a->gh, &cfg->github) != 0 ||
+            rd_poller_reconfigure(a->poller, cfg) != 0) {
+            fprintf(stderr, "rd_discover: reload failed\n");
+            exit(1);
+        }
+        a->old_cfg = a->cfg;
+        a->cfg = cfg;
+    }
     cycle_start_cpu = cpu_s();
     cycle_start_ns = uv_hrtime();
     int rc = rd_poller_run_once(a->poller, on_cycle, a);
@@ -161,31 +187,29 @@ int main(int argc, char **argv)
             file = argv[++i];
         else if (strcmp(argv[i], "--cycles") == 0 && i + 1 < argc)
             a.cycles = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--reload") == 0 && i + 1 < argc)
+            a.reload = argv[++i];
         else if (strcmp(argv[i], "--interval-ms") == 0 && i + 1 < argc)
             a.interval_ms = atol(argv[++i]);
         else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
             level = argv[++i];
         else {
-            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--log-level L]\n");
+            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload "
+                            "FILE2] [--log-level L]\n");
             return 2;
         }
     }
     if (file == NULL || a.cycles < 1) {
-        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--log-level L]\n");
+        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload "
+                        "FILE2] [--log-level L]\n");
         return 2;
     }
     rd_log_level_t lv = RD_LOG_INFO;
     rd_log_parse_level(level, &lv);
     rd_log_setup(lv, RD_LOG_TEXT, stderr);
-    rd_host_facts_t facts = {.cores = 64, .mem_total = (uint64_t)256 << 30, .arch = RD_ARCH_X64,
-                             .hostname = "discover"};
-    rd_config_errors_t errs = {0};
-    if (rd_config_load(file, &facts, &a.cfg, &errs) != 0) {
-        rd_config_errors_print(&errs, stderr);
-        rd_config_errors_free(&errs);
+    a.cfg = load(file);
+    if (a.cfg == NULL)
         return 1;
-    }
-    rd_config_errors_free(&errs);
     uv_loop_t loop;
     uv_loop_init(&loop);
     a.loop = &loop;
@@ -212,6 +236,7 @@ int main(int argc, char **argv)
     int lc = uv_loop_close(&loop);
     rd_demand_free(a.demand);
     rd_config_free(a.cfg);
+    rd_config_free(a.old_cfg);
     if (lc != 0) {
         fprintf(stderr, "rd_discover: loop still has handles open\n");
         return 1;

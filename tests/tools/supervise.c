@@ -1,15 +1,16 @@
 /* supervise.c: a small driver of the supervisor for tests, before and beside the daemon.
  *
  *   rd_supervise -c CONFIG [--adopt] [--start N] [--job ID]... [--target T] [--pool P]
- *                [--keep-one] [--run-for MS] [--grace MS] [--reconcile MS] [--abandon-after MS]
+ *                [--keep-one] [--run-for MS] [--grace MS] [--reconcile MS] [--abandon]
  *                [--log-level debug|info|warn|error]
  *
  * Loads CONFIG, creates the GitHub client and the supervisor, optionally adopts
  * what a previous run left (--adopt), starts N runners (one per --job, else
  * --start N warm ones) for targets[T] / pools[P], then waits until every runner
  * is gone or --run-for ms passed, drains with --grace, closes everything and
- * checks uv_loop_close() == 0. --abandon-after MS closes the supervisor without
- * draining after MS (children keep running, for adoption by the next run). --keep-one restarts a runner whenever none is
+ * checks uv_loop_close() == 0. With --abandon, the end of the run (--run-for or
+ * a signal) closes the supervisor without draining (children keep running, for
+ * adoption by the next run). --keep-one restarts a runner whenever none is
  * running and the pool is not backing off (for the backoff test).
  * SIGTERM/SIGINT drain at once. stdout gets one JSON line at the end. */
 #include <inttypes.h>
@@ -38,7 +39,8 @@ typedef struct {
     size_t njobs;
     unsigned nstart;
     bool keep_one, adopt, started, draining, drained;
-    uint64_t run_for_ms, grace_ms, abandon_ms;
+    bool abandon;
+    uint64_t run_for_ms, grace_ms;
     int exit_code;
     unsigned starts;
 } drv_t;
@@ -124,10 +126,9 @@ static void on_changed(void *ud)
     }
 }
 
-static void on_run_timer(uv_timer_t *t)
+static void abandon_or_drain(void)
 {
-    (void)t;
-    if (D.abandon_ms) {
+    if (D.abandon) {
         /* Close without draining: containers keep running for the next start to adopt. */
         rd_info("supervise", "abandoning %zu runners", rd_supervisor_count(D.sup));
         printf("{\"abandoned\":%zu}\n", rd_supervisor_count(D.sup));
@@ -136,15 +137,22 @@ static void on_run_timer(uv_timer_t *t)
         rd_supervisor_close(D.sup, sup_closed, NULL);
         return;
     }
-    rd_info("supervise", "run-for elapsed: draining");
     drain();
+}
+
+static void on_run_timer(uv_timer_t *t)
+{
+    (void)t;
+    rd_info("supervise", "run-for elapsed");
+    abandon_or_drain();
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     (void)h;
-    rd_info("supervise", "signal %d: draining", signum);
-    drain();
+    rd_info("supervise", "signal %d", signum);
+    if (!D.draining)
+        abandon_or_drain();
 }
 
 static void adopted(void *ud, int err)
@@ -193,7 +201,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--pool") == 0 && v) D.pool = (size_t)atoi(v), i++;
         else if (strcmp(a, "--run-for") == 0 && v) D.run_for_ms = strtoull(v, NULL, 10), i++;
         else if (strcmp(a, "--grace") == 0 && v) D.grace_ms = strtoull(v, NULL, 10), i++;
-        else if (strcmp(a, "--abandon-after") == 0 && v) D.abandon_ms = strtoull(v, NULL, 10), i++;
+        else if (strcmp(a, "--abandon") == 0) D.abandon = true;
         else if (strcmp(a, "--reconcile") == 0 && v) reconcile_ms = strtoull(v, NULL, 10), i++;
         else if (strcmp(a, "--log-level") == 0 && v) {
             if (rd_log_parse_level(v, &level) != 0) {
@@ -252,7 +260,7 @@ int main(int argc, char **argv)
         return 1;
     }
     uv_timer_init(&D.loop, &D.t_run);
-    uv_timer_start(&D.t_run, on_run_timer, D.abandon_ms ? D.abandon_ms : D.run_for_ms, 0);
+    uv_timer_start(&D.t_run, on_run_timer, D.run_for_ms, 0);
     uv_signal_init(&D.loop, &D.sig_term);
     uv_signal_start(&D.sig_term, on_signal, SIGTERM);
     uv_signal_init(&D.loop, &D.sig_int);
