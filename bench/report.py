@@ -255,17 +255,33 @@ def main():
         by_n[r["repos"]] = max(by_n.get(r["repos"], 0), r["rss_mib"])
     for n in sorted(by_n):
         figs.append(("Peak RSS (VmHWM), %d repos" % n, "%.1f MiB" % by_n[n], "bench/poll"))
-    for name in ("scaleup", "webhook"):
-        res = results.get(name)
-        if isinstance(res, dict):
-            rows = parse_latency_table(res["out"])
-            for label, row in rows.items():
-                figs.append(("%s: %s" % (name, label), "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, "
-                             "max %.1f ms (n=%d)" % (row["p50"], row["p90"], row["p99"],
-                                                     row["max"], row["n"]), "bench/" + name))
-            for line in res["out"].splitlines():
-                if re.search(r"\b100\b.*(runners|spawn)", line) and "s" in line and len(line) < 200:
-                    figs.append(("%s: %s" % (name, line.strip()), "", "bench/" + name))
+    res = results.get("scaleup")
+    if isinstance(res, dict):
+        # "label  n  p50s p90s p99s maxs" rows, then per-burst "key  1.234s" lines and a
+        # "target: ..." line per burst variant.
+        section = ""
+        for line in res["out"].splitlines():
+            if line.startswith("2. burst"):
+                section = line.split(",", 2)[-1].rsplit(", load", 1)[0].strip()
+            m = re.match(r"^(\S.*?\S)\s+(\d+)\s+([\d.]+)s\s+([\d.]+)s\s+([\d.]+)s\s+([\d.]+)s\s*$",
+                         line)
+            if m:
+                figs.append(("spawn latency (scaleup): %s" % m.group(1),
+                             "p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (n=%s)" % (
+                                 float(m.group(3)) * 1e3, float(m.group(4)) * 1e3,
+                                 float(m.group(5)) * 1e3, float(m.group(6)) * 1e3, m.group(2)),
+                             "bench/scaleup"))
+            m = re.match(r"^(visible->last spawned|queued->last spawned|runnerd_cpu)\s+([\d.]+)s$",
+                         line)
+            if m and section:
+                figs.append(("burst (scaleup, %s): %s" % (section, m.group(1)),
+                             "%.3f s" % float(m.group(2)), "bench/scaleup"))
+    res = results.get("webhook")
+    if isinstance(res, dict):
+        for label, row in parse_latency_table(res["out"]).items():
+            figs.append(("webhook: %s" % label, "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, "
+                         "max %.1f ms (n=%d)" % (row["p50"], row["p90"], row["p99"], row["max"],
+                                                 row["n"]), "bench/webhook"))
 
     limits = []
     if idle and "stats" in idle:

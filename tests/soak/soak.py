@@ -716,8 +716,15 @@ class Soak:
                 nm = msg.split(":", 1)[0]
             elif "deleting offline registration " in msg:
                 nm = msg.split("deleting offline registration ", 1)[1].split()[0]
+            elif msg.startswith("restart: removing dead container "):
+                nm = msg.split()[4]
             if nm and nm not in ends:
                 ends[nm] = parse_ts(rec.get("ts", ""))
+        # Runners of a killed daemon: gone at the kill when they had no container yet, or
+        # when the next daemon starts without adopting them (check_double_starts).
+        for nm, lf in getattr(self, "life", {}).items():
+            if lf.get("kill_end") and (nm not in ends or lf["kill_end"] < ends[nm]):
+                ends[nm] = lf["kill_end"]
         marks = []
         for e in events:
             if e["kind"] == "jit_created":
@@ -823,7 +830,7 @@ class Soak:
                 for lf in life.values():
                     if lf["end"] is None:
                         if not lf["spawned"]:
-                            lf["end"] = ts
+                            lf["end"] = lf["kill_end"] = ts
                         else:
                             lf["pending_adoption"] = True
                 continue
@@ -835,7 +842,7 @@ class Soak:
             if rec.get("component") == "daemon" and msg.startswith("running:"):
                 for lf in life.values():
                     if lf["end"] is None and lf.get("pending_adoption"):
-                        lf["end"] = ts
+                        lf["end"] = lf["kill_end"] = ts
                 continue
             name = msg.split(":", 1)[0] if ":" in msg else ""
             if name in life and "docker run spawned" in msg:
