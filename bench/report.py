@@ -317,16 +317,22 @@ def write(a, m, results, idle, load):
             ("Primary: %d/h (PAT / App floor; 304s free)" % PRIMARY_PER_HOUR,
              "%.0f core units/h for %d repos (%.2f per repo)" % (core_h, n, core_h / n),
              "%.1f%%" % (100.0 * core_h / PRIMARY_PER_HOUR),
-             "%s idle repos" % ("unbounded by core" if core_h == 0 else
-                                "%.0f" % (PRIMARY_PER_HOUR / (core_h / n)))),
-            ("Daemon budget: request_budget 4000/h (all requests, 304s too)",
+             ("idle repos cost none of it (their polls are 304s)" if core_h == 0 else
+              "%.0f idle repos" % (PRIMARY_PER_HOUR / (core_h / n)))),
+            ("runnerd's own budget: request_budget 4000/h (charged requests; 304s refunded)",
+             "%.0f charged requests/h" % core_h, "%.1f%%" % (100.0 * core_h / 4000), ""),
+            ("runnerd's rate cap: 20 requests/s (all requests, 304s too)",
              "%.0f requests/h for %d repos (%.2f per repo)" % (req_h, n, req_h / n),
-             "%.1f%%" % (100.0 * req_h / 4000), "the pacer stretches intervals to fit"),
-            ("Secondary: %d points/min per endpoint (GET 1, POST/DELETE 5)" %
+             "%.1f%%" % (100.0 * req_h / (20 * 3600)),
+             "%.0f idle repos at 80%% of the cap; beyond, the pacer stretches intervals" % (
+                 0.8 * 20 * 3600 / (req_h / n))),
+            ("Secondary: %d points/min per endpoint (GET 1, POST/DELETE 5; 304s count)" %
              SECONDARY_POINTS_PER_MIN,
              "%.1f points/min on the busiest endpoint (%.1f run-list GETs/min)" % (
                  per_min_points, runs_per_min),
-             "%.1f%%" % (100.0 * per_min_points / SECONDARY_POINTS_PER_MIN), ""),
+             "%.1f%%" % (100.0 * per_min_points / SECONDARY_POINTS_PER_MIN),
+             "%.0f idle repos per endpoint" % (SECONDARY_POINTS_PER_MIN / (per_min_points / n))
+             if per_min_points else ""),
             ("Secondary: %d concurrent requests" % CONCURRENT_MAX,
              "%d concurrent connections at most (max_connections 8)" % st.get(
                  "max_concurrent_connections", 0),
@@ -355,8 +361,9 @@ def write(a, m, results, idle, load):
     L.append("| memory | %s |" % m["memory"])
     L.append("| kernel | %s |" % m["kernel"])
     L.append("| OS | %s |" % m["os"])
-    L.append("| load average (1 min) | %.1f at start, %.1f at end (a shared machine: other "
-             "people's builds and tests ran at the same time) |" % (load[0], load[1]))
+    L.append("| load average (1 min) | %.1f at start, %.1f at end; the benchmarks print the load "
+             "during their runs below. This is a shared 2-core machine: other people's builds and "
+             "tests ran at the same time, so latencies are pessimistic |" % (load[0], load[1]))
     L.append("")
     L.append("## Figures")
     L.append("")
