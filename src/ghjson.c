@@ -129,7 +129,10 @@ static json_object *get_array(json_object *o, const char *key)
 
 rd_gh_status_t rd_gh_status_parse(const char *s)
 {
-    static const struct { const char *name; rd_gh_status_t st; } map[] = {
+    static const struct {
+        const char *name;
+        rd_gh_status_t st;
+    } map[] = {
         {"queued", RD_GH_QUEUED},       {"in_progress", RD_GH_IN_PROGRESS},
         {"completed", RD_GH_COMPLETED}, {"waiting", RD_GH_WAITING},
         {"requested", RD_GH_REQUESTED}, {"pending", RD_GH_PENDING},

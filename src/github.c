@@ -162,16 +162,16 @@ typedef struct cache_ent {
     char *link;
     char *body;
     size_t len;
-    size_t cost;      /* bytes charged to the cache, overhead included */
-    int64_t used_ms;  /* last stored or served */
+    size_t cost;                   /* bytes charged to the cache, overhead included */
+    int64_t used_ms;               /* last stored or served */
     struct cache_ent *prev, *next; /* LRU, most recent first */
 } cache_ent_t;
 
 typedef enum { AUTH_NONE = 0, AUTH_TOKEN, AUTH_JWT } auth_kind_t;
 
 struct gh_req;
-typedef void (*gh_req_done_cb)(struct gh_req *r, int err, long status, const char *body,
-                               size_t len, const char *link);
+typedef void (*gh_req_done_cb)(struct gh_req *r, int err, long status, const char *body, size_t len,
+                               const char *link);
 
 typedef struct gh_req {
     rd_github_t *gh;
@@ -191,9 +191,9 @@ typedef struct gh_req {
     rd_http_req_t *hreq;
     gh_req_done_cb done;
     void *ud;
-    unsigned *ctr; /* the operation's [sent, charged] counters, or NULL */
-    bool from_cache;        /* the body handed to done comes from the ETag cache */
-    const char *resp_etag;  /* during done: the fresh response's ETag, or NULL */
+    unsigned *ctr;         /* the operation's [sent, charged] counters, or NULL */
+    bool from_cache;       /* the body handed to done comes from the ETag cache */
+    const char *resp_etag; /* during done: the fresh response's ETag, or NULL */
     /* Failure delivered from the loop (queued via fail list). */
     int fail_err;
     struct gh_req *next, *prev; /* gate queue / waiter list / fail list */
@@ -816,11 +816,23 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
     }
     int err;
     switch (st) {
-    case 401: case 403: err = RD_EAUTH; break;
-    case 404: case 410: err = RD_ENOENT; break;
-    case 409: err = RD_EEXIST; break;
-    case 422: err = strcmp(r->method, "DELETE") == 0 ? RD_EBUSY : RD_EINVAL; break;
-    default: err = st >= 500 ? RD_EIO : RD_EPROTO; break;
+    case 401:
+    case 403:
+        err = RD_EAUTH;
+        break;
+    case 404:
+    case 410:
+        err = RD_ENOENT;
+        break;
+    case 409:
+        err = RD_EEXIST;
+        break;
+    case 422:
+        err = strcmp(r->method, "DELETE") == 0 ? RD_EBUSY : RD_EINVAL;
+        break;
+    default:
+        err = st >= 500 ? RD_EIO : RD_EPROTO;
+        break;
     }
     {
         char *msg = NULL, *doc = NULL;
@@ -907,8 +919,8 @@ static const char *app_jwt(rd_github_t *gh)
     }
     char *jwt = NULL;
     int64_t exp = 0;
-    int rc = gh->app_key ? rd_auth_app_jwt(gh->app_key, gh->app_id, now / 1000, &jwt, &exp)
-                         : RD_EINVAL;
+    int rc =
+        gh->app_key ? rd_auth_app_jwt(gh->app_key, gh->app_id, now / 1000, &jwt, &exp) : RD_EINVAL;
     if (rc != 0) {
         rd_error(LOGC, "cannot sign the GitHub App JWT: %s", rd_strerror(rc));
         return NULL;
@@ -974,8 +986,8 @@ static void on_token(gh_req_t *r, int err, long status, const char *body, size_t
     if (err == 0 && rd_ghjson_parse_token(body, len, &tok, &exp) != 0)
         err = RD_EPROTO;
     if (err != 0) {
-        rd_error(LOGC, "installation %lld: access token request failed: %s",
-                 (long long)in->inst_id, rd_strerror(err));
+        rd_error(LOGC, "installation %lld: access token request failed: %s", (long long)in->inst_id,
+                 rd_strerror(err));
         inst_failed(gh, in, err);
         return;
     }
@@ -1232,9 +1244,9 @@ static void gate_kick(rd_github_t *gh)
 static bool keep_key(const char *k)
 {
     static const char *const keys[] = {
-        "id", "run_id", "status", "labels", "created_at", "runner_id", "runner_name", "name",
-        "full_name", "archived", "disabled", "busy", "total_count", "workflow_runs", "jobs",
-        "runners", "runner_groups", "repositories",
+        "id",          "run_id",        "status",    "labels",   "created_at",    "runner_id",
+        "runner_name", "name",          "full_name", "archived", "disabled",      "busy",
+        "total_count", "workflow_runs", "jobs",      "runners",  "runner_groups", "repositories",
     };
     for (size_t i = 0; i < RD_ARRAY_SIZE(keys); i++)
         if (strcmp(k, keys[i]) == 0)
@@ -1249,7 +1261,8 @@ static json_object *compact_obj(json_object *o, int depth)
     switch (json_object_get_type(o)) {
     case json_type_object: {
         json_object *n = json_object_new_object();
-        json_object_object_foreach(o, k, v) {
+        json_object_object_foreach(o, k, v)
+        {
             if (!keep_key(k))
                 continue;
             json_object *c = compact_obj(v, depth + 1);
@@ -1586,7 +1599,8 @@ static int list_page(pager_t *pg, const char *body, size_t len)
         rd_gh_groups_t page;
         if (rd_ghjson_parse_groups(body, len, &page) != 0)
             return RD_EPROTO;
-        op->groups.v = rd_xrealloc(op->groups.v, (op->groups.n + page.n + 1) * sizeof(rd_gh_group_t));
+        op->groups.v =
+            rd_xrealloc(op->groups.v, (op->groups.n + page.n + 1) * sizeof(rd_gh_group_t));
         memcpy(op->groups.v + op->groups.n, page.v, page.n * sizeof(rd_gh_group_t));
         op->groups.n += page.n;
         free(page.v);
@@ -1809,7 +1823,8 @@ int rd_github_generate_jitconfig(rd_github_t *gh, const char *scope, const char 
         return rc;
     json_object *o = json_object_new_object(), *ls = json_object_new_array();
     json_object_object_add(o, "name", json_object_new_string(name));
-    json_object_object_add(o, "runner_group_id", json_object_new_int64(group_id > 0 ? group_id : 1));
+    json_object_object_add(o, "runner_group_id",
+                           json_object_new_int64(group_id > 0 ? group_id : 1));
     for (size_t i = 0; i < nlabels; i++)
         json_object_array_add(ls, json_object_new_string(labels[i]));
     json_object_object_add(o, "labels", ls);
@@ -1920,8 +1935,7 @@ static int load_creds(const rd_github_config_t *cfg, char **pat, rd_auth_key_t *
     return 0;
 }
 
-static void set_creds(rd_github_t *gh, const rd_github_config_t *cfg, char *pat,
-                      rd_auth_key_t *key)
+static void set_creds(rd_github_t *gh, const rd_github_config_t *cfg, char *pat, rd_auth_key_t *key)
 {
     if (gh->pat) {
         rd_log_forget_secret(gh->pat);

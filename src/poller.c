@@ -48,10 +48,10 @@ struct prepo {
     int64_t last_err_ms;
     int64_t last_ok_ms;
     size_t queued;
-    bool wanted;     /* used while rebuilding membership */
-    bool cycle;      /* must be polled in the running cycle */
-    uint64_t hash;   /* of the lower-case full name */
-    prepo_t *hnext;  /* hash chain */
+    bool wanted;    /* used while rebuilding membership */
+    bool cycle;     /* must be polled in the running cycle */
+    uint64_t hash;  /* of the lower-case full name */
+    prepo_t *hnext; /* hash chain */
 };
 
 struct ptarget {
@@ -443,8 +443,7 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
         if (r->poll_started_ms > 0 && now >= r->poll_started_ms)
             rd_metrics_hist_observe(&p->poll_hist, (double)(now - r->poll_started_ms) / 1000.0);
         r->retry_ms = 0;
-        rd_pace_target_polled(p->pace, &r->pt, r->poll_started_ms, now, sent, charged,
-                              jobs->n > 0);
+        rd_pace_target_polled(p->pace, &r->pt, r->poll_started_ms, now, sent, charged, jobs->n > 0);
     } else {
         if (err != RD_ECANCELED && err != RD_EAGAIN)
             rd_warn(LOGC, "%s: poll failed: %s", r->full, rd_strerror(err));

@@ -31,7 +31,7 @@
 #define ADOPT_MIN_STARTUP_MS 60000
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 300000
-#define STOP_RETRY_MS 1000
+#define STOP_RETRY_MS 2000
 
 extern char **environ;
 
@@ -78,6 +78,7 @@ typedef struct sup_runner {
     unsigned gpus;
     rd_runner_t m;
     bool adopted, done, stop_inflight;
+    bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
@@ -639,9 +640,10 @@ static void proc_finished(sup_proc_t *p)
             r->stop_inflight = false;
         if (code != 0)
             rd_info(COMP, "%s: docker stop exited with %" PRId64, p->label, code);
-        /* A stop right after the spawn can beat `docker run` to creating the container
-         * ("No such container"): try again soon rather than at the kill timer. */
-        if (r && code != 0 && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
+        /* docker stop returns once the container is dead. If `docker run` still lives, the
+         * stop beat it to creating or starting the container ("No such container", or a
+         * no-op on a created one): try again soon rather than at the kill timer. */
+        if (r && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
             uv_timer_start(&r->t_retry, on_restop_timer, STOP_RETRY_MS, 0);
         break;
     case PK_KILL:
@@ -1530,6 +1532,7 @@ static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner
         .job_id = r->m.job_id,
         .runner_id = r->m.runner_id,
         .adopted = r->adopted,
+        .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
         .ran_job = r->m.state == RD_RUNNER_EXITED &&
                    (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
     };
@@ -1815,6 +1818,7 @@ static void adopt_finish(sup_t *s)
         rd_runner_actions_t a;
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,
                         now, &a);
+        r->adopted_unbusy = r->m.state != RD_RUNNER_BUSY;
         rd_info(COMP, "restart: adopted %s (pool %s, scope %s, %s, up %" PRId64 "s)", r->name,
                 r->pool_name, r->scope, rd_runner_state_name(r->m.state),
                 (now - cd->started_ms) / 1000);

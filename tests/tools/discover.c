@@ -40,8 +40,8 @@ typedef struct {
 
 static rd_config_t *load(const char *file)
 {
-    rd_host_facts_t facts = {.cores = 64, .mem_total = (uint64_t)256 << 30, .arch = RD_ARCH_X64,
-                             .hostname = "discover"};
+    rd_host_facts_t facts = {
+        .cores = 64, .mem_total = (uint64_t)256 << 30, .arch = RD_ARCH_X64, .hostname = "discover"};
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     if (rd_config_load(file, &facts, &cfg, &errs) != 0)
@@ -194,12 +194,14 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
             level = argv[++i];
         else {
-            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload FILE2] [--log-level L]\n");
+            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload "
+                            "FILE2] [--log-level L]\n");
             return 2;
         }
     }
     if (file == NULL || a.cycles < 1) {
-        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload FILE2] [--log-level L]\n");
+        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload "
+                        "FILE2] [--log-level L]\n");
         return 2;
     }
     rd_log_level_t lv = RD_LOG_INFO;

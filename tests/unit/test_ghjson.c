@@ -58,10 +58,17 @@ static void test_rfc3339(void **state)
     assert_int_equal(ms, 1709164800000LL);
     assert_int_equal(rd_parse_rfc3339_ms("1969-12-31T23:59:59Z", &ms), 0);
     assert_int_equal(ms, -1000);
-    const char *bad[] = {"", "2020-01-22", "2020-01-22T20:13:35", "2020-13-01T00:00:00Z",
-                         "2023-02-29T00:00:00Z", "2020-01-22T24:00:00Z", "2020-01-22T20:13:35.Z",
-                         "2020-01-22T20:13:35+0800", "2020-01-22T20:13:35Zjunk",
-                         "2020-01-22X20:13:35Z", "20a0-01-22T20:13:35Z"};
+    const char *bad[] = {"",
+                         "2020-01-22",
+                         "2020-01-22T20:13:35",
+                         "2020-13-01T00:00:00Z",
+                         "2023-02-29T00:00:00Z",
+                         "2020-01-22T24:00:00Z",
+                         "2020-01-22T20:13:35.Z",
+                         "2020-01-22T20:13:35+0800",
+                         "2020-01-22T20:13:35Zjunk",
+                         "2020-01-22X20:13:35Z",
+                         "20a0-01-22T20:13:35Z"};
     for (size_t i = 0; i < RD_ARRAY_SIZE(bad); i++) {
         if (rd_parse_rfc3339_ms(bad[i], &ms) != RD_EINVAL)
             fail_msg("accepted bad time %s", bad[i]);
@@ -86,8 +93,8 @@ static void test_runs_fixture(void **state)
     assert_int_equal(rd_ghjson_parse_runs(S("{\"total_count\":0,\"workflow_runs\":[]}"), &runs), 0);
     assert_int_equal(runs.n, 0);
     rd_gh_runs_free(&runs);
-    assert_int_equal(rd_ghjson_parse_runs(S("{\"workflow_runs\":[{\"id\":5,\"status\":null}]}"),
-                                          &runs), 0);
+    assert_int_equal(
+        rd_ghjson_parse_runs(S("{\"workflow_runs\":[{\"id\":5,\"status\":null}]}"), &runs), 0);
     assert_int_equal(runs.total_count, -1);
     assert_int_equal(runs.v[0].status, RD_GH_OTHER);
     rd_gh_runs_free(&runs);
@@ -199,17 +206,20 @@ static void test_jit_and_tokens(void **state)
     free(tok);
     free(b);
 
-    assert_int_equal(rd_ghjson_parse_token(S("{\"token\":\"x\",\"expires_at\":\"soon\"}"), &tok,
-                                           &exp), RD_EPROTO);
+    assert_int_equal(
+        rd_ghjson_parse_token(S("{\"token\":\"x\",\"expires_at\":\"soon\"}"), &tok, &exp),
+        RD_EPROTO);
     assert_null(tok);
     assert_int_equal(rd_ghjson_parse_token(S("{\"token\":\"\",\"expires_at\":"
-                                             "\"2016-07-11T22:14:10Z\"}"), &tok, &exp), RD_EPROTO);
+                                             "\"2016-07-11T22:14:10Z\"}"),
+                                           &tok, &exp),
+                     RD_EPROTO);
     assert_int_equal(rd_ghjson_parse_jitconfig(S("{\"runner\":{\"id\":\"1\"},"
-                                                 "\"encoded_jit_config\":\"a\"}"), &id, &enc),
+                                                 "\"encoded_jit_config\":\"a\"}"),
+                                               &id, &enc),
                      RD_EPROTO);
     assert_null(enc);
-    assert_int_equal(rd_ghjson_parse_jitconfig(S("{\"runner\":{\"id\":1}}"), &id, &enc),
-                     RD_EPROTO);
+    assert_int_equal(rd_ghjson_parse_jitconfig(S("{\"runner\":{\"id\":1}}"), &id, &enc), RD_EPROTO);
 }
 
 static void test_installations(void **state)
@@ -237,8 +247,9 @@ static void test_installations(void **state)
     rd_strv_free(accs, n);
     free(b);
 
-    assert_int_equal(rd_ghjson_parse_installations(S("[{\"id\":1,\"account\":null},{\"id\":\"2\"}]"),
-                                                   &ids, &accs, &n), RD_EPROTO);
+    assert_int_equal(rd_ghjson_parse_installations(
+                         S("[{\"id\":1,\"account\":null},{\"id\":\"2\"}]"), &ids, &accs, &n),
+                     RD_EPROTO);
     assert_null(ids);
     assert_int_equal(n, 0);
     assert_int_equal(rd_ghjson_parse_installation(S("{\"id\":9,\"account\":null}"), &id, &acc), 0);
@@ -270,16 +281,20 @@ static void test_repos(void **state)
     rd_gh_repos_free(&rs);
     free(b);
 
-    assert_int_equal(rd_ghjson_parse_repos(S("[{\"name\":\"a\",\"full_name\":\"o/a\",\"archived\":true},"
-                                             "{\"name\":\"b\",\"full_name\":\"o/b\",\"disabled\":true}]"),
-                                           &rs), 0);
+    assert_int_equal(
+        rd_ghjson_parse_repos(S("[{\"name\":\"a\",\"full_name\":\"o/a\",\"archived\":true},"
+                                "{\"name\":\"b\",\"full_name\":\"o/b\",\"disabled\":true}]"),
+                              &rs),
+        0);
     assert_int_equal(rs.n, 2);
     assert_true(rs.v[0].archived);
     assert_true(rs.v[1].disabled);
     rd_gh_repos_free(&rs);
-    assert_int_equal(rd_ghjson_parse_repos(S("[{\"name\":\"a\",\"full_name\":\"o/a\"},"
-                                             "{\"name\":\"b\",\"full_name\":\"o/b\",\"archived\":1}]"),
-                                           &rs), RD_EPROTO);
+    assert_int_equal(
+        rd_ghjson_parse_repos(S("[{\"name\":\"a\",\"full_name\":\"o/a\"},"
+                                "{\"name\":\"b\",\"full_name\":\"o/b\",\"archived\":1}]"),
+                              &rs),
+        RD_EPROTO);
     assert_int_equal(rs.n, 0);
     assert_null(rs.v);
 }
@@ -340,18 +355,17 @@ static void test_webhooks(void **state)
     } cases[] = {
         {"webhook-workflow_job-queued.json", "queued", RD_GH_QUEUED, 289782451, 2202229078, 5,
          "Codertocat/Hello-World", "ubuntu-latest", 1, 1631499673000LL},
-        {"webhook-workflow_job-queued-with-deployment.json", "queued", RD_GH_WAITING,
-         12877621891LL, 4747967848LL, 0, "lineville/elastic-machines-testing", "self-hosted", 2,
-         1681938732000LL},
-        {"webhook-workflow_job-waiting.json", "waiting", RD_GH_WAITING, 12877621891LL,
+        {"webhook-workflow_job-queued-with-deployment.json", "queued", RD_GH_WAITING, 12877621891LL,
          4747967848LL, 0, "lineville/elastic-machines-testing", "self-hosted", 2, 1681938732000LL},
+        {"webhook-workflow_job-waiting.json", "waiting", RD_GH_WAITING, 12877621891LL, 4747967848LL,
+         0, "lineville/elastic-machines-testing", "self-hosted", 2, 1681938732000LL},
         {"webhook-workflow_job-in_progress.json", "in_progress", RD_GH_IN_PROGRESS, 289782451,
          2202229078, 5, "Codertocat/Hello-World", "ubuntu-latest", 1, 1631499673000LL},
         {"webhook-workflow_job-in_progress-with-queued-steps.json", "in_progress",
          RD_GH_IN_PROGRESS, 14541957942LL, 5373506832LL, 6, "wolfy1339/github-events-schemas",
          "ubuntu-latest", 1, 1687750289000LL},
-        {"webhook-workflow_job-completed.json", "completed", RD_GH_COMPLETED, 289782451,
-         2202229078, 5, "Codertocat/Hello-World", "ubuntu-latest", 1, 1628159638000LL},
+        {"webhook-workflow_job-completed.json", "completed", RD_GH_COMPLETED, 289782451, 2202229078,
+         5, "Codertocat/Hello-World", "ubuntu-latest", 1, 1628159638000LL},
         {"webhook-workflow_job-completed-failure.json", "completed", RD_GH_COMPLETED, 289782451,
          2202229078, 5, "Codertocat/Hello-World", "ubuntu-latest", 1, 1628159638000LL},
     };
@@ -389,7 +403,13 @@ static void test_malformed(void **state)
     rd_gh_groups_t groups;
     rd_gh_job_t job;
     static const char *bad_jobs[] = {
-        "", "{", "null", "[]", "{\"jobs\":{}}", "{\"jobs\":[1]}", "{\"total_count\":\"1\",\"jobs\":[]}",
+        "",
+        "{",
+        "null",
+        "[]",
+        "{\"jobs\":{}}",
+        "{\"jobs\":[1]}",
+        "{\"total_count\":\"1\",\"jobs\":[]}",
         "{\"jobs\":[]} trailing",
         "{\"jobs\":[{\"id\":1,\"run_id\":2,\"status\":\"queued\",\"labels\":[\"a\"]},"
         "{\"id\":\"2\",\"run_id\":2,\"status\":\"queued\",\"labels\":[]}]}",
@@ -422,44 +442,54 @@ static void test_malformed(void **state)
     assert_null(job.labels);
     assert_int_equal(rd_ghjson_parse_job(S("<html>"), &job), RD_EPROTO);
 
-    assert_int_equal(rd_ghjson_parse_runs(S("{\"workflow_runs\":[{\"id\":1,\"status\":1}]}"), &runs),
-                     RD_EPROTO);
-    assert_int_equal(rd_ghjson_parse_runs(S("{\"workflow_runs\":[{\"id\":1},{\"status\":\"queued\"}]}"),
-                                          &runs), RD_EPROTO);
+    assert_int_equal(
+        rd_ghjson_parse_runs(S("{\"workflow_runs\":[{\"id\":1,\"status\":1}]}"), &runs), RD_EPROTO);
+    assert_int_equal(
+        rd_ghjson_parse_runs(S("{\"workflow_runs\":[{\"id\":1},{\"status\":\"queued\"}]}"), &runs),
+        RD_EPROTO);
     assert_int_equal(runs.n, 0);
     assert_int_equal(rd_ghjson_parse_runs(S("{\"runs\":[]}"), &runs), RD_EPROTO);
 
     assert_int_equal(rd_ghjson_parse_runners(S("{\"runners\":[{\"id\":1,\"name\":\"a\",\"status\":"
                                                "\"online\",\"busy\":false,\"labels\":[{\"name\":"
-                                               "\"x\"},{\"id\":2}]}]}"), &runners), RD_EPROTO);
+                                               "\"x\"},{\"id\":2}]}]}"),
+                                             &runners),
+                     RD_EPROTO);
     assert_int_equal(rd_ghjson_parse_runners(S("{\"runners\":[{\"id\":1,\"name\":\"a\",\"status\":"
                                                "\"online\",\"busy\":\"no\",\"labels\":[]}]}"),
-                                             &runners), RD_EPROTO);
+                                             &runners),
+                     RD_EPROTO);
     assert_int_equal(rd_ghjson_parse_runners(S("{\"runners\":[{\"id\":1,\"name\":\"a\",\"status\":"
                                                "\"online\",\"busy\":false,\"labels\":[\"x\"]}]}"),
-                                             &runners), RD_EPROTO);
+                                             &runners),
+                     RD_EPROTO);
     assert_null(runners.v);
     assert_int_equal(rd_ghjson_parse_groups(S("{\"runner_groups\":[{\"id\":1}]}"), &groups),
                      RD_EPROTO);
     assert_int_equal(rd_ghjson_parse_groups(S("{\"runner_groups\":[{\"id\":1,\"name\":\"a\"},"
-                                              "{\"id\":\"2\",\"name\":\"b\"}]}"), &groups),
+                                              "{\"id\":\"2\",\"name\":\"b\"}]}"),
+                                            &groups),
                      RD_EPROTO);
     assert_null(groups.v);
 
     char *action;
     assert_int_equal(rd_ghjson_parse_workflow_job_event(S("{\"action\":\"queued\",\"repository\":"
-                                                          "{\"full_name\":\"o/r\"}}"), &action, &job),
+                                                          "{\"full_name\":\"o/r\"}}"),
+                                                        &action, &job),
                      RD_EPROTO);
     assert_null(action);
     assert_int_equal(rd_ghjson_parse_workflow_job_event(
                          S("{\"action\":\"queued\",\"repository\":{},\"workflow_job\":{\"id\":1,"
-                           "\"run_id\":2,\"status\":\"queued\",\"labels\":[\"a\"]}}"), &action, &job),
+                           "\"run_id\":2,\"status\":\"queued\",\"labels\":[\"a\"]}}"),
+                         &action, &job),
                      RD_EPROTO);
     assert_null(job.labels);
     assert_int_equal(rd_ghjson_parse_workflow_job_event(
                          S("{\"action\":\"queued\",\"repository\":{\"full_name\":\"o/r\"},"
                            "\"workflow_job\":{\"id\":1,\"run_id\":2,\"status\":\"queued\","
-                           "\"labels\":[\"a\"]}}"), &action, &job), 0);
+                           "\"labels\":[\"a\"]}}"),
+                         &action, &job),
+                     0);
     assert_string_equal(job.repo, "o/r");
     free(action);
     rd_gh_job_clear(&job);
@@ -468,11 +498,11 @@ static void test_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),       cmocka_unit_test(test_runs_fixture),
-        cmocka_unit_test(test_jobs_fixture),  cmocka_unit_test(test_runners_fixture),
+        cmocka_unit_test(test_rfc3339),        cmocka_unit_test(test_runs_fixture),
+        cmocka_unit_test(test_jobs_fixture),   cmocka_unit_test(test_runners_fixture),
         cmocka_unit_test(test_jit_and_tokens), cmocka_unit_test(test_installations),
-        cmocka_unit_test(test_repos),         cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_webhooks),
+        cmocka_unit_test(test_repos),          cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_webhooks),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

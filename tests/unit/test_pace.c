@@ -91,8 +91,8 @@ static void test_burst_after_idle(void **state)
 static void test_intervals(void **state)
 {
     (void)state;
-    rd_pace_config_t cfg = {.budget_per_hour = 1000000, .max_rate_per_s = -1,
-                            .poll_interval_ms = 15000};
+    rd_pace_config_t cfg = {
+        .budget_per_hour = 1000000, .max_rate_per_s = -1, .poll_interval_ms = 15000};
     rd_pace_t *p = rd_pace_new(&cfg, T0);
     rd_pace_target_t t = {0};
     rd_pace_target_add(p, &t);
@@ -164,8 +164,8 @@ static size_t max_in_window(const int64_t *times, size_t n, int64_t w)
  * p_changed, else a refunded 304. Polls run one after the other, each request
  * when the pacer allows it.
  */
-static void simulate(double p_changed, int64_t duration, unsigned *active_polls,
-                     unsigned *idle_min, unsigned *idle_max)
+static void simulate(double p_changed, int64_t duration, unsigned *active_polls, unsigned *idle_min,
+                     unsigned *idle_max)
 {
     enum { N = 1000, NACTIVE = 10 };
     rd_pace_config_t cfg = {.budget_per_hour = 4000, .poll_interval_ms = 15000};
@@ -274,8 +274,8 @@ static void test_hour_all_charged(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_budget_gate),     cmocka_unit_test(test_burst_after_idle),
-        cmocka_unit_test(test_intervals),       cmocka_unit_test(test_hour_mostly_304),
+        cmocka_unit_test(test_budget_gate),      cmocka_unit_test(test_burst_after_idle),
+        cmocka_unit_test(test_intervals),        cmocka_unit_test(test_hour_mostly_304),
         cmocka_unit_test(test_hour_all_charged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
