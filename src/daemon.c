@@ -31,6 +31,7 @@
 #include "runnerd/demand.h"
 #include "runnerd/github.h"
 #include "runnerd/hostfacts.h"
+#include "runnerd/labels.h"
 #include "runnerd/listener.h"
 #include "runnerd/log.h"
 #include "runnerd/metrics.h"
@@ -182,6 +183,115 @@ static void drop_taken(rd_daemon_t *d)
     }
 }
 
+/* An adopted runner does not tell which job it was started for. When one adopted
+ * starting or idle turns busy, bind it to the oldest queued job of its scope that its pool serves and no
+ * other runner holds: a poll that still lists that job as queued must not start a
+ * second runner for it (the scheduler counts a busy runner against its job). */
+typedef struct {
+    char **names, **scopes, **pools;
+    uint64_t *keys;
+    bool *exited;
+    size_t n;
+    int64_t *held;
+    size_t nheld;
+} adopted_busy_t;
+
+static void note_adopted_busy(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    adopted_busy_t *ab = ud;
+    if (ri->job_id != 0) {
+        ab->held = rd_xrealloc(ab->held, (ab->nheld + 1) * sizeof(*ab->held));
+        ab->held[ab->nheld++] = ri->job_id;
+        return;
+    }
+    bool exited = ri->state == RD_RUNNER_EXITED && ri->ran_job;
+    if (!ri->job_unknown || (ri->state != RD_RUNNER_BUSY && !exited))
+        return;
+    ab->keys = rd_xrealloc(ab->keys, (ab->n + 1) * sizeof(*ab->keys));
+    ab->exited = rd_xrealloc(ab->exited, (ab->n + 1) * sizeof(*ab->exited));
+    ab->keys[ab->n] = ri->key;
+    ab->exited[ab->n] = exited;
+    ab->names = rd_xrealloc(ab->names, (ab->n + 1) * sizeof(char *));
+    ab->scopes = rd_xrealloc(ab->scopes, (ab->n + 1) * sizeof(char *));
+    ab->pools = rd_xrealloc(ab->pools, (ab->n + 1) * sizeof(char *));
+    ab->names[ab->n] = rd_xstrdup(ri->name);
+    ab->scopes[ab->n] = rd_xstrdup(ri->scope);
+    ab->pools[ab->n] = rd_xstrdup(ri->pool);
+    ab->n++;
+}
+
+static void bind_adopted(rd_daemon_t *d, bool exited_only)
+{
+    if (d->sup == NULL)
+        return;
+    adopted_busy_t ab = {0};
+    rd_supervisor_foreach(d->sup, note_adopted_busy, &ab);
+    for (size_t i = 0; i < ab.n; i++) {
+        bool noted = exited_only && !ab.exited[i]; /* no call into the supervisor from its callback */
+        for (size_t k = 0; k < TAKEN_JOBS && ab.exited[i] && !noted; k++)
+            noted = d->taken[k].job_id != 0 && d->taken[k].runner_key == ab.keys[i];
+        const rd_pool_t *pool = NULL;
+        for (size_t p = 0; p < d->cfg->npools && pool == NULL; p++)
+            if (strcmp(d->cfg->pools[p].name, ab.pools[i]) == 0)
+                pool = &d->cfg->pools[p];
+        int target = -1;
+        for (size_t t = 0; t < d->cfg->ntargets && target < 0; t++)
+            if (strcmp(d->cfg->targets[t].scope, ab.scopes[i]) == 0)
+                target = (int)t;
+        rd_job_t *best = NULL, *j;
+        size_t it = 0;
+        while (!noted && pool != NULL && target >= 0 &&
+               (j = rd_demand_next(d->demand, &it)) != NULL) {
+            if (j->target != target ||
+                !rd_labels_match((const char *const *)j->labels, j->nlabels,
+                                 (const char *const *)pool->labels, pool->nlabels))
+                continue;
+            bool held = false;
+            for (size_t k = 0; k < ab.nheld && !held; k++)
+                held = ab.held[k] == j->id;
+            if (!held && (best == NULL || j->queued_ms < best->queued_ms ||
+                          (j->queued_ms == best->queued_ms && j->id < best->id)))
+                best = j;
+        }
+        if (best != NULL) {
+            rd_debug("sched", "%s (adopted) %s: counting it against job %" PRId64, ab.names[i],
+                     ab.exited[i] ? "ran a job" : "turned busy", best->id);
+            ab.held = rd_xrealloc(ab.held, (ab.nheld + 1) * sizeof(*ab.held));
+            ab.held[ab.nheld++] = best->id;
+            if (ab.exited[i]) {
+                /* Gone before a runner list showed it busy: treat it as drop_taken does. */
+                size_t k = d->taken_next;
+                d->taken_next = (k + 1) % TAKEN_JOBS;
+                d->taken[k].runner_key = ab.keys[i];
+                d->taken[k].job_id = best->id;
+                d->taken[k].until_seen_ms = wall_ms() + TAKEN_MARGIN_MS;
+                d->taken[k].active = true;
+                rd_demand_remove(d->demand, best->id);
+            } else {
+                rd_supervisor_job_started(d->sup, ab.names[i], best->id);
+            }
+        }
+        free(ab.names[i]);
+        free(ab.scopes[i]);
+        free(ab.pools[i]);
+    }
+    free(ab.keys);
+    free(ab.exited);
+    free(ab.names);
+    free(ab.scopes);
+    free(ab.pools);
+    free(ab.held);
+}
+
+/* A runner's container exited (called from inside the supervisor: record only). */
+static void on_runner_exited(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    rd_daemon_t *d = ud;
+    note_taken(d, ri);
+    if (ri->job_unknown && ri->ran_job)
+        bind_adopted(d, true);
+}
+
 /* A stale poll page may list a job that a webhook already said started or
  * finished: take such jobs out again (lookups in the demand table, so the cost
  * is the number of webhook-seen jobs, zero without webhooks). */
@@ -242,6 +352,7 @@ static void run_schedule(rd_daemon_t *d)
 
     drop_recent_from_demand(d);
     drop_taken(d);
+    bind_adopted(d, false);
 
     rd_planner_input_t pi;
     rd_sched_runner_t *snap = NULL;
@@ -1097,7 +1208,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto run;
     }
     if (!opts->dry_run) {
-        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = note_taken,
+        rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = on_runner_exited,
                                          .ud = d};
         rd_supervisor_options_t so = {0};
         rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "runnerd/common.h"
 #include "runnerd/config.h"
@@ -67,6 +68,27 @@ static int check_config(const char *path)
     rd_config_errors_free(&errs);
     rd_config_free(cfg);
     return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The listener takes up to 1024 connections besides the API connections, child
+ * pipes and containers' log pipes: a service manager's default soft limit (1024)
+ * is too low. Raise the soft limit to the hard one (capped); never fail on it. */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            rd_debug("main", "open files limit raised from %llu to %llu", (unsigned long long)old,
+                     (unsigned long long)want);
+        else
+            rd_warn("main", "open files limit %llu is low for the listener; set LimitNOFILE=",
+                    (unsigned long long)old);
+    }
 }
 
 int main(int argc, char **argv)
@@ -142,6 +164,8 @@ int main(int argc, char **argv)
 
     if (check)
         return check_config(config);
+    if (!once)
+        raise_nofile_limit();
     rd_daemon_opts_t opts = {.config_path = config, .once = once, .dry_run = dry_run};
     return rd_daemon_run(&opts);
 }

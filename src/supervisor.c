@@ -31,7 +31,7 @@
 #define ADOPT_MIN_STARTUP_MS 60000
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 300000
-#define STOP_RETRY_MS 1000
+#define STOP_RETRY_MS 2000
 
 extern char **environ;
 
@@ -78,6 +78,9 @@ typedef struct sup_runner {
     unsigned gpus;
     rd_runner_t m;
     bool adopted, done, stop_inflight;
+    bool stop_after_list; /* stop it unless a runner list sent after stop_asked_ms says busy */
+    int64_t stop_asked_ms;
+    bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
@@ -143,6 +146,8 @@ struct rd_supervisor {
     size_t ngroups;
     char **listing; /* scopes with a runner list in flight */
     size_t nlisting;
+    char **suspects; /* scopes that may hold registrations of ours that no runner tracks */
+    size_t nsuspects;
     adopt_t *adopt;
     uint64_t next_key;
     uint64_t rng;
@@ -158,7 +163,9 @@ struct rd_supervisor {
 
 static void feed(sup_runner_t *r, rd_runner_event_t ev, int64_t arg);
 static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out);
+static void list_scope(sup_t *s, const char *scope);
 static void schedule_changed(sup_t *s);
+static void suspect_add(sup_t *s, const char *scope);
 static void adopt_inspected(sup_t *s);
 static void adopt_finish(sup_t *s);
 static void on_backoff_timer(uv_timer_t *t);
@@ -639,9 +646,10 @@ static void proc_finished(sup_proc_t *p)
             r->stop_inflight = false;
         if (code != 0)
             rd_info(COMP, "%s: docker stop exited with %" PRId64, p->label, code);
-        /* A stop right after the spawn can beat `docker run` to creating the container
-         * ("No such container"): try again soon rather than at the kill timer. */
-        if (r && code != 0 && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
+        /* docker stop returns once the container is dead. If `docker run` still lives, the
+         * stop beat it to creating or starting the container ("No such container", or a
+         * no-op on a created one): try again soon rather than at the kill timer. */
+        if (r && r->m.state == RD_RUNNER_STOPPING && r->m.has_container)
             uv_timer_start(&r->t_retry, on_restop_timer, STOP_RETRY_MS, 0);
         break;
     case PK_KILL:
@@ -859,6 +867,7 @@ static void on_retry_timer(uv_timer_t *t)
         rd_error(COMP, "%s: giving up deleting runner registration %" PRId64 " after %u attempts; "
                        "the next start deletes it once GitHub shows it offline",
                  r->name, r->m.runner_id, r->delete_attempts);
+        suspect_add(s, r->scope);
         feed(r, RD_REV_DELETED, 0);
         return;
     }
@@ -1151,6 +1160,7 @@ static void handle_closed(sup_t *s)
     }
     free(s->groups);
     rd_strv_free(s->listing, s->nlisting);
+    rd_strv_free(s->suspects, s->nsuspects);
     if (s->adopt) {
         for (size_t i = 0; i < s->adopt->n; i++) {
             free(s->adopt->c[i].name);
@@ -1204,6 +1214,26 @@ static void on_backoff_timer(uv_timer_t *t)
     arm_backoff_timer(s);
 }
 
+static void suspect_add(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nsuspects; i++)
+        if (strcmp(s->suspects[i], scope) == 0)
+            return;
+    s->suspects = rd_xrealloc(s->suspects, (s->nsuspects + 1) * sizeof *s->suspects);
+    s->suspects[s->nsuspects++] = rd_xstrdup(scope);
+}
+
+static void suspect_remove(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nsuspects; i++) {
+        if (strcmp(s->suspects[i], scope) == 0) {
+            free(s->suspects[i]);
+            s->suspects[i] = s->suspects[--s->nsuspects];
+            return;
+        }
+    }
+}
+
 static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
 {
     ticket_t *t = ud;
@@ -1247,22 +1277,43 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
         else
             feed(r, RD_REV_GH_OFFLINE, 0);
     }
+    bool again = false;
+    for (sup_runner_t *r = s->runners; r; r = next) {
+        next = r->next;
+        if (!r->stop_after_list || strcmp(r->scope, scope) != 0)
+            continue;
+        if (sent < r->stop_asked_ms) {
+            again = true; /* this list may predate a job it took: ask again */
+            continue;
+        }
+        r->stop_after_list = false;
+        feed(r, RD_REV_STOP, 0); /* no-op for the busy ones: they finish their job */
+    }
+    if (again)
+        list_scope(s, scope);
     /* Registrations of this instance that no runner here tracks and that GitHub shows
      * offline and idle were left by a previous run: a container that died mid-job while
      * the daemon restarted was still busy on GitHub when the start-up sweep looked. */
     const char **pools = rd_xcalloc(s->cfg->npools + 1, sizeof *pools);
     for (size_t i = 0; i < s->cfg->npools; i++)
         pools[i] = s->cfg->pools[i].name;
+    bool untracked_online = false;
     for (size_t k = 0; k < list->n; k++) {
         const rd_gh_runner_t *g = &list->v[k];
-        if (g->online || g->busy || g->name == NULL || find_name(s, g->name) != NULL ||
+        if (g->name == NULL || find_name(s, g->name) != NULL ||
             !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, s->cfg->npools))
             continue;
+        if (g->online || g->busy) {
+            untracked_online = true; /* GitHub has not noticed yet: look again later */
+            continue;
+        }
         rd_info(COMP, "deleting offline registration %s (id %" PRId64 ") in %s: no runner",
                 g->name, g->id, scope);
         orphan_delete(s, scope, g->id, g->name);
     }
     free(pools);
+    if (!untracked_online)
+        suspect_remove(s, scope);
     if (s->draining) {
         /* Now that busy runners show as busy, stop the others (see rd_supervisor_drain). */
         for (sup_runner_t *r = s->runners; r; r = next) {
@@ -1274,6 +1325,21 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
     free(scope);
 }
 
+/* List the runners of one scope unless a list of it is in flight. */
+static void list_scope(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nlisting; i++)
+        if (strcmp(s->listing[i], scope) == 0)
+            return;
+    ticket_t *t = ticket_new(s, TK_LIST, 0, scope);
+    if (rd_github_list_runners(s->gh, scope, list_cb, t) != 0) {
+        ticket_end(t);
+        return;
+    }
+    s->listing = rd_xrealloc(s->listing, (s->nlisting + 1) * sizeof *s->listing);
+    s->listing[s->nlisting++] = rd_xstrdup(scope);
+}
+
 void rd_supervisor_reconcile(rd_supervisor_t *s)
 {
     if (s->closing)
@@ -1281,18 +1347,22 @@ void rd_supervisor_reconcile(rd_supervisor_t *s)
     for (sup_runner_t *r = s->runners; r; r = r->next) {
         if (r->m.runner_id == 0 || r->m.state == RD_RUNNER_EXITED)
             continue;
+        list_scope(s, r->scope);
+    }
+    for (size_t k = 0; k < s->nsuspects; k++) {
+        const char *scope = s->suspects[k];
         bool busy = false;
         for (size_t i = 0; i < s->nlisting && !busy; i++)
-            busy = strcmp(s->listing[i], r->scope) == 0;
+            busy = strcmp(s->listing[i], scope) == 0;
         if (busy)
             continue;
-        ticket_t *t = ticket_new(s, TK_LIST, 0, r->scope);
-        if (rd_github_list_runners(s->gh, r->scope, list_cb, t) != 0) {
+        ticket_t *t = ticket_new(s, TK_LIST, 0, scope);
+        if (rd_github_list_runners(s->gh, scope, list_cb, t) != 0) {
             ticket_end(t);
             continue;
         }
         s->listing = rd_xrealloc(s->listing, (s->nlisting + 1) * sizeof *s->listing);
-        s->listing[s->nlisting++] = rd_xstrdup(r->scope);
+        s->listing[s->nlisting++] = rd_xstrdup(scope);
     }
 }
 
@@ -1390,9 +1460,17 @@ void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
         next = r->next;
         r->target = target_index(cfg, r->scope);
         r->pool = pool_index(cfg, r->pool_name);
-        if (r->pool == NONE) {
+        if (r->pool == NONE && !r->done && r->m.state != RD_RUNNER_EXITED) {
             rd_info(COMP, "%s: pool %s removed; stopping it unless busy", r->name, r->pool_name);
-            feed(r, RD_REV_STOP, 0);
+            /* It may have taken a job since the last runner list: stopping it now would
+             * cancel that job. Stop it once a fresh list says it is not busy (list_cb). */
+            if (r->m.runner_id == 0 || r->m.registering)
+                feed(r, RD_REV_STOP, 0);
+            else if (!r->stop_after_list) {
+                r->stop_after_list = true;
+                r->stop_asked_ms = now_wall();
+                list_scope(s, r->scope);
+            }
         }
     }
     schedule_changed(s);
@@ -1438,6 +1516,18 @@ int rd_supervisor_stop(rd_supervisor_t *s, uint64_t key)
     sup_runner_t *r = find_key(s, key);
     if (r == NULL)
         return RD_ENOENT;
+    /* A registered runner we believe idle may have taken a job since the last runner
+     * list: stopping it now would cancel that job. Stop it once a fresh list says it is
+     * not busy (list_cb). */
+    if (r->m.runner_id != 0 && !r->m.registering && !s->closing &&
+        (r->m.state == RD_RUNNER_IDLE || r->m.state == RD_RUNNER_STARTING)) {
+        if (!r->stop_after_list) {
+            r->stop_after_list = true;
+            r->stop_asked_ms = now_wall();
+            list_scope(s, r->scope);
+        }
+        return 0;
+    }
     feed(r, RD_REV_STOP, 0);
     return 0;
 }
@@ -1530,6 +1620,7 @@ static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner
         .job_id = r->m.job_id,
         .runner_id = r->m.runner_id,
         .adopted = r->adopted,
+        .job_unknown = r->adopted_unbusy && r->m.job_id == 0,
         .ran_job = r->m.state == RD_RUNNER_EXITED &&
                    (r->m.ever_busy || (r->m.exit_code == 0 && !r->m.stop_requested)),
     };
@@ -1749,14 +1840,19 @@ static void adopt_list_cb(void *ud, int err, const rd_gh_runners_t *list)
                 pools[np++] = ad->c[i].pool;
         for (size_t k = 0; k < list->n; k++) {
             const rd_gh_runner_t *g = &list->v[k];
-            if (g->online || g->name == NULL ||
-                !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np))
+            if (g->name == NULL || !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np))
                 continue;
             bool has_container = false;
             for (size_t i = 0; i < ad->n && !has_container; i++)
                 has_container = strcmp(ad->c[i].name, g->name) == 0;
             if (has_container)
                 continue;
+            if (g->online || g->busy) {
+                /* No container, yet GitHub has not noticed: delete it once it shows offline
+                 * (the periodic listing looks at this scope until then). */
+                suspect_add(s, scope);
+                continue;
+            }
             rd_info(COMP, "restart: deleting offline registration %s (id %" PRId64 ") in %s: no container",
                     g->name, g->id, scope);
             orphan_delete(s, scope, g->id, g->name);
@@ -1815,6 +1911,7 @@ static void adopt_finish(sup_t *s)
         rd_runner_actions_t a;
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,
                         now, &a);
+        r->adopted_unbusy = r->m.state != RD_RUNNER_BUSY;
         rd_info(COMP, "restart: adopted %s (pool %s, scope %s, %s, up %" PRId64 "s)", r->name,
                 r->pool_name, r->scope, rd_runner_state_name(r->m.state),
                 (now - cd->started_ms) / 1000);

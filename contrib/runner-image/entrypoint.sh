@@ -6,7 +6,8 @@
 # whose ".runner" and ".credentials" values are base64 JSON), opens a session
 # reporting `uname -m` as its architecture, polls for a job, "runs" it for the
 # duration the server gives, completes it and exits 0. SIGTERM ends it with
-# 143. Secrets (the JIT config, the runner id and token) only ever travel
+# 143, completing a job it runs as cancelled first (as the real runner does).
+# Secrets (the JIT config, the runner id and token) only ever travel
 # through shell variables and pipes into builtins: never in a process's argv
 # (HTTP is spoken with `nc`, the request written by the builtin printf), never
 # printed.
@@ -24,8 +25,15 @@ child=
 log() { echo "$(date -u '+%Y-%m-%d %H:%M:%SZ'): $*"; }
 die() { echo "An error occurred: $*" >&2; exit 1; }
 
+job=
 on_term() {
     [ -n "$child" ] && kill "$child" 2>/dev/null
+    if [ -n "$job" ]; then
+        # Like the real runner on a shutdown signal: the job ends cancelled, and
+        # GitHub then removes the ephemeral registration.
+        log "The runner has received a shutdown signal; cancelling job-$job"
+        post complete "&job=$job&conclusion=cancelled"
+    fi
     log "Received SIGTERM, exiting"
     exit 143
 }
@@ -119,4 +127,5 @@ while [ "$tries" -lt 30 ]; do
     nap 1
 done
 log "Job job-$job completed with result: Succeeded"
+job=
 exit 0

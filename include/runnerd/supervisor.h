@@ -127,6 +127,7 @@ typedef struct rd_supervisor_runner_info {
     bool adopted;            /* found running at restart */
     bool ran_job;            /* EXITED after running a job (busy, or exit 0 unasked): the
                               * job it was started for is most likely no longer queued */
+    bool job_unknown;        /* adopted before it took a job: which job it takes is unknown */
 } rd_supervisor_runner_info_t;
 
 /** Call fn for every runner the supervisor still tracks (EXITED ones until their registration is deleted). */

@@ -241,7 +241,7 @@ def drain_grace_short(sc):
     took = time.time() - t_term
     assert code == 0, "runnerd exit %r" % code
     stops = sc.calls("stop")
-    assert len(stops) == 1, stops
+    assert stops, "the busy runner was not stopped"
     waited = stops[0]["t"] - t_term
     assert 1.8 <= waited <= 6, "busy runner stopped %.1fs after SIGTERM (grace 2s)" % waited
     assert took < 15, "exit %.1fs after SIGTERM" % took

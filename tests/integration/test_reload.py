@@ -159,12 +159,13 @@ def scenario_pools(tmp):
         rdtest.wait_until(lambda: (job_status(s.gh, long_job) or {}).get("status")
                           == "in_progress", 60, 0.1, "the long job to start on pool big")
         busy_runner = job_status(s.gh, long_job)["runner_name"]
-        rdtest.wait_until(lambda: [p for p in opskit.get_json(s.port)["pools"]
-                                   if p["name"] == "big"][0]["idle"] >= 1, 60, 0.1,
+        rdtest.wait_until(lambda: [r for r in opskit.get_json(s.port)["runners"]
+                                   if r["pool"] == "big" and r["name"] != busy_runner
+                                   and r["state"] == "idle"], 60, 0.1,
                           "a warm idle runner in pool big beside the busy one")
         st = opskit.get_json(s.port)
         big_runners = [r["name"] for r in st["runners"] if r["pool"] == "big"]
-        idle_big = [r["name"] for r in st["runners"] if r["pool"] == "big" and r["state"] == "idle"]
+        idle_big = [n for n in big_runners if n != busy_runner]
         print("     pool big before the reload: %r" % [(r["name"], r["state"]) for r in st["runners"]
                                                         if r["pool"] == "big"])
         cfg = s.config(pools=pools_cfg(big=False), targets=[{"repo": "o/a"}, {"repo": "o/b"}])

@@ -8,6 +8,7 @@ containers with the instance label and zero registrations."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -33,10 +34,10 @@ def jit_for(gh, name, labels=X64):
         return json.loads(r.read())["runner"]["id"]
 
 
-def assert_clean(gh, instance, env, rd, what):
+def assert_clean(gh, instance, env, rd, what, docker=rdtest.FAKE_DOCKER):
     st = gh.state()
     assert st["runners"] == [], "%s: registrations left: %r" % (what, st["runners"])
-    left = rdtest.containers(rdtest.FAKE_DOCKER, instance, env=env)
+    left = rdtest.containers(docker, instance, env=env)
     assert left == [], "%s: containers left: %r" % (what, left)
     logs = rd.logs()
     assert JIT_PREFIX not in logs, "%s: JIT config in the log" % what
@@ -44,7 +45,9 @@ def assert_clean(gh, instance, env, rd, what):
 
 
 class Case:
-    def __init__(self, tmp, name):
+    def __init__(self, tmp, name, docker=rdtest.FAKE_DOCKER, image="fake-runner:x64"):
+        self.docker = docker
+        self.image = image
         self.tmp = os.path.join(tmp, name)
         os.makedirs(self.tmp)
         self.name = name
@@ -54,10 +57,10 @@ class Case:
         self.denv = dict(os.environ, **self.env)
         self.rds = []
 
-    def config(self, docker=rdtest.FAKE_DOCKER, **poolkw):
-        pools = [rdtest.pool("linux-x64", X64, poolkw.pop("image", "fake-runner:x64"), **poolkw)]
-        return rdtest.base_config(self.gh, docker, pools, [{"repo": "o/r"}], instance=self.name,
-                                  shutdown_grace="5s")
+    def config(self, docker=None, shutdown_grace="5s", **poolkw):
+        pools = [rdtest.pool("linux-x64", X64, poolkw.pop("image", self.image), **poolkw)]
+        return rdtest.base_config(self.gh, docker or self.docker, pools, [{"repo": "o/r"}],
+                                  instance=self.name, shutdown_grace=shutdown_grace)
 
     def runnerd(self, cfg, tag="runnerd"):
         rd = rdtest.Runnerd(self.tmp, cfg, env=self.env, name=tag)
@@ -71,7 +74,7 @@ class Case:
                 sys.stderr.write(rd.logs()[-5000:])
             if rd.alive():
                 rd.kill9()
-        rdtest.remove_containers(rdtest.FAKE_DOCKER, self.name, env=self.denv)
+        rdtest.remove_containers(self.docker, self.name, env=self.denv)
         self.gh.stop()
 
 
@@ -82,10 +85,16 @@ def case_restart(c):
     rd1 = c.runnerd(cfg, "first")
     rdtest.wait_until(lambda: len(events(c.gh, "job_started")) == 2, 60, 0.1, "both jobs to start")
     rd1.kill9()
-    running = rdtest.containers(rdtest.FAKE_DOCKER, c.name, env=c.denv)
+    running = rdtest.containers(c.docker, c.name, env=c.denv)
     assert len(running) == 2, "kill -9 of runnerd took containers with it: %r" % running
-    # What a kill -9 between generate-jitconfig and docker run leaves behind.
+    # What a kill -9 between generate-jitconfig and docker run leaves behind, and a
+    # container that never ran.
     jit_for(c.gh, "runnerd-%s-linux-x64-orphan1" % c.name)
+    dead = "runnerd-%s-linux-x64-dead1" % c.name
+    subprocess.run([c.docker, "create" if c.docker != rdtest.FAKE_DOCKER else "run", "--name", dead,
+                    "--label", "runnerd.instance=" + c.name, "--label", "runnerd.pool=linux-x64",
+                    "--network", "host", c.image], env=c.denv, capture_output=True, timeout=60)
+    assert dead in rdtest.containers(c.docker, c.name, env=c.denv), "could not make a dead container"
     rd2 = c.runnerd(cfg, "second")
     rdtest.wait_until(lambda: all(j["status"] == "completed" for j in c.gh.state()["jobs"]), 60, 0.2,
                       "the adopted jobs to complete")
@@ -94,11 +103,12 @@ def case_restart(c):
     logs = rd2.logs()
     assert logs.count("restart: adopted runnerd-%s-linux-x64-" % c.name) == 2, "adoption not logged"
     assert "orphan1" in logs and "no container" in logs, "orphan registration not deleted"
+    assert "removing dead container " + dead in logs, "dead container not removed"
     created = [e["runner"] for e in st["events"] if e["kind"] == "jit_created"]
     assert len(created) == 3, "a second runner was started for an adopted job: %r" % created
     rdtest.wait_until(lambda: c.gh.state()["runners"] == [], 20, 0.2, "registrations to go")
     assert rd2.stop(30) == 0
-    assert_clean(c.gh, c.name, c.denv, rd2, "restart")
+    assert_clean(c.gh, c.name, c.denv, rd2, "restart", docker=c.docker)
     assert set(ids) == {j["id"] for j in st["jobs"]}
 
 
