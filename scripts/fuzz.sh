@@ -24,7 +24,7 @@ esac
 build=${RD_FUZZ_BUILD:-build-fuzz}
 jobs=${RD_FUZZ_JOBS:-2}
 
-all_targets=(fuzz_config fuzz_ghjson fuzz_webhook fuzz_docker fuzz_headers fuzz_listener)
+all_targets=(fuzz_config fuzz_ghjson fuzz_webhook fuzz_docker fuzz_sched fuzz_headers fuzz_listener)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 
 # Per target: longest input and dictionary.
@@ -32,6 +32,7 @@ max_len() {
     case $1 in
     fuzz_config) echo 16384 ;;
     fuzz_ghjson | fuzz_webhook | fuzz_listener) echo 65536 ;;
+    fuzz_sched) echo 512 ;;
     *) echo 4096 ;;
     esac
 }

@@ -146,6 +146,8 @@ struct rd_supervisor {
     size_t ngroups;
     char **listing; /* scopes with a runner list in flight */
     size_t nlisting;
+    char **suspects; /* scopes that may hold registrations of ours that no runner tracks */
+    size_t nsuspects;
     adopt_t *adopt;
     uint64_t next_key;
     uint64_t rng;
@@ -163,6 +165,7 @@ static void feed(sup_runner_t *r, rd_runner_event_t ev, int64_t arg);
 static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out);
 static void list_scope(sup_t *s, const char *scope);
 static void schedule_changed(sup_t *s);
+static void suspect_add(sup_t *s, const char *scope);
 static void adopt_inspected(sup_t *s);
 static void adopt_finish(sup_t *s);
 static void on_backoff_timer(uv_timer_t *t);
@@ -864,6 +867,7 @@ static void on_retry_timer(uv_timer_t *t)
         rd_error(COMP, "%s: giving up deleting runner registration %" PRId64 " after %u attempts; "
                        "the next start deletes it once GitHub shows it offline",
                  r->name, r->m.runner_id, r->delete_attempts);
+        suspect_add(s, r->scope);
         feed(r, RD_REV_DELETED, 0);
         return;
     }
@@ -1158,6 +1162,7 @@ static void handle_closed(sup_t *s)
     }
     free(s->groups);
     rd_strv_free(s->listing, s->nlisting);
+    rd_strv_free(s->suspects, s->nsuspects);
     if (s->adopt) {
         for (size_t i = 0; i < s->adopt->n; i++) {
             free(s->adopt->c[i].name);
@@ -1209,6 +1214,26 @@ static void on_backoff_timer(uv_timer_t *t)
     sup_t *s = rd_container_of(t, sup_t, t_backoff);
     schedule_changed(s);
     arm_backoff_timer(s);
+}
+
+static void suspect_add(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nsuspects; i++)
+        if (strcmp(s->suspects[i], scope) == 0)
+            return;
+    s->suspects = rd_xrealloc(s->suspects, (s->nsuspects + 1) * sizeof *s->suspects);
+    s->suspects[s->nsuspects++] = rd_xstrdup(scope);
+}
+
+static void suspect_remove(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nsuspects; i++) {
+        if (strcmp(s->suspects[i], scope) == 0) {
+            free(s->suspects[i]);
+            s->suspects[i] = s->suspects[--s->nsuspects];
+            return;
+        }
+    }
 }
 
 static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
@@ -1274,16 +1299,23 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
     const char **pools = rd_xcalloc(s->cfg->npools + 1, sizeof *pools);
     for (size_t i = 0; i < s->cfg->npools; i++)
         pools[i] = s->cfg->pools[i].name;
+    bool untracked_online = false;
     for (size_t k = 0; k < list->n; k++) {
         const rd_gh_runner_t *g = &list->v[k];
-        if (g->online || g->busy || g->name == NULL || find_name(s, g->name) != NULL ||
+        if (g->name == NULL || find_name(s, g->name) != NULL ||
             !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, s->cfg->npools))
             continue;
+        if (g->online || g->busy) {
+            untracked_online = true; /* GitHub has not noticed yet: look again later */
+            continue;
+        }
         rd_info(COMP, "deleting offline registration %s (id %" PRId64 ") in %s: no runner",
                 g->name, g->id, scope);
         orphan_delete(s, scope, g->id, g->name);
     }
     free(pools);
+    if (!untracked_online)
+        suspect_remove(s, scope);
     if (s->draining) {
         /* Now that busy runners show as busy, stop the others (see rd_supervisor_drain). */
         for (sup_runner_t *r = s->runners; r; r = next) {
@@ -1318,6 +1350,21 @@ void rd_supervisor_reconcile(rd_supervisor_t *s)
         if (r->m.runner_id == 0 || r->m.state == RD_RUNNER_EXITED)
             continue;
         list_scope(s, r->scope);
+    }
+    for (size_t k = 0; k < s->nsuspects; k++) {
+        const char *scope = s->suspects[k];
+        bool busy = false;
+        for (size_t i = 0; i < s->nlisting && !busy; i++)
+            busy = strcmp(s->listing[i], scope) == 0;
+        if (busy)
+            continue;
+        ticket_t *t = ticket_new(s, TK_LIST, 0, scope);
+        if (rd_github_list_runners(s->gh, scope, list_cb, t) != 0) {
+            ticket_end(t);
+            continue;
+        }
+        s->listing = rd_xrealloc(s->listing, (s->nlisting + 1) * sizeof *s->listing);
+        s->listing[s->nlisting++] = rd_xstrdup(scope);
     }
 }
 
@@ -1795,14 +1842,19 @@ static void adopt_list_cb(void *ud, int err, const rd_gh_runners_t *list)
                 pools[np++] = ad->c[i].pool;
         for (size_t k = 0; k < list->n; k++) {
             const rd_gh_runner_t *g = &list->v[k];
-            if (g->online || g->name == NULL ||
-                !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np))
+            if (g->name == NULL || !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np))
                 continue;
             bool has_container = false;
             for (size_t i = 0; i < ad->n && !has_container; i++)
                 has_container = strcmp(ad->c[i].name, g->name) == 0;
             if (has_container)
                 continue;
+            if (g->online || g->busy) {
+                /* No container, yet GitHub has not noticed: delete it once it shows offline
+                 * (the periodic listing looks at this scope until then). */
+                suspect_add(s, scope);
+                continue;
+            }
             rd_info(COMP, "restart: deleting offline registration %s (id %" PRId64 ") in %s: no container",
                     g->name, g->id, scope);
             orphan_delete(s, scope, g->id, g->name);

@@ -87,6 +87,13 @@ put("fuzz_docker", b"\x03runnerd-h-p-1\nh\nrepos/o/r\nlinux-x64\nghcr.io/actions
     b"bridge\nrunsc\nlinux/arm64\nFOO\n/home/runner/run.sh")
 put("fuzz_docker", b"\x03-rm\nh\norgs/o\np\n--privileged\nhost\n\n\nA\n")
 
+# --- fuzz_sched: bytes decoded into host, pools, scopes, jobs and runners
+# (fuzz_sched.c reads them in that order; missing bytes read as 0).
+put("fuzz_sched", bytes([7, 15, 1, 15, 1, 7, 1, 2, 1, 4, 0, 0, 0, 3, 3, 3, 1, 5, 5, 1, 6, 5, 2, 3, 7, 9, 3]))
+put("fuzz_sched", bytes([3, 3, 0, 3, 2] + [0x0b, 2, 2, 0, 3, 1, 2, 0] * 3 + [2, 7, 7, 12]
+                        + [i for j in range(12) for i in (j * 5, 3, j)] + [6] + [1, 5, 1, 7, 2] * 6 + [1]))
+put("fuzz_sched", bytes(range(256)))
+
 # --- fuzz_headers: a raw response header block.
 put("fuzz_headers", "HTTP/2 200\r\n"
     "etag: W/\"abc\"\r\n"

@@ -180,9 +180,14 @@ static void wake(uv_timer_t *t)
 
 typedef bool (*cond_fn)(void *arg);
 
-/* Run the loop until cond(arg) holds; fail after timeout_ms. */
+/* Run the loop until cond(arg) holds; fail after timeout_ms, multiplied by
+ * $RD_TEST_TIMEOUT_SCALE when set (scripts/valgrind.sh sets it: everything runs
+ * 10-50 times slower under memcheck). */
 static void run_until(uv_loop_t *loop, cond_fn cond, void *arg, uint64_t timeout_ms)
 {
+    const char *scale = getenv("RD_TEST_TIMEOUT_SCALE");
+    if (scale != NULL && atoi(scale) > 1)
+        timeout_ms *= (uint64_t)atoi(scale);
     uv_timer_t t;
     uv_timer_init(loop, &t);
     uv_timer_start(&t, wake, 20, 20);
