@@ -1149,7 +1149,10 @@ static int send_req(rd_github_t *gh, gh_req_t *r, const char *cred)
     free(inm);
     if (rc == 0) {
         int64_t now = now_ms();
-        rd_pace_charge(gh->pace, now);
+        if (r->priority)
+            rd_pace_charge_priority(gh->pace, now);
+        else
+            rd_pace_charge(gh->pace, now);
         r->charged_ms = now;
         if (r->ctr) {
             r->ctr[0]++;
