@@ -107,6 +107,7 @@ typedef struct {
     rd_backoff_t b;
     bool degraded;
     uint64_t starts, failures;
+    bool name_error_logged; /* the runner name cannot be built: say so once, not every plan */
 } pool_state_t;
 
 typedef struct {
@@ -1494,8 +1495,12 @@ int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t 
     char *name = NULL;
     int rc = rd_dockerargv_runner_name(s->cfg->instance, p->name, now, rnd(s), &name);
     if (rc != 0) {
-        rd_error(COMP, "pool %s: cannot build a runner name from instance '%s': %s", p->name,
-                 s->cfg->instance, rd_strerror(rc));
+        if (!s->pools[pool].name_error_logged)
+            rd_error(COMP, "pool %s: cannot build a runner name from instance '%s' (runnerd-"
+                           "<instance>-<pool>-<14 chars> must be a docker name of at most 64 "
+                           "characters, GitHub's limit): %s; starting nothing in this pool",
+                     p->name, s->cfg->instance, rd_strerror(rc));
+        s->pools[pool].name_error_logged = true;
         return rc;
     }
     sup_runner_t *r = runner_new(s, name, s->cfg->targets[target].scope, p->name);
