@@ -67,6 +67,13 @@ def log_time(ts):
     return d.replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
+def proc_cpu_s(pid):
+    """utime + stime of a process, seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values, p):
     v = sorted(values)
     if not v:
@@ -165,6 +172,7 @@ def main():
             conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
             rows = []  # (job, send, returned, spawned, name)
             load0 = os.getloadavg()
+            cpu0 = proc_cpu_s(rd.proc.pid)
             t_start = time.time()
             for i in range(a.runs):
                 # Bound the runners alive (each fake docker run is a Python process).
@@ -191,6 +199,7 @@ def main():
                 rows.append((jid, t_send, t_ret, tail.spawns[jid][0], tail.spawns[jid][1]))
             elapsed = time.time() - t_start
             load1 = os.getloadavg()
+            cpu1 = proc_cpu_s(rd.proc.pid)
             conn.close()
             time.sleep(1.0)
             recorded = {}
@@ -216,6 +225,9 @@ def main():
                   % (len(rows), a.docker))
             print("load average %.1f -> %.1f on %d cpus; %.1f s"
                   % (load0[0], load1[0], os.cpu_count(), elapsed))
+            print("runnerd CPU time: %.2f ms per delivery (all its work: webhook, JIT request, "
+                  "spawn, child output, exits, registration deletes)"
+                  % ((cpu1 - cpu0) * 1e3 / max(1, len(rows))))
             print()
             hdr = "%-34s %8s %8s %8s %8s %8s" % ("latency (ms)", "p50", "p90", "p99", "max", "n")
             print(hdr)
