@@ -1076,6 +1076,8 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     }
     /* The log redactor already knows this secret (github.c registers it). */
     r->registered_ms = now_wall();
+    rd_debug(COMP, "%s: registered as runner %" PRId64 " after %" PRId64 " ms", r->name, runner_id,
+             r->registered_ms - r->m.created_ms);
     r->jit = encoded_jit;
     free(r->jit_copy);
     r->jit_copy = rd_xstrdup(encoded_jit);
