@@ -81,6 +81,7 @@ typedef struct sup_runner {
     bool stop_after_list; /* stop it unless a runner list sent after stop_asked_ms says busy */
     int64_t stop_asked_ms;
     bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
+    bool gh_seen;        /* a runner list has reported on it (adopted ones: not yet when unknown) */
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
@@ -717,6 +718,14 @@ static void runner_close(sup_runner_t *r)
 static void on_startup_timer(uv_timer_t *t)
 {
     sup_runner_t *r = rd_container_of(t, sup_runner_t, t_startup);
+    if (r->adopted && !r->gh_seen && r->m.state == RD_RUNNER_STARTING) {
+        /* Adopted while GitHub could not be asked, and still no runner list: it may be
+         * running a job. Do not stop it blind; wait for GitHub to answer. */
+        rd_warn(COMP, "%s: adopted runner's GitHub status still unknown; not stopping it yet",
+                r->name);
+        uv_timer_start(&r->t_startup, on_startup_timer, ADOPT_MIN_STARTUP_MS, 0);
+        return;
+    }
     if (r->m.state == RD_RUNNER_STARTING)
         rd_warn(COMP, "%s: not online within its startup timeout; stopping it", r->name);
     feed(r, RD_REV_STARTUP_TIMER, 0);
@@ -1271,6 +1280,7 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
         for (size_t i = 0; i < list->n && !g; i++)
             if (list->v[i].id == r->m.runner_id)
                 g = &list->v[i];
+        r->gh_seen = true;
         if (g == NULL)
             feed(r, RD_REV_GH_ABSENT, 0);
         else if (g->online && g->busy)
@@ -1914,6 +1924,7 @@ static void adopt_finish(sup_t *s)
             continue;
         sup_runner_t *r = runner_new(s, cd->name, cd->scope[0] ? cd->scope : "?", cd->pool);
         r->adopted = true;
+        r->gh_seen = cd->gh != RD_GH_UNKNOWN;
         rd_runner_limits_t lim = limits_for(s, r->pool);
         rd_runner_actions_t a;
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,
