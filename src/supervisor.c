@@ -81,6 +81,7 @@ typedef struct sup_runner {
     bool stop_after_list; /* stop it unless a runner list sent after stop_asked_ms says busy */
     int64_t stop_asked_ms;
     bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
+    bool gh_seen;        /* a runner list has reported on it (adopted ones: not yet when unknown) */
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
@@ -107,6 +108,7 @@ typedef struct {
     rd_backoff_t b;
     bool degraded;
     uint64_t starts, failures;
+    bool name_error_logged; /* the runner name cannot be built: say so once, not every plan */
 } pool_state_t;
 
 typedef struct {
@@ -146,6 +148,8 @@ struct rd_supervisor {
     size_t ngroups;
     char **listing; /* scopes with a runner list in flight */
     size_t nlisting;
+    char **suspects; /* scopes that may hold registrations of ours that no runner tracks */
+    size_t nsuspects;
     adopt_t *adopt;
     uint64_t next_key;
     uint64_t rng;
@@ -163,6 +167,7 @@ static void feed(sup_runner_t *r, rd_runner_event_t ev, int64_t arg);
 static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner_info_t *out);
 static void list_scope(sup_t *s, const char *scope);
 static void schedule_changed(sup_t *s);
+static void suspect_add(sup_t *s, const char *scope);
 static void adopt_inspected(sup_t *s);
 static void adopt_finish(sup_t *s);
 static void on_backoff_timer(uv_timer_t *t);
@@ -713,6 +718,14 @@ static void runner_close(sup_runner_t *r)
 static void on_startup_timer(uv_timer_t *t)
 {
     sup_runner_t *r = rd_container_of(t, sup_runner_t, t_startup);
+    if (r->adopted && !r->gh_seen && r->m.state == RD_RUNNER_STARTING) {
+        /* Adopted while GitHub could not be asked, and still no runner list: it may be
+         * running a job. Do not stop it blind; wait for GitHub to answer. */
+        rd_warn(COMP, "%s: adopted runner's GitHub status still unknown; not stopping it yet",
+                r->name);
+        uv_timer_start(&r->t_startup, on_startup_timer, ADOPT_MIN_STARTUP_MS, 0);
+        return;
+    }
     if (r->m.state == RD_RUNNER_STARTING)
         rd_warn(COMP, "%s: not online within its startup timeout; stopping it", r->name);
     feed(r, RD_REV_STARTUP_TIMER, 0);
@@ -864,6 +877,7 @@ static void on_retry_timer(uv_timer_t *t)
         rd_error(COMP, "%s: giving up deleting runner registration %" PRId64 " after %u attempts; "
                        "the next start deletes it once GitHub shows it offline",
                  r->name, r->m.runner_id, r->delete_attempts);
+        suspect_add(s, r->scope);
         feed(r, RD_REV_DELETED, 0);
         return;
     }
@@ -1062,6 +1076,8 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     }
     /* The log redactor already knows this secret (github.c registers it). */
     r->registered_ms = now_wall();
+    rd_debug(COMP, "%s: registered as runner %" PRId64 " after %" PRId64 " ms", r->name, runner_id,
+             r->registered_ms - r->m.created_ms);
     r->jit = encoded_jit;
     free(r->jit_copy);
     r->jit_copy = rd_xstrdup(encoded_jit);
@@ -1156,6 +1172,7 @@ static void handle_closed(sup_t *s)
     }
     free(s->groups);
     rd_strv_free(s->listing, s->nlisting);
+    rd_strv_free(s->suspects, s->nsuspects);
     if (s->adopt) {
         for (size_t i = 0; i < s->adopt->n; i++) {
             free(s->adopt->c[i].name);
@@ -1209,6 +1226,26 @@ static void on_backoff_timer(uv_timer_t *t)
     arm_backoff_timer(s);
 }
 
+static void suspect_add(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nsuspects; i++)
+        if (strcmp(s->suspects[i], scope) == 0)
+            return;
+    s->suspects = rd_xrealloc(s->suspects, (s->nsuspects + 1) * sizeof *s->suspects);
+    s->suspects[s->nsuspects++] = rd_xstrdup(scope);
+}
+
+static void suspect_remove(sup_t *s, const char *scope)
+{
+    for (size_t i = 0; i < s->nsuspects; i++) {
+        if (strcmp(s->suspects[i], scope) == 0) {
+            free(s->suspects[i]);
+            s->suspects[i] = s->suspects[--s->nsuspects];
+            return;
+        }
+    }
+}
+
 static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
 {
     ticket_t *t = ud;
@@ -1243,6 +1280,7 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
         for (size_t i = 0; i < list->n && !g; i++)
             if (list->v[i].id == r->m.runner_id)
                 g = &list->v[i];
+        r->gh_seen = true;
         if (g == NULL)
             feed(r, RD_REV_GH_ABSENT, 0);
         else if (g->online && g->busy)
@@ -1272,16 +1310,23 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
     const char **pools = rd_xcalloc(s->cfg->npools + 1, sizeof *pools);
     for (size_t i = 0; i < s->cfg->npools; i++)
         pools[i] = s->cfg->pools[i].name;
+    bool untracked_online = false;
     for (size_t k = 0; k < list->n; k++) {
         const rd_gh_runner_t *g = &list->v[k];
-        if (g->online || g->busy || g->name == NULL || find_name(s, g->name) != NULL ||
+        if (g->name == NULL || find_name(s, g->name) != NULL ||
             !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, s->cfg->npools))
             continue;
+        if (g->online || g->busy) {
+            untracked_online = true; /* GitHub has not noticed yet: look again later */
+            continue;
+        }
         rd_info(COMP, "deleting offline registration %s (id %" PRId64 ") in %s: no runner",
                 g->name, g->id, scope);
         orphan_delete(s, scope, g->id, g->name);
     }
     free(pools);
+    if (!untracked_online)
+        suspect_remove(s, scope);
     if (s->draining) {
         /* Now that busy runners show as busy, stop the others (see rd_supervisor_drain). */
         for (sup_runner_t *r = s->runners; r; r = next) {
@@ -1316,6 +1361,21 @@ void rd_supervisor_reconcile(rd_supervisor_t *s)
         if (r->m.runner_id == 0 || r->m.state == RD_RUNNER_EXITED)
             continue;
         list_scope(s, r->scope);
+    }
+    for (size_t k = 0; k < s->nsuspects; k++) {
+        const char *scope = s->suspects[k];
+        bool busy = false;
+        for (size_t i = 0; i < s->nlisting && !busy; i++)
+            busy = strcmp(s->listing[i], scope) == 0;
+        if (busy)
+            continue;
+        ticket_t *t = ticket_new(s, TK_LIST, 0, scope);
+        if (rd_github_list_runners(s->gh, scope, list_cb, t) != 0) {
+            ticket_end(t);
+            continue;
+        }
+        s->listing = rd_xrealloc(s->listing, (s->nlisting + 1) * sizeof *s->listing);
+        s->listing[s->nlisting++] = rd_xstrdup(scope);
     }
 }
 
@@ -1445,8 +1505,12 @@ int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t 
     char *name = NULL;
     int rc = rd_dockerargv_runner_name(s->cfg->instance, p->name, now, rnd(s), &name);
     if (rc != 0) {
-        rd_error(COMP, "pool %s: cannot build a runner name from instance '%s': %s", p->name,
-                 s->cfg->instance, rd_strerror(rc));
+        if (!s->pools[pool].name_error_logged)
+            rd_error(COMP, "pool %s: cannot build a runner name from instance '%s' (runnerd-"
+                           "<instance>-<pool>-<14 chars> must be a docker name of at most 64 "
+                           "characters, GitHub's limit): %s; starting nothing in this pool",
+                     p->name, s->cfg->instance, rd_strerror(rc));
+        s->pools[pool].name_error_logged = true;
         return rc;
     }
     sup_runner_t *r = runner_new(s, name, s->cfg->targets[target].scope, p->name);
@@ -1793,14 +1857,19 @@ static void adopt_list_cb(void *ud, int err, const rd_gh_runners_t *list)
                 pools[np++] = ad->c[i].pool;
         for (size_t k = 0; k < list->n; k++) {
             const rd_gh_runner_t *g = &list->v[k];
-            if (g->online || g->name == NULL ||
-                !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np))
+            if (g->name == NULL || !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np))
                 continue;
             bool has_container = false;
             for (size_t i = 0; i < ad->n && !has_container; i++)
                 has_container = strcmp(ad->c[i].name, g->name) == 0;
             if (has_container)
                 continue;
+            if (g->online || g->busy) {
+                /* No container, yet GitHub has not noticed: delete it once it shows offline
+                 * (the periodic listing looks at this scope until then). */
+                suspect_add(s, scope);
+                continue;
+            }
             rd_info(COMP, "restart: deleting offline registration %s (id %" PRId64 ") in %s: no container",
                     g->name, g->id, scope);
             orphan_delete(s, scope, g->id, g->name);
@@ -1855,6 +1924,7 @@ static void adopt_finish(sup_t *s)
             continue;
         sup_runner_t *r = runner_new(s, cd->name, cd->scope[0] ? cd->scope : "?", cd->pool);
         r->adopted = true;
+        r->gh_seen = cd->gh != RD_GH_UNKNOWN;
         rd_runner_limits_t lim = limits_for(s, r->pool);
         rd_runner_actions_t a;
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,

@@ -1532,6 +1532,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     st.rate[k] = int(body[k])
             return {"core": {"limit": st.rate["limit"], "remaining": st.rate["remaining"],
                              "reset": st.rate["reset"]}}
+        m = re.match(r"^/_control/runners/(\d+)$", path)
+        if m and method == "POST":
+            # GitHub noticed a runner's process is gone: {"status": "offline"} (idle too).
+            rn = st.runners.get(int(m.group(1)))
+            if rn is None:
+                raise ApiError(404, "unknown runner")
+            if body.get("status") not in ("offline", "online"):
+                raise ApiError(400, "status must be offline or online")
+            rn["status"] = body["status"]
+            if body["status"] == "offline":
+                rn["busy"] = False
+            return {"id": rn["id"], "name": rn["name"], "status": rn["status"],
+                    "busy": rn["busy"]}
         if method == "POST" and path == "/_control/token_ttl":
             st.token_ttl = int(body.get("seconds", 3600))
             return {"seconds": st.token_ttl}

@@ -32,6 +32,13 @@ class TempDir(rdtest.TempDir):
         return self.path
 
 
+def log_time(ts):
+    """Epoch seconds of a runnerd log timestamp (2026-11-29T20:46:23.073Z)."""
+    import datetime
+    d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return d.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
 def free_port():
     """A loopback TCP port nobody listens on now (the config refuses port 0)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

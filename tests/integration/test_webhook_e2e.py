@@ -150,9 +150,13 @@ def main():
             st, body, delivery = deliver(s.port, payload)
             check(st == 200 and "accepted" in body, "signed queued delivery -> 200 accepted (%d %s)"
                   % (st, body.strip()))
-            rdtest.wait_until(lambda: nruns(s) >= 1, 5, 0.01, "docker run after the webhook")
-            spawn = opskit.docker_calls(s.state_dir, "run")[0]["t"]
-            check(spawn - t0 < 1.0, "docker run %.0f ms after the delivery" % ((spawn - t0) * 1e3))
+            m = s.wait_log(r"(\S+Z) INFO supervisor: \S+: docker run spawned \(.*job %d\)" % jid,
+                           timeout=10)
+            spawn = opskit.log_time(m.group(1))
+            # Generous: the machine may be loaded; bench/webhook.py measures this properly.
+            check(spawn - t0 < 2.0, "docker run spawned %.0f ms after the delivery"
+                  % ((spawn - t0) * 1e3))
+            rdtest.wait_until(lambda: nruns(s) >= 1, 30, 0.05, "the docker double to run")
 
             def job_done():
                 return [j for j in s.gh.state()["jobs"] if j["id"] == jid][0]["status"] \

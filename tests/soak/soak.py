@@ -89,6 +89,7 @@ class Soak:
         self.notes = []
         self.jobs = {}       # job id -> {"kind": servable|unservable|hang|cancel, "repo", "labels", "t"}
         self.crashed = {}    # job id -> runner name whose container we killed
+        self.gone_since = {}  # runner name -> when its container was first seen gone
         self.samples = {"containers": 0, "cpus": 0.0, "per_pool": {}, "n": 0}
         self.cmdline_hits = []
         self.cmdline_scanned = 0
@@ -227,6 +228,7 @@ class Soak:
     def hup(self):
         if self.rd_ready():
             self.rd.send_signal(signal.SIGHUP)
+            self.count("sighups")
             return True
         return False
 
@@ -329,6 +331,10 @@ class Soak:
             spec["retry_after"] = self.rng.randint(1, 3)
         if kind in ("hang", "secondary403", "secondary429", "primary403", "primary429"):
             spec["count"] = 1
+        if kind in ("malformed", "slow"):
+            # A 200 with a broken body: only reads (GitHub does not answer 200 to a DELETE
+            # it did not carry out).
+            spec["method"] = "GET"
         self.gh_call("POST", "/_control/faults", spec)
         self.note("API fault %s x%d on %s" % (kind, spec["count"], path))
 
@@ -401,6 +407,7 @@ class Soak:
             os.kill(c["pid"], signal.SIGKILL)
         except OSError:
             return
+        self.count("containers_killed_mid_job")
         self.note("container %s killed mid-job (job %s)" % (c["name"], job))
         if job is not None:
             self.crashed[job] = c["name"]
@@ -411,6 +418,26 @@ class Soak:
         self.gh_call("POST", "/_control/jobs/%d" % jid, {"status": "completed",
                                                          "conclusion": "failure"})
         self.note("job %d failed by GitHub (its runner vanished)" % jid)
+
+    def janitor(self):
+        """GitHub's side of a runner process that died without ending its session (a
+        crashing image, a container killed while the daemon was down): after a while
+        the registration shows offline."""
+        st = self.gh_call("GET", "/_control/state", quiet=True)
+        if st is not None:
+            alive = {c["name"] for c in self.running_containers()}
+            now = time.monotonic()
+            for r in st["runners"]:
+                if r["status"] != "online" or r["name"] in alive:
+                    self.gone_since.pop(r["name"], None)
+                    continue
+                first = self.gone_since.setdefault(r["name"], now)
+                if now - first >= 4.0:
+                    self.gh_call("POST", "/_control/runners/%d" % r["id"], {"status": "offline"})
+                    self.note("GitHub shows %s offline (its container is gone)" % r["name"])
+                    self.count("runners_marked_offline")
+                    self.gone_since.pop(r["name"], None)
+        self.at(2.0, self.janitor)
 
     def fault_cancel(self):
         ids = self.new_job(kind="cancel", webhook=self.rng.random() < 0.5)
@@ -454,7 +481,7 @@ class Soak:
 
     # ------------------------------------------------------------------ sampling
     def rss_sample(self):
-        if not self.rd_alive():
+        if not self.rd_alive() or self.t() - self.rd_started_at < 2.0:
             return
         try:
             with open("/proc/%d/status" % self.rd.pid) as f:
@@ -552,6 +579,7 @@ class Soak:
         self.at(1.0, self.job_stream)
         self.at(4.0, self.fault_loop)
         self.at(6.0, self.hang_stream)
+        self.at(2.0, self.janitor)
         next_sample = next_rss = next_cmd = 0.0
         while self.t() < self.duration:
             now = self.t()
@@ -583,8 +611,13 @@ class Soak:
         self.write_config()
         self.hup()
         deadline = time.monotonic() + max(90.0, self.duration * 0.5)
+        next_janitor = 0.0
         while time.monotonic() < deadline:
             self.sample()
+            if time.monotonic() >= next_janitor:
+                self.queue = [q for q in self.queue if q[2] != self.janitor]
+                self.janitor()
+                next_janitor = time.monotonic() + 2.0
             st = self.gh_call("GET", "/_control/state")
             if st is not None and not self.pending_servable(st):
                 break
@@ -671,21 +704,55 @@ class Soak:
         # second runner for a job while the first one for it was still starting/idle
         self.check_double_starts(log, by_runner)
 
-        # registrations over the host cap (minus those held by killed containers)
-        cur, best, held = 0, 0, set()
-        crashed_runners = set(self.crashed.values())
+        # Registrations of live runners over the host cap. A runner stops counting when
+        # GitHub deletes it or when runnerd logs its exit (capacity is released at exit:
+        # the DELETE of the registration follows, and may wait for GitHub to let go of a
+        # runner killed mid-job).
+        ends = {}
+        for rec in log:
+            msg = rec.get("msg", "")
+            nm = None
+            if msg.endswith(": exited; capacity released"):
+                nm = msg.split(":", 1)[0]
+            elif "deleting offline registration " in msg:
+                nm = msg.split("deleting offline registration ", 1)[1].split()[0]
+            elif msg.startswith("restart: removing dead container "):
+                nm = msg.split()[4]
+            if nm and nm not in ends:
+                ends[nm] = parse_ts(rec.get("ts", ""))
+        # Runners of a killed daemon: gone at the kill when they had no container yet, or
+        # when the next daemon starts without adopting them (check_double_starts).
+        for nm, lf in getattr(self, "life", {}).items():
+            if lf.get("kill_end") and (nm not in ends or lf["kill_end"] < ends[nm]):
+                ends[nm] = lf["kill_end"]
+        marks = []
+        for e in events:
+            if e["kind"] == "jit_created":
+                marks.append((e["t"], 1, e["runner"]))
+            elif e["kind"] == "runner_deleted":
+                marks.append((e["t"], -1, e["runner"]))
+        for nm, t in ends.items():
+            marks.append((t, -1, nm))
+        marks.sort(key=lambda m: (m[0], m[1]))
+        live, best, best_live = set(), 0, 0
+        cur = 0
+        for t, d, nm in marks:
+            if d > 0:
+                live.add(nm)
+            else:
+                live.discard(nm)
+            if len(live) > HOST["max_runners"]:
+                self.violations.append(("caps", "%d live registrations at %s: %s" % (
+                    len(live), fmt_ms(t), sorted(live)), [], sorted(live)))
+            best_live = max(best_live, len(live))
+        cur = 0
         for e in events:
             if e["kind"] == "jit_created":
                 cur += 1
             elif e["kind"] == "runner_deleted":
                 cur -= 1
-                held.discard(e["runner"])
-            elif e["kind"] == "job_started" and e["runner"] in crashed_runners:
-                held.add(e["runner"])
-            if cur - len(held) > HOST["max_runners"]:
-                self.violations.append(("caps", "%d registrations at %d (%d held by killed "
-                                        "containers)" % (cur, e["t"], len(held))))
             best = max(best, cur)
+        self.max_live_registrations = best_live
         self.max_registrations = best
 
         # clean
@@ -756,11 +823,26 @@ class Soak:
             msg = rec.get("msg", "")
             ts = parse_ts(rec.get("ts", ""))
             if msg == "SIGKILL-marker":
-                # runners of the killed daemon without a container are gone; the others
-                # are adopted by the next one and keep covering their job
+                # Runners of the killed daemon without a container are gone. The others
+                # keep covering their job only if the next daemon adopts them (a `docker
+                # run` still creating its container when the next one lists them is not
+                # adopted: its registration is deleted and the container fails).
                 for lf in life.values():
-                    if lf["end"] is None and not lf["spawned"]:
-                        lf["end"] = ts
+                    if lf["end"] is None:
+                        if not lf["spawned"]:
+                            lf["end"] = lf["kill_end"] = ts
+                        else:
+                            lf["pending_adoption"] = True
+                continue
+            if msg.startswith("restart: adopted "):
+                nm = msg.split()[2]
+                if nm in life:
+                    life[nm]["pending_adoption"] = False
+                continue
+            if rec.get("component") == "daemon" and msg.startswith("running:"):
+                for lf in life.values():
+                    if lf["end"] is None and lf.get("pending_adoption"):
+                        lf["end"] = lf["kill_end"] = ts
                 continue
             name = msg.split(":", 1)[0] if ":" in msg else ""
             if name in life and "docker run spawned" in msg:
@@ -779,7 +861,8 @@ class Soak:
                             continue
                         self.violations.append(("one-runner", "%s started for job %d while %s "
                                                 "(started for it at %s) was still starting/idle" % (
-                                                    name, jid, other["name"], other["start"]),
+                                                    name, jid, other["name"],
+                                                    fmt_ms(other["start"])),
                                                 [jid], [name, other["name"]]))
             elif name in life and life[name]["end"] is None and any(x in msg for x in ends):
                 life[name]["end"] = ts
@@ -840,10 +923,10 @@ class Soak:
             "one-runner": "%d jobs started, each once; no second runner for a job still covered"
                           % len({e["job"] for e in events if e["kind"] == "job_started"}),
             "caps": "max %d containers (host %d), %.0f cpus (host %d), per pool %s; "
-                    "max %d registrations" % (self.samples["containers"], HOST["max_runners"],
-                                              self.samples["cpus"], HOST["cpus"],
-                                              json.dumps(self.samples["per_pool"], sort_keys=True),
-                                              self.max_registrations),
+                    "max %d live registrations (%d incl. ones being deleted)" % (
+                        self.samples["containers"], HOST["max_runners"], self.samples["cpus"],
+                        HOST["cpus"], json.dumps(self.samples["per_pool"], sort_keys=True),
+                        self.max_live_registrations, self.max_registrations),
             "unserved": "%d unservable + %d hang jobs never started" % (
                 kinds.get("unservable", 0), kinds.get("hang", 0)),
             "clean": "exit %r; %d containers, %d registrations left" % (
@@ -861,6 +944,11 @@ class Soak:
         print("jobs: %s" % json.dumps(kinds, sort_keys=True))
         print("faults: %s" % json.dumps({k: v for k, v in sorted(self.counts.items())
                                          if k.startswith("fault_")}))
+        print("injected: %d containers killed mid-job, %d SIGHUPs, %d dead runners marked offline"
+              " by 'GitHub'; a fault finds nothing to hit at times (no busy container, daemon "
+              "just restarted)" % (self.counts.get("containers_killed_mid_job", 0),
+                                   self.counts.get("sighups", 0),
+                                   self.counts.get("runners_marked_offline", 0)))
         print("webhooks: %s" % json.dumps({k: v for k, v in sorted(self.counts.items())
                                            if k.startswith("webhooks")}))
         fs = self.final_stats

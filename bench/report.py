@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""bench/report.py: run every benchmark present and write bench/RESULTS.md.
+
+    python3 bench/report.py [--build DIR] [--out bench/RESULTS.md] [--quick]
+                            [--idle-repos 200] [--idle-minutes 3] [--skip poll,scaleup,...]
+
+Benchmarks (each is optional: a missing one is reported "not available"):
+  poll     bench/poll.py --repos 100,1000,5000   discovery cycles: CPU per cycle, peak RSS
+  scaleup  bench/scaleup.py                      queued job -> docker run spawn, 100 at once
+  webhook  bench/webhook.py                      signed delivery -> docker run spawn
+  idle     (built in) runnerd against the fake GitHub with N idle repositories for M minutes,
+           default poll settings: API requests, 304s and core units spent per hour per
+           idle repository, set against GitHub's published limits.
+Writes the machine (nproc, memory, kernel, CPU model, load), the exact commands, a table of
+the figures and each benchmark's own output. Python standard library only.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+os.environ.setdefault("RUNNERD_SRC", SRC)
+
+# GitHub's published limits (shared/github-api.md section 4).
+PRIMARY_PER_HOUR = 5000        # PAT / App installation floor, requests per hour (304s free)
+SECONDARY_POINTS_PER_MIN = 900  # per REST endpoint; GET = 1 point, mutations = 5
+JIT_PER_MIN = 10000 / 60.0     # actions_runner_registration bucket: 10,000/h, about 166/min
+CONCURRENT_MAX = 100           # concurrent requests (secondary limit)
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = "%.1f GiB" % (int(line.split()[1]) / 1048576.0)
+    except OSError:
+        pass
+    return {
+        "nproc": sh(["nproc"]),
+        "memory": mem,
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "os": sh(["sh", "-c", ". /etc/os-release 2>/dev/null && echo $PRETTY_NAME"]),
+        "commit": sh(["git", "-C", SRC, "rev-parse", "--short", "HEAD"]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def run_bench(name, cmd, timeout):
+    """Run one benchmark; (ok, output, seconds)."""
+    t = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=SRC)
+        out = p.stdout + (("\n[stderr]\n" + p.stderr[-3000:]) if p.returncode != 0 else "")
+        return p.returncode, out, time.monotonic() - t
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"")
+        if isinstance(out, bytes):
+            out = out.decode(errors="replace")
+        return "timeout", out + "\n[timed out after %d s]" % timeout, time.monotonic() - t
+
+
+def help_text(path):
+    try:
+        return subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True,
+                              timeout=30, cwd=SRC).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def parse_poll(out):
+    rows = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 9 and f[0].isdigit() and f[1] in ("cold", "warm"):
+            rows.append({"repos": int(f[0]), "cycle": f[1], "wall": float(f[2]),
+                         "cpu": float(f[3]), "requests": int(f[4]), "not_modified": int(f[5]),
+                         "rss_mib": float(f[8])})
+    return rows
+
+
+def parse_latency_table(out):
+    """Rows "label  p50 p90 p99 max n" of a latency table (scaleup / webhook text output)."""
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"^(.*?\S)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s*$", line)
+        if m and not m.group(1)[0].isdigit():
+            rows[m.group(1)] = {"p50": float(m.group(2)), "p90": float(m.group(3)),
+                                "p99": float(m.group(4)), "max": float(m.group(5)),
+                                "n": int(m.group(6))}
+    return rows
+
+
+def idle_api(build, nrepos, minutes, warm):
+    """runnerd against the fake GitHub with nrepos idle repositories (one org) and the default
+    poll settings; returns the fake's request counters over `minutes` after a warm-up."""
+    import rdtest
+    tmp = tempfile.mkdtemp(prefix="rd-bench-idle-")
+    gh = rdtest.FakeGitHub(tmp)
+    rd = None
+    try:
+        gh.repos("idle-org", ["r%04d" % i for i in range(nrepos)], org=True)
+        pools = [rdtest.pool("linux-x64", ["self-hosted", "linux", "x64"], "fake-runner:x64")]
+        cfg = rdtest.base_config(gh, rdtest.FAKE_DOCKER, pools, [{"org": "idle-org"}],
+                                 instance="bench-idle")
+        cfg["github"] = {"api_url": gh.url, "token_env": "RD_TEST_TOKEN",
+                         "poll_interval": "15s", "request_budget": "4000/h",
+                         "max_connections": 8}
+        env = {"FAKE_DOCKER_STATE": os.path.join(tmp, "docker")}
+        rd = rdtest.Runnerd(tmp, cfg, env=env)
+        rd.start()
+        # Not the cold first cycle (200s that set the ETags), nor the ramp of an idle repo's
+        # interval (15 s doubling to 8 x poll_interval = 2 min): the steady state.
+        time.sleep(warm)
+        gh.call("POST", "/_control/stats/reset")
+        t0 = time.monotonic()
+        time.sleep(minutes * 60.0)
+        st = gh.stats()
+        secs = time.monotonic() - t0
+        rd.stop(timeout=60)
+        return {"repos": nrepos, "seconds": secs, "stats": st, "warm": warm,
+                "config": "poll_interval 15s, request_budget 4000/h, max_connections 8 "
+                          "(the documented defaults), one org target"}
+    finally:
+        if rd is not None and rd.alive():
+            rd.kill9()
+        gh.stop()
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return ("%%.%df" % nd) % v
+    return str(v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default=os.environ.get("RUNNERD_BUILD", os.path.join(SRC, "build")))
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--quick", action="store_true",
+                    help="smaller runs (webhook 100 deliveries, poll without 5000, idle 1 min)")
+    ap.add_argument("--idle-repos", type=int, default=200)
+    ap.add_argument("--idle-minutes", type=float, default=6.0)
+    ap.add_argument("--idle-warmup", type=float, default=240.0, help="seconds before measuring")
+    ap.add_argument("--skip", default="", help="comma-separated: poll,scaleup,webhook,idle")
+    a = ap.parse_args()
+    a.build = os.path.abspath(a.build)
+    os.environ["RUNNERD_BUILD"] = a.build  # rdtest (imported later) takes runnerd from there
+    os.environ.setdefault("RUNNERD_BIN", os.path.join(a.build, "runnerd"))
+    skip = set(x for x in a.skip.split(",") if x)
+    env_note = []
+    m = machine()
+    load0 = os.getloadavg()
+    print("machine: %s" % json.dumps(m))
+
+    results = {}   # name -> dict(cmd, rc, out, secs) or None when not available
+    py = "python3"
+
+    # --- poll
+    poll = os.path.join(HERE, "poll.py")
+    if "poll" in skip:
+        results["poll"] = "skipped"
+    elif os.path.exists(poll):
+        repos = "100,1000" if a.quick else "100,1000,5000"
+        cmd = [sys.executable, poll, "--build", a.build, "--repos", repos]
+        print("running: bench/poll.py --repos %s" % repos, flush=True)
+        rc, out, secs = run_bench("poll", cmd, 1800)
+        results["poll"] = {"cmd": "%s bench/poll.py --build %s --repos %s" % (py, a.build, repos),
+                           "rc": rc, "out": out, "secs": secs}
+    else:
+        results["poll"] = None
+
+    # --- scaleup
+    scaleup = os.path.join(HERE, "scaleup.py")
+    if "scaleup" in skip:
+        results["scaleup"] = "skipped"
+    elif os.path.exists(scaleup):
+        h = help_text(scaleup)
+        cmd = [sys.executable, scaleup]
+        shown = [py, "bench/scaleup.py"]
+        if "--build" in h:
+            cmd += ["--build", a.build]
+            shown += ["--build", a.build]
+        print("running: bench/scaleup.py", flush=True)
+        rc, out, secs = run_bench("scaleup", cmd, 1800)
+        results["scaleup"] = {"cmd": " ".join(shown), "rc": rc, "out": out, "secs": secs}
+    else:
+        results["scaleup"] = None
+
+    # --- webhook
+    webhook = os.path.join(HERE, "webhook.py")
+    if "webhook" in skip:
+        results["webhook"] = "skipped"
+    elif os.path.exists(webhook):
+        runs = "100" if a.quick else "500"
+        cmd = [sys.executable, webhook, "--build", a.build, "--runs", runs]
+        print("running: bench/webhook.py --runs %s" % runs, flush=True)
+        rc, out, secs = run_bench("webhook", cmd, 1800)
+        results["webhook"] = {"cmd": "%s bench/webhook.py --build %s --runs %s" % (
+            py, a.build, runs), "rc": rc, "out": out, "secs": secs}
+    else:
+        results["webhook"] = None
+
+    # --- idle API cost
+    idle = None
+    if "idle" not in skip:
+        minutes = min(1.0, a.idle_minutes) if a.quick else a.idle_minutes
+        print("running: idle API cost, %d repositories, %.1f min" % (a.idle_repos, minutes),
+              flush=True)
+        try:
+            idle = idle_api(a.build, a.idle_repos, minutes, 60.0 if a.quick else a.idle_warmup)
+        except Exception as e:  # report it rather than lose the other figures
+            idle = {"error": str(e)}
+    load1 = os.getloadavg()
+
+    # ------------------------------------------------------------------ figures
+    figs = []   # (figure, value, source)
+    poll_rows = parse_poll(results["poll"]["out"]) if isinstance(results["poll"], dict) else []
+    for r in poll_rows:
+        if r["repos"]:
+            figs.append(("CPU per poll cycle per repo, %d repos, %s cycle" % (r["repos"], r["cycle"]),
+                         "%.1f µs (%.3f s per cycle, %d requests, %d 304s, wall %.2f s)" % (
+                             r["cpu"] / r["repos"] * 1e6, r["cpu"], r["requests"],
+                             r["not_modified"], r["wall"]), "bench/poll"))
+    by_n = {}
+    for r in poll_rows:
+        by_n[r["repos"]] = max(by_n.get(r["repos"], 0), r["rss_mib"])
+    for n in sorted(by_n):
+        figs.append(("Peak RSS (VmHWM), %d repos" % n, "%.1f MiB" % by_n[n], "bench/poll"))
+    res = results.get("scaleup")
+    if isinstance(res, dict):
+        # "label  n  p50s p90s p99s maxs" rows, then per-burst "key  1.234s" lines and a
+        # "target: ..." line per burst variant.
+        section = ""
+        for line in res["out"].splitlines():
+            if line.startswith("2. burst"):
+                section = line.split(",", 2)[-1].rsplit(", load", 1)[0].strip()
+            m = re.match(r"^(\S.*?\S)\s+(\d+)\s+([\d.]+)s\s+([\d.]+)s\s+([\d.]+)s\s+([\d.]+)s\s*$",
+                         line)
+            if m:
+                figs.append(("spawn latency (scaleup): %s" % m.group(1),
+                             "p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms (n=%s)" % (
+                                 float(m.group(3)) * 1e3, float(m.group(4)) * 1e3,
+                                 float(m.group(5)) * 1e3, float(m.group(6)) * 1e3, m.group(2)),
+                             "bench/scaleup"))
+            m = re.match(r"^(visible->last spawned|queued->last spawned|runnerd_cpu)\s+([\d.]+)s$",
+                         line)
+            if m and section:
+                figs.append(("burst (scaleup, %s): %s" % (section, m.group(1)),
+                             "%.3f s" % float(m.group(2)), "bench/scaleup"))
+    res = results.get("webhook")
+    if isinstance(res, dict):
+        for label, row in parse_latency_table(res["out"]).items():
+            figs.append(("webhook: %s" % label, "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, "
+                         "max %.1f ms (n=%d)" % (row["p50"], row["p90"], row["p99"], row["max"],
+                                                 row["n"]), "bench/webhook"))
+
+    limits = []
+    if idle and "stats" in idle:
+        st = idle["stats"]
+        hours = idle["seconds"] / 3600.0
+        n = idle["repos"]
+        req_h = st["requests_total"] / hours
+        core_h = st.get("core_used", 0) / hours
+        nm = st.get("conditional_hits", st.get("by_status", {}).get("304", 0))
+        runs_path = "GET /repos/{o}/{r}/actions/runs"
+        runs_per_min = st.get("by_path", {}).get(runs_path, 0) / (idle["seconds"] / 60.0)
+        per_min_points = 0.0
+        for k, v in st.get("by_path", {}).items():
+            w = 1 if k.split(" ")[0] in ("GET", "HEAD", "OPTIONS") else 5
+            per_min_points = max(per_min_points, v * w / (idle["seconds"] / 60.0))
+        figs.append(("API requests per hour per idle repo (ETags on)",
+                     "%.2f requests, of which %.0f%% 304s; %.2f core units" % (
+                         req_h / n, 100.0 * nm / max(1, st["requests_total"]), core_h / n),
+                     "idle run"))
+        limits = [
+            ("Primary: %d/h (PAT / App floor; 304s free)" % PRIMARY_PER_HOUR,
+             "%.0f core units/h for %d repos (%.2f per repo)" % (core_h, n, core_h / n),
+             "%.1f%%" % (100.0 * core_h / PRIMARY_PER_HOUR),
+             "%s idle repos" % ("unbounded by core" if core_h == 0 else
+                                "%.0f" % (PRIMARY_PER_HOUR / (core_h / n)))),
+            ("Daemon budget: request_budget 4000/h (all requests, 304s too)",
+             "%.0f requests/h for %d repos (%.2f per repo)" % (req_h, n, req_h / n),
+             "%.1f%%" % (100.0 * req_h / 4000), "the pacer stretches intervals to fit"),
+            ("Secondary: %d points/min per endpoint (GET 1, POST/DELETE 5)" %
+             SECONDARY_POINTS_PER_MIN,
+             "%.1f points/min on the busiest endpoint (%.1f run-list GETs/min)" % (
+                 per_min_points, runs_per_min),
+             "%.1f%%" % (100.0 * per_min_points / SECONDARY_POINTS_PER_MIN), ""),
+            ("Secondary: %d concurrent requests" % CONCURRENT_MAX,
+             "%d concurrent connections at most (max_connections 8)" % st.get(
+                 "max_concurrent_connections", 0),
+             "%.0f%%" % (100.0 * st.get("max_concurrent_connections", 0) / CONCURRENT_MAX), ""),
+            ("JIT configs: ~%d/min (actions_runner_registration 10,000/h)" % JIT_PER_MIN,
+             "one per runner start; 0 while idle", "0%",
+             "bounded by host max_runners per start wave"),
+        ]
+
+    # ------------------------------------------------------------------ write
+    L = []
+    L.append("# runnerd benchmark results")
+    L.append("")
+    L.append("Generated by `python3 bench/report.py%s` on %s (commit %s). Do not edit by hand: "
+             "run it again." % (" --quick" if a.quick else "", m["date"], m["commit"]))
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append("| | |")
+    L.append("|---|---|")
+    L.append("| CPU | %s |" % m["cpu"])
+    L.append("| nproc | %s |" % m["nproc"])
+    L.append("| memory | %s |" % m["memory"])
+    L.append("| kernel | %s |" % m["kernel"])
+    L.append("| OS | %s |" % m["os"])
+    L.append("| load average (1 min) | %.1f at start, %.1f at end (a shared machine: other "
+             "people's builds and tests ran at the same time) |" % (load0[0], load1[0]))
+    L.append("")
+    L.append("## Figures")
+    L.append("")
+    if figs:
+        L.append("| figure | value | source |")
+        L.append("|---|---|---|")
+        for f, v, s in figs:
+            L.append("| %s | %s | %s |" % (f, v, s))
+    else:
+        L.append("(no figures: no benchmark ran)")
+    L.append("")
+    L.append("## API spend of idle repositories against GitHub's limits")
+    L.append("")
+    if idle and "stats" in idle:
+        L.append("runnerd ran against the fake GitHub with %d idle repositories (%s) for %.1f "
+                 "minutes after a %.0f s warm-up (the cold first cycle and the ramp of the idle "
+                 "repos' poll interval to its ceiling, 8 x poll_interval = 2 min). The figures "
+                 "are the fake's counters (`/_control/stats`) over that window, extrapolated "
+                 "to one hour. The fake counts every TCP connection, the harness's own control "
+                 "calls included." % (idle["repos"], idle["config"], idle["seconds"] / 60.0,
+                                      idle["warm"]))
+        L.append("")
+        L.append("| limit | runnerd | share | fits |")
+        L.append("|---|---|---|---|")
+        for row in limits:
+            L.append("| %s |" % " | ".join(row))
+        L.append("")
+        L.append("Raw counters: `%s`" % json.dumps({k: idle["stats"].get(k) for k in (
+            "requests_total", "by_status", "conditional_hits", "core_used",
+            "max_concurrent_connections")}, sort_keys=True))
+    elif idle:
+        L.append("The idle run failed: %s" % idle.get("error"))
+    else:
+        L.append("skipped")
+    L.append("")
+    L.append("## Benchmarks and commands")
+    L.append("")
+    missing = []
+    for name in ("poll", "scaleup", "webhook"):
+        res = results[name]
+        L.append("### bench/%s" % name)
+        L.append("")
+        if res is None:
+            L.append("not available (bench/%s.py is not in this checkout)" % name)
+            missing.append(name)
+        elif res == "skipped":
+            L.append("skipped (--skip)")
+        else:
+            L.append("Command: `%s` (exit %s, %.0f s)" % (res["cmd"], res["rc"], res["secs"]))
+            L.append("")
+            L.append("```")
+            L.append(res["out"].rstrip())
+            L.append("```")
+        L.append("")
+    if missing:
+        L.append("Not available: %s." % ", ".join("bench/%s" % x for x in missing))
+        L.append("")
+    with open(a.out, "w") as f:
+        f.write("\n".join(L))
+    print("wrote %s" % a.out)
+    for name in ("poll", "scaleup", "webhook"):
+        res = results[name]
+        state = ("not available" if res is None else res if isinstance(res, str)
+                 else "exit %s" % res["rc"])
+        print("  bench/%s: %s" % (name, state))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
