@@ -55,6 +55,9 @@ run)
 esac
 """
 
+QUEUED_RX = re.compile(r"^(\S+Z) INFO webhook: job (\d+) queued in ", re.M)
+STARTING_RX = re.compile(r"^(\S+Z) INFO supervisor: (runnerd-\S+): starting for job (\d+)", re.M)
+REG_RX = re.compile(r"^(\S+Z) DEBUG supervisor: (runnerd-\S+): registered as runner", re.M)
 SPAWN_RX = re.compile(r"^(\S+Z) INFO supervisor: (runnerd-\S+): docker run spawned \(.*job (\d+)\)",
                       re.M)
 
@@ -62,6 +65,13 @@ SPAWN_RX = re.compile(r"^(\S+Z) INFO supervisor: (runnerd-\S+): docker run spawn
 def log_time(ts):
     d = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
     return d.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a process, seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values, p):
@@ -78,6 +88,9 @@ class LogTail:
         self.f = None
         self.buf = ""
         self.spawns = {}  # job id -> (time, runner name)
+        self.queued = {}  # job id -> time the daemon logged the delivery
+        self.names = {}   # runner name -> job id
+        self.registered = {}  # job id -> time the JIT config came back
         self.exits = 0
 
     def poll(self):
@@ -92,6 +105,19 @@ class LogTail:
         lines = self.buf.split("\n")
         self.buf = lines.pop()
         for line in lines:
+            m = QUEUED_RX.match(line)
+            if m:
+                self.queued[int(m.group(2))] = log_time(m.group(1))
+                continue
+            m = STARTING_RX.match(line)
+            if m:
+                self.names[m.group(2)] = int(m.group(3))
+                continue
+            m = REG_RX.match(line)
+            if m:
+                if m.group(2) in self.names:
+                    self.registered[self.names[m.group(2)]] = log_time(m.group(1))
+                continue
             m = SPAWN_RX.match(line)
             if m:
                 self.spawns[int(m.group(3))] = (log_time(m.group(1)), m.group(2))
@@ -138,7 +164,7 @@ def main():
         ok = False
         try:
             s.gh.repos("bench", ["app"])
-            rd = s.start(cfg, args=("--log-level", os.environ.get("BENCH_LOG_LEVEL", "info")))
+            rd = s.start(cfg, args=("--log-level", os.environ.get("BENCH_LOG_LEVEL", "debug")))
             rdtest.wait_until(lambda: all(t.get("last_poll") for t in
                                           opskit.get_json(s.port)["targets"]),
                               60, 0.1, "the first poll")
@@ -146,6 +172,7 @@ def main():
             conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
             rows = []  # (job, send, returned, spawned, name)
             load0 = os.getloadavg()
+            cpu0 = proc_cpu_s(rd.proc.pid)
             t_start = time.time()
             for i in range(a.runs):
                 # Bound the runners alive (each fake docker run is a Python process).
@@ -172,6 +199,7 @@ def main():
                 rows.append((jid, t_send, t_ret, tail.spawns[jid][0], tail.spawns[jid][1]))
             elapsed = time.time() - t_start
             load1 = os.getloadavg()
+            cpu1 = proc_cpu_s(rd.proc.pid)
             conn.close()
             time.sleep(1.0)
             recorded = {}
@@ -186,10 +214,20 @@ def main():
             spawn_ms = [(r[3] - r[1]) * 1e3 for r in rows]
             after_ret_ms = [(r[3] - r[2]) * 1e3 for r in rows]
             rec_ms = [(recorded[r[4]] - r[1]) * 1e3 for r in rows if r[4] in recorded]
+            # Inside the daemon (its log, 1 ms resolution): delivery logged -> JIT config back
+            # (GitHub round trip) -> docker run spawned (uv_spawn: fork + exec of the CLI).
+            q_ms = [(tail.queued[r[0]] - r[1]) * 1e3 for r in rows if r[0] in tail.queued]
+            jit_ms = [(tail.registered[r[0]] - tail.queued[r[0]]) * 1e3 for r in rows
+                      if r[0] in tail.registered and r[0] in tail.queued]
+            fork_ms = [(r[3] - tail.registered[r[0]]) * 1e3 for r in rows
+                       if r[0] in tail.registered]
             print("runnerd webhook -> docker run spawn, %d deliveries, docker double: %s"
                   % (len(rows), a.docker))
             print("load average %.1f -> %.1f on %d cpus; %.1f s"
                   % (load0[0], load1[0], os.cpu_count(), elapsed))
+            print("runnerd CPU time: %.2f ms per delivery (all its work: webhook, JIT request, "
+                  "spawn, child output, exits, registration deletes)"
+                  % ((cpu1 - cpu0) * 1e3 / max(1, len(rows))))
             print()
             hdr = "%-34s %8s %8s %8s %8s %8s" % ("latency (ms)", "p50", "p90", "p99", "max", "n")
             print(hdr)
@@ -198,7 +236,10 @@ def main():
             for label, v in (("send -> POST answered", ret_ms),
                              ("send -> docker run spawned", spawn_ms),
                              ("POST answered -> spawned", after_ret_ms),
-                             ("send -> double recorded the run", rec_ms)):
+                             ("send -> double recorded the run", rec_ms),
+                             ("  send -> daemon logged delivery", q_ms),
+                             ("  delivery -> JIT config back", jit_ms),
+                             ("  JIT config -> spawned", fork_ms)):
                 row = {"what": label, "p50": pct(v, 50), "p90": pct(v, 90), "p99": pct(v, 99),
                        "max": max(v) if v else float("nan"), "n": len(v)}
                 table.append(row)

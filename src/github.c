@@ -508,6 +508,13 @@ static scope_state_t *scope_state(rd_github_t *gh, const char *scope)
     return s;
 }
 
+/* Warn about the first failure of a scope; repeats while it backs off are debug. */
+static rd_log_level_t fail_level(rd_github_t *gh, const char *scope)
+{
+    scope_state_t *s = scope ? map_get(&gh->scopes, scope) : NULL;
+    return s && s->b.failures > 0 ? RD_LOG_DEBUG : RD_LOG_WARN;
+}
+
 static void scope_failed(rd_github_t *gh, const char *scope)
 {
     if (scope == NULL)
@@ -741,8 +748,9 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
     if (res->error != 0) {
         gh->stats.by_status[0]++;
         if (res->error != RD_ECANCELED) {
-            rd_warn(LOGC, "%s %s: %s%s%s", r->method, r->url, rd_strerror(res->error),
-                    res->errmsg ? ": " : "", res->errmsg ? res->errmsg : "");
+            rd_log(fail_level(gh, r->scope), LOGC, "%s %s: %s%s%s", r->method, r->url,
+                   rd_strerror(res->error), res->errmsg ? ": " : "",
+                   res->errmsg ? res->errmsg : "");
             scope_failed(gh, r->scope);
         }
         req_finish(r, res->error == RD_ERANGE ? RD_EIO : res->error, 0, NULL, 0, NULL);
@@ -838,8 +846,9 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
         char *msg = NULL, *doc = NULL;
         if (res->body)
             rd_ghjson_parse_error(res->body, res->body_len, &msg, &doc);
-        rd_warn(LOGC, "%s %s: HTTP %ld%s%s", r->method, r->url, st, msg ? ": " : "",
-                msg ? msg : "");
+        rd_log(st == 404 && strcmp(r->method, "DELETE") == 0 ? RD_LOG_DEBUG
+                                                             : fail_level(gh, r->scope),
+               LOGC, "%s %s: HTTP %ld%s%s", r->method, r->url, st, msg ? ": " : "", msg ? msg : "");
         free(msg);
         free(doc);
     }
@@ -1140,7 +1149,10 @@ static int send_req(rd_github_t *gh, gh_req_t *r, const char *cred)
     free(inm);
     if (rc == 0) {
         int64_t now = now_ms();
-        rd_pace_charge(gh->pace, now);
+        if (r->priority)
+            rd_pace_charge_priority(gh->pace, now);
+        else
+            rd_pace_charge(gh->pace, now);
         r->charged_ms = now;
         if (r->ctr) {
             r->ctr[0]++;
@@ -1377,7 +1389,7 @@ static void pager_on_resp(gh_req_t *r, int err, long status, const char *body, s
         if (err == 0 && compact && r->resp_etag)
             cache_put(gh, r->url, r->resp_etag, link, compact, len);
         if (err != 0) {
-            rd_warn(LOGC, "GET %s: unexpected payload", r->url);
+            rd_log(fail_level(gh, pg->scope), LOGC, "GET %s: unexpected payload", r->url);
             scope_failed(gh, pg->scope);
             /* A cached body that no longer parses must not be served again. */
             cache_ent_t *e = map_get(&gh->cache, r->url);

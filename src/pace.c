@@ -23,6 +23,9 @@ struct rd_pace {
     /* Rate cap bucket. */
     double tokens;
     int64_t tokens_ms;
+    /* Priority (registration/deletion) bucket. */
+    double ptokens;
+    int64_t ptokens_ms;
     /* Planned rates of registered targets, per ms. */
     double plan_cost;
     double plan_sent;
@@ -41,6 +44,10 @@ static void apply_defaults(rd_pace_config_t *c)
         c->max_rate_per_s = 12;
     if (c->burst <= 0)
         c->burst = 60;
+    if (c->priority_rate_per_s == 0)
+        c->priority_rate_per_s = 10000.0 / 3600.0;
+    if (c->priority_burst <= 0)
+        c->priority_burst = 100;
     if (c->poll_interval_ms == 0)
         c->poll_interval_ms = 15000;
     if (c->idle_factor == 0)
@@ -59,6 +66,8 @@ rd_pace_t *rd_pace_new(const rd_pace_config_t *cfg, int64_t now_ms)
     p->head_s = now_ms / 1000;
     p->tokens = p->cfg.burst;
     p->tokens_ms = now_ms;
+    p->ptokens = p->cfg.priority_burst;
+    p->ptokens_ms = now_ms;
     return p;
 }
 
@@ -73,6 +82,8 @@ void rd_pace_reconfigure(rd_pace_t *p, const rd_pace_config_t *cfg)
     apply_defaults(&p->cfg);
     if (p->tokens > p->cfg.burst)
         p->tokens = p->cfg.burst;
+    if (p->ptokens > p->cfg.priority_burst)
+        p->ptokens = p->cfg.priority_burst;
     /* Target base intervals are recomputed at their next poll. */
 }
 
@@ -111,6 +122,16 @@ static void refill(rd_pace_t *p, int64_t now_ms)
     }
 }
 
+static void prefill(rd_pace_t *p, int64_t now_ms)
+{
+    if (now_ms > p->ptokens_ms) {
+        p->ptokens += (double)(now_ms - p->ptokens_ms) * p->cfg.priority_rate_per_s / 1000.0;
+        if (p->ptokens > p->cfg.priority_burst)
+            p->ptokens = p->cfg.priority_burst;
+        p->ptokens_ms = now_ms;
+    }
+}
+
 uint64_t rd_pace_used(rd_pace_t *p, int64_t now_ms)
 {
     advance(p, now_ms);
@@ -139,7 +160,15 @@ int64_t rd_pace_request_at(rd_pace_t *p, int64_t now_ms, bool priority)
             }
         }
     }
-    if (p->cfg.max_rate_per_s > 0) {
+    if (priority && p->cfg.priority_rate_per_s > 0) {
+        prefill(p, now_ms);
+        if (p->ptokens < 1.0) {
+            int64_t t = now_ms + (int64_t)ceil((1.0 - p->ptokens) * 1000.0 /
+                                               p->cfg.priority_rate_per_s);
+            if (t > at)
+                at = t;
+        }
+    } else if (!priority && p->cfg.max_rate_per_s > 0) {
         refill(p, now_ms);
         if (p->tokens < 1.0) {
             int64_t t = now_ms + (int64_t)ceil((1.0 - p->tokens) * 1000.0 / p->cfg.max_rate_per_s);
@@ -158,6 +187,17 @@ void rd_pace_charge(rd_pace_t *p, int64_t now_ms)
     if (p->cfg.max_rate_per_s > 0) {
         refill(p, now_ms);
         p->tokens -= 1.0;
+    }
+}
+
+void rd_pace_charge_priority(rd_pace_t *p, int64_t now_ms)
+{
+    advance(p, now_ms);
+    p->counts[p->head_s % HOUR_S]++;
+    p->used++;
+    if (p->cfg.priority_rate_per_s > 0) {
+        prefill(p, now_ms);
+        p->ptokens -= 1.0;
     }
 }
 

@@ -370,7 +370,8 @@ static void on_org_repos(void *ud, int err, const rd_gh_repos_t *repos)
         rebuild_repos(p);
     } else {
         if (err != RD_ECANCELED)
-            rd_warn(LOGC, "%s: listing repositories failed: %s", t->scope, rd_strerror(err));
+            rd_log(t->list_err == err ? RD_LOG_DEBUG : RD_LOG_WARN, LOGC,
+                   "%s: listing repositories failed: %s", t->scope, rd_strerror(err));
         t->list_err = err;
         t->list_err_ms = now;
         int64_t at = rd_github_retry_at(p->gh, t->scope);
@@ -438,6 +439,8 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
             changed = true;
         free(seen);
         r->queued = jobs->n;
+        if (r->last_err != 0 && r->last_err != RD_EAGAIN)
+            rd_info(LOGC, "%s: polling again", r->full);
         r->last_err = 0;
         r->last_ok_ms = now;
         if (r->poll_started_ms > 0 && now >= r->poll_started_ms)
@@ -445,8 +448,10 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
         r->retry_ms = 0;
         rd_pace_target_polled(p->pace, &r->pt, r->poll_started_ms, now, sent, charged, jobs->n > 0);
     } else {
+        /* Warn when a repository starts failing (or fails differently), not at every retry. */
         if (err != RD_ECANCELED && err != RD_EAGAIN)
-            rd_warn(LOGC, "%s: poll failed: %s", r->full, rd_strerror(err));
+            rd_log(r->last_err == err ? RD_LOG_DEBUG : RD_LOG_WARN, LOGC, "%s: poll failed: %s",
+                   r->full, rd_strerror(err));
         r->last_err = err;
         r->last_err_ms = now;
         /* The client's backoff (or a rate-limit hold) decides when to retry;

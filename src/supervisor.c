@@ -81,6 +81,7 @@ typedef struct sup_runner {
     bool stop_after_list; /* stop it unless a runner list sent after stop_asked_ms says busy */
     int64_t stop_asked_ms;
     bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
+    bool gh_seen;        /* a runner list has reported on it (adopted ones: not yet when unknown) */
     int64_t registered_ms;
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
@@ -107,6 +108,7 @@ typedef struct {
     rd_backoff_t b;
     bool degraded;
     uint64_t starts, failures;
+    bool name_error_logged; /* the runner name cannot be built: say so once, not every plan */
 } pool_state_t;
 
 typedef struct {
@@ -716,6 +718,14 @@ static void runner_close(sup_runner_t *r)
 static void on_startup_timer(uv_timer_t *t)
 {
     sup_runner_t *r = rd_container_of(t, sup_runner_t, t_startup);
+    if (r->adopted && !r->gh_seen && r->m.state == RD_RUNNER_STARTING) {
+        /* Adopted while GitHub could not be asked, and still no runner list: it may be
+         * running a job. Do not stop it blind; wait for GitHub to answer. */
+        rd_warn(COMP, "%s: adopted runner's GitHub status still unknown; not stopping it yet",
+                r->name);
+        uv_timer_start(&r->t_startup, on_startup_timer, ADOPT_MIN_STARTUP_MS, 0);
+        return;
+    }
     if (r->m.state == RD_RUNNER_STARTING)
         rd_warn(COMP, "%s: not online within its startup timeout; stopping it", r->name);
     feed(r, RD_REV_STARTUP_TIMER, 0);
@@ -1066,6 +1076,8 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     }
     /* The log redactor already knows this secret (github.c registers it). */
     r->registered_ms = now_wall();
+    rd_debug(COMP, "%s: registered as runner %" PRId64 " after %" PRId64 " ms", r->name, runner_id,
+             r->registered_ms - r->m.created_ms);
     r->jit = encoded_jit;
     free(r->jit_copy);
     r->jit_copy = rd_xstrdup(encoded_jit);
@@ -1268,6 +1280,7 @@ static void list_cb(void *ud, int err, const rd_gh_runners_t *list)
         for (size_t i = 0; i < list->n && !g; i++)
             if (list->v[i].id == r->m.runner_id)
                 g = &list->v[i];
+        r->gh_seen = true;
         if (g == NULL)
             feed(r, RD_REV_GH_ABSENT, 0);
         else if (g->online && g->busy)
@@ -1492,8 +1505,12 @@ int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t 
     char *name = NULL;
     int rc = rd_dockerargv_runner_name(s->cfg->instance, p->name, now, rnd(s), &name);
     if (rc != 0) {
-        rd_error(COMP, "pool %s: cannot build a runner name from instance '%s': %s", p->name,
-                 s->cfg->instance, rd_strerror(rc));
+        if (!s->pools[pool].name_error_logged)
+            rd_error(COMP, "pool %s: cannot build a runner name from instance '%s' (runnerd-"
+                           "<instance>-<pool>-<14 chars> must be a docker name of at most 64 "
+                           "characters, GitHub's limit): %s; starting nothing in this pool",
+                     p->name, s->cfg->instance, rd_strerror(rc));
+        s->pools[pool].name_error_logged = true;
         return rc;
     }
     sup_runner_t *r = runner_new(s, name, s->cfg->targets[target].scope, p->name);
@@ -1907,6 +1924,7 @@ static void adopt_finish(sup_t *s)
             continue;
         sup_runner_t *r = runner_new(s, cd->name, cd->scope[0] ? cd->scope : "?", cd->pool);
         r->adopted = true;
+        r->gh_seen = cd->gh != RD_GH_UNKNOWN;
         rd_runner_limits_t lim = limits_for(s, r->pool);
         rd_runner_actions_t a;
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,

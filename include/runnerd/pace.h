@@ -9,6 +9,11 @@
  *  - the rate cap: a token bucket over *all* requests sent (304s included),
  *    `max_rate_per_s` sustained with bursts of `burst`, to stay below
  *    GitHub's secondary limit of 900 points (GETs) per minute for REST.
+ *    Priority requests (runner registration and deletion) do not wait in it:
+ *    they draw from a bucket of their own, `priority_rate_per_s` sustained with
+ *    bursts of `priority_burst` (GitHub keeps runner registration in a separate
+ *    bucket, actions_runner_registration, 10,000/h), so a burst of queued jobs
+ *    gets its runners at once instead of behind the polls' rate cap.
  *
  * Targets (one per polled repository) are registered with the pacer, which
  * keeps the sum of their planned request rates. A target with queued jobs in
@@ -31,6 +36,8 @@ typedef struct {
     double poll_share;             /* fraction of the budget polls may use; 0 = 0.9 */
     double max_rate_per_s;         /* all requests; 0 = 12; < 0 = no rate cap */
     double burst;                  /* rate bucket size; 0 = 60 */
+    double priority_rate_per_s;    /* registrations/deletes; 0 = 10000/h; < 0 = no cap */
+    double priority_burst;         /* their bucket size; 0 = 100 */
     uint64_t poll_interval_ms;     /* active targets; 0 = 15 s */
     unsigned idle_factor;          /* idle targets up to this many intervals; 0 = 8 */
     uint64_t max_idle_interval_ms; /* ...and at most this; 0 = 5 min */
@@ -62,6 +69,8 @@ void rd_pace_reconfigure(rd_pace_t *p, const rd_pace_config_t *cfg);
 int64_t rd_pace_request_at(rd_pace_t *p, int64_t now_ms, bool priority);
 /** A request was sent at now_ms: take it from the rate bucket and charge the budget. */
 void rd_pace_charge(rd_pace_t *p, int64_t now_ms);
+/** Charge a priority request (its own rate bucket; the same hourly budget). */
+void rd_pace_charge_priority(rd_pace_t *p, int64_t now_ms);
 /** The request charged at charged_ms came back 304: give the budget back. */
 void rd_pace_refund(rd_pace_t *p, int64_t charged_ms, int64_t now_ms);
 /** Charged requests in the hour before now_ms. */

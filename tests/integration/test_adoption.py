@@ -48,7 +48,10 @@ def main():
     with rdtest.TempDir() as tmp:
         sc = e2eutil.Scenario(tmp, INSTANCE)
         try:
-            scenario(sc)
+            with e2eutil.CmdlineSampler(interval=0.1) as sampler:
+                scenario(sc)
+            assert sampler.hits == [], "JIT config in a process's argv: %r" % sampler.hits[:3]
+            print("/proc/*/cmdline sampled %d times, no JIT config" % sampler.samples)
         except BaseException:
             e2eutil.dump_on_failure(sc, 10000)
             raise

@@ -71,9 +71,11 @@ def job_timeout(sc):
     # The stubborn one: docker stop -t escalates to SIGKILL; GitHub still shows it busy, so the
     # delete answers 422 and is retried until GitHub gives up on the job.
     rdtest.wait_until(lambda: len(sc.containers()) == 0, 30, 0.2, "both containers to be gone")
-    logs = sc.logs()
     stub_name = [j for j in sc.state()["jobs"] if j["id"] == js][0]["runner_name"]
     quick_name = quick["runner_name"]
+    rdtest.wait_until(lambda: sc.logs().count(": docker run exited with ") >= 2, 20, 0.2,
+                      "runnerd to see both docker run children exit")
+    logs = sc.logs()
     assert "%s: over its job timeout" % quick_name in logs, logs[-3000:]
     assert "%s: over its job timeout" % stub_name in logs, logs[-3000:]
     assert "%s: docker run exited with 143" % quick_name in logs
@@ -295,7 +297,13 @@ def main():
     only = set(sys.argv[1:])
     funcs = [f for f in ALL if not only or f.__name__ in only]
     t0 = time.monotonic()
-    rc = e2eutil.run_scenarios(funcs, parallel=int(os.environ.get("RD_E2E_PARALLEL", "3")))
+    with e2eutil.CmdlineSampler(interval=0.2) as sampler:
+        rc = e2eutil.run_scenarios(funcs, parallel=int(os.environ.get("RD_E2E_PARALLEL", "3")))
+    if sampler.hits:
+        print("FAIL: JIT config in a process's argv: %r" % sampler.hits[:3], file=sys.stderr)
+        rc = 1
+    print("/proc/*/cmdline sampled %d times: %d JIT configs seen" % (sampler.samples,
+                                                                    len(sampler.hits)))
     print("test_e2e_lifecycle: %s in %.1fs" % ("OK" if rc == 0 else "FAILED",
                                                 time.monotonic() - t0))
     return rc

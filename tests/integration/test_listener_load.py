@@ -98,8 +98,12 @@ def swarm(port, n, request, timeout=60.0, hold=None):
 
 def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < N + 200:
-        rdtest.skip_or_fail("hard RLIMIT_NOFILE %d is below %d" % (hard, N + 200))
+    if hard != resource.RLIM_INFINITY and hard < 1400:
+        try:  # root (CAP_SYS_RESOURCE) may raise the hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, 4096))
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        except (ValueError, OSError):
+            rdtest.skip_or_fail("hard RLIMIT_NOFILE %d is below 1400 and cannot be raised" % hard)
     with opskit.TempDir() as tmp:
         s = opskit.Setup(tmp, instance="load", targets=[{"repo": "o/a"}])
         ok = False

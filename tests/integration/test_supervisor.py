@@ -80,7 +80,8 @@ class Case:
 
 def case_restart(c):
     """kill -9 while two jobs run; the next runnerd adopts both containers."""
-    ids = c.gh.jobs("o/r", X64, count=2, duration_ms=9000)["job_ids"]
+    # Long enough that the jobs outlive the restart and its adoption on a loaded machine.
+    ids = c.gh.jobs("o/r", X64, count=2, duration_ms=20000)["job_ids"]
     cfg = c.config()
     rd1 = c.runnerd(cfg, "first")
     rdtest.wait_until(lambda: len(events(c.gh, "job_started")) == 2, 60, 0.1, "both jobs to start")
@@ -96,12 +97,14 @@ def case_restart(c):
                     "--network", "host", c.image], env=c.denv, capture_output=True, timeout=60)
     assert dead in rdtest.containers(c.docker, c.name, env=c.denv), "could not make a dead container"
     rd2 = c.runnerd(cfg, "second")
+    adopted = "restart: adopted runnerd-%s-linux-x64-" % c.name
+    rdtest.wait_until(lambda: rd2.logs().count(adopted) == 2, 30, 0.2, "both containers adopted")
+    assert "busy" in rd2.logs().split(adopted)[1].split("\n")[0], "adopted runner not busy"
     rdtest.wait_until(lambda: all(j["status"] == "completed" for j in c.gh.state()["jobs"]), 60, 0.2,
                       "the adopted jobs to complete")
     st = c.gh.state()
     assert all(j["conclusion"] == "success" for j in st["jobs"]), st["jobs"]
     logs = rd2.logs()
-    assert logs.count("restart: adopted runnerd-%s-linux-x64-" % c.name) == 2, "adoption not logged"
     assert "orphan1" in logs and "no container" in logs, "orphan registration not deleted"
     assert "removing dead container " + dead in logs, "dead container not removed"
     created = [e["runner"] for e in st["events"] if e["kind"] == "jit_created"]

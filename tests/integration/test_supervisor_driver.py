@@ -281,8 +281,9 @@ def case_adoption(tmp, gh):
     gh.reset()
     dstate = os.path.join(tmp, "d4")
     cfg = write_config(tmp, gh)
+    # Long enough that the job outlives the restart and its adoption on a loaded machine.
     ids = gh.req("POST", "/_control/jobs", {"repo": "o/r", "labels": LABELS, "count": 1,
-                                            "duration_ms": 8000})["job_ids"]
+                                            "duration_ms": 20000})["job_ids"]
     d1 = Driver(tmp, cfg, ["--job", str(ids[0]), "--run-for", "60000"], dstate, "adopt1")
 
     def running():
@@ -318,7 +319,7 @@ def case_close_without_drain(tmp, gh):
     dstate = os.path.join(tmp, "d7")
     cfg = write_config(tmp, gh)
     ids = gh.req("POST", "/_control/jobs", {"repo": "o/r", "labels": LABELS, "count": 2,
-                                            "duration_ms": 6000})["job_ids"]
+                                            "duration_ms": 15000})["job_ids"]
     d1 = Driver(tmp, cfg, ["--job", str(ids[0]), "--job", str(ids[1]), "--abandon", "--run-for", "60000"],
                 dstate, "abandon1")
     wait_for(lambda: len([j for j in gh.state()["jobs"] if j["status"] == "in_progress"]) == 2, 40,

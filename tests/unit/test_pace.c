@@ -58,6 +58,31 @@ static void test_budget_gate(void **state)
 
 /* After a quiet spell the rate bucket is full: `burst` requests go at once, then
  * the sustained rate applies. */
+/* 100 registrations at once do not wait behind the polls' rate cap: they have a
+ * bucket of their own (burst 100, then 10,000/h), and still count in the budget. */
+static void test_priority_bucket(void **state)
+{
+    (void)state;
+    rd_pace_config_t cfg = {.budget_per_hour = 100000};
+    rd_pace_t *p = rd_pace_new(&cfg, T0);
+    int64_t now = T0;
+    /* Drain the polls' bucket (burst 60). */
+    for (int i = 0; i < 60; i++) {
+        assert_true(rd_pace_request_at(p, now, false) <= now);
+        rd_pace_charge(p, now);
+    }
+    assert_true(rd_pace_request_at(p, now, false) > now);
+    for (int i = 0; i < 100; i++) {
+        assert_true(rd_pace_request_at(p, now, true) <= now);
+        rd_pace_charge_priority(p, now);
+    }
+    int64_t at = rd_pace_request_at(p, now, true);
+    assert_true(at > now);
+    assert_true(at <= now + 400); /* one token every 360 ms at 10,000/h */
+    assert_int_equal(rd_pace_used(p, now), 160);
+    rd_pace_free(p);
+}
+
 static void test_burst_after_idle(void **state)
 {
     (void)state;
@@ -276,7 +301,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_budget_gate),      cmocka_unit_test(test_burst_after_idle),
         cmocka_unit_test(test_intervals),        cmocka_unit_test(test_hour_mostly_304),
-        cmocka_unit_test(test_hour_all_charged),
+        cmocka_unit_test(test_hour_all_charged), cmocka_unit_test(test_priority_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
