@@ -70,6 +70,11 @@ class CmdlineSampler:
             except OSError:
                 continue
             text = raw.decode("utf-8", "replace")
+            # Only runnerd's world: its own processes and the `docker run` children it
+            # names runnerd-*. (test_fake_docker, which may run at the same time, puts a
+            # dummy JIT config in argv on purpose to prove the double refuses it.)
+            if "runnerd" not in text:
+                continue
             if JIT_PREFIX in text or "ACTIONS_RUNNER_INPUT_JITCONFIG=" in text:
                 self.hits.append((pid, text.replace("\0", " ")[:200]))
         self.samples += 1
