@@ -1168,6 +1168,9 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     d->start_time_s = (double)wall_ms() / 1000.0;
 
     signal(SIGPIPE, SIG_IGN);
+    /* A SIGHUP before the loop's handler is installed must not kill the service
+     * (systemd may reload it as soon as it has started). */
+    signal(SIGHUP, SIG_IGN);
     uv_disable_stdio_inheritance();
     rd_hostfacts_gather(&d->facts, d->hostname, sizeof(d->hostname));
 
