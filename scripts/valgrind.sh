@@ -106,4 +106,20 @@ if [ $rc -ne 0 ]; then
     echo "valgrind.sh: FAILED"
     exit 1
 fi
+
+# The daemon itself under memcheck, doing its whole job: the plan (--once
+# --dry-run) and an end-to-end run with the docker double (poll, schedule, JIT,
+# spawn, supervise, SIGTERM drain). The tests assert runnerd's exit code, which
+# memcheck turns into $VG_ERR on any error or definite/indirect leak.
+export RUNNERD_BIN=$build/runnerd RUNNERD_BUILD=$build RUNNERD_SRC=$PWD
+export RUNNERD_WRAPPER="valgrind --error-exitcode=$VG_ERR --leak-check=full --errors-for-leak-kinds=definite,indirect -q"
+for t in test_plan test_e2e_fake_docker; do
+    if ! python3 "tests/integration/$t.py" >"$logs/daemon-$t.log" 2>&1; then
+        echo "valgrind.sh: runnerd under memcheck failed in $t:"
+        tail -40 "$logs/daemon-$t.log"
+        exit 1
+    fi
+    echo "valgrind.sh: runnerd under memcheck: $t ok"
+done
+unset RUNNERD_WRAPPER
 echo "valgrind.sh: memcheck clean"

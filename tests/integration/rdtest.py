@@ -21,6 +21,8 @@ RUNNERD = os.environ.get("RUNNERD_BIN") or os.path.join(BUILD, "runnerd")
 FAKE_GH = os.path.join(SRC, "tests", "fake_github", "fake_github.py")
 FAKE_DOCKER = os.path.join(SRC, "tests", "fake_docker", "fake_docker")
 TOKEN = "ghp_FakeTokenForTests0123456789abcdefABCD"
+# A command runnerd is run under, e.g. "valgrind --error-exitcode=99 -q" (scripts/valgrind.sh).
+WRAPPER = os.environ.get("RUNNERD_WRAPPER", "").split()
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 
 
@@ -204,13 +206,13 @@ class Runnerd:
     def start(self):
         self.log = open(self.log_path, "a")
         self.out = open(self.out_path, "a")
-        self.proc = subprocess.Popen([RUNNERD, "-c", self.cfg_path, "--log-level", "debug"]
+        self.proc = subprocess.Popen(WRAPPER + [RUNNERD, "-c", self.cfg_path, "--log-level", "debug"]
                                      + self.args, stdout=self.out, stderr=self.log, env=self.env)
         return self
 
     def run(self, timeout=60):
         """Run to completion (--once); return (exit code, stdout, stderr)."""
-        p = subprocess.run([RUNNERD, "-c", self.cfg_path] + self.args, capture_output=True,
+        p = subprocess.run(WRAPPER + [RUNNERD, "-c", self.cfg_path] + self.args, capture_output=True,
                            text=True, env=self.env, timeout=timeout)
         with open(self.log_path, "a") as f:
             f.write(p.stderr)
