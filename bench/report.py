@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 os.environ.setdefault("RUNNERD_SRC", SRC)
 
 # GitHub's published limits (shared/github-api.md section 4).
+RATE_CAP = 12  # src/pace.c default: requests/s, bursts of 60
 PRIMARY_PER_HOUR = 5000        # PAT / App installation floor, requests per hour (304s free)
 SECONDARY_POINTS_PER_MIN = 900  # per REST endpoint; GET = 1 point, mutations = 5
 JIT_PER_MIN = 10000 / 60.0     # actions_runner_registration bucket: 10,000/h, about 166/min
@@ -321,11 +322,11 @@ def write(a, m, results, idle, load):
               "%.0f idle repos" % (PRIMARY_PER_HOUR / (core_h / n)))),
             ("runnerd's own budget: request_budget 4000/h (charged requests; 304s refunded)",
              "%.0f charged requests/h" % core_h, "%.1f%%" % (100.0 * core_h / 4000), ""),
-            ("runnerd's rate cap: 20 requests/s (all requests, 304s too)",
+            ("runnerd's rate cap: %d requests/s (all requests but registrations, 304s too)" % RATE_CAP,
              "%.0f requests/h for %d repos (%.2f per repo)" % (req_h, n, req_h / n),
-             "%.1f%%" % (100.0 * req_h / (20 * 3600)),
+             "%.1f%%" % (100.0 * req_h / (RATE_CAP * 3600)),
              "%.0f idle repos at 80%% of the cap; beyond, the pacer stretches intervals" % (
-                 0.8 * 20 * 3600 / (req_h / n))),
+                 0.8 * RATE_CAP * 3600 / (req_h / n))),
             ("Secondary: %d points/min per endpoint (GET 1, POST/DELETE 5; 304s count)" %
              SECONDARY_POINTS_PER_MIN,
              "%.1f points/min on the busiest endpoint (%.1f run-list GETs/min)" % (
