@@ -5,6 +5,7 @@ runs runnerd, and asks docker (real or the fake) what is left behind.
 """
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,8 +22,14 @@ RUNNERD = os.environ.get("RUNNERD_BIN") or os.path.join(BUILD, "runnerd")
 FAKE_GH = os.path.join(SRC, "tests", "fake_github", "fake_github.py")
 FAKE_DOCKER = os.path.join(SRC, "tests", "fake_docker", "fake_docker")
 TOKEN = "ghp_FakeTokenForTests0123456789abcdefABCD"
-# A command runnerd is run under, e.g. "valgrind --error-exitcode=99 -q" (scripts/valgrind.sh).
-WRAPPER = os.environ.get("RUNNERD_WRAPPER", "").split()
+# A command prefix every binary of the build (runnerd, runnerctl, rd_discover,
+# rd_supervise) is run under when set, e.g. "valgrind --error-exitcode=99"
+# (scripts/valgrind.sh). RUNNERD_WRAPPER is its older name. Run them through wrap().
+WRAPPER = shlex.split(os.environ.get("RD_TEST_WRAPPER") or os.environ.get("RUNNERD_WRAPPER", ""))
+# Every deadline a test waits on is multiplied by this (scripts/valgrind.sh sets
+# it: under memcheck the binaries run 10-50 times slower). Waits grow; what is
+# asserted does not change. Use scaled(seconds) or wait_until().
+TIME_SCALE = max(1.0, float(os.environ.get("RD_TEST_TIMEOUT_SCALE") or 1))
 IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 
 
@@ -35,7 +42,21 @@ def skip_or_fail(reason):
     sys.exit(77)
 
 
+def wrap(argv):
+    """argv of a build binary, under RD_TEST_WRAPPER when that is set; "{test}"
+    in the wrapper becomes this test's name (valgrind.sh: one log per test):
+    $RD_TEST_NAME (a test that runs a script sets it for it) or the script's."""
+    test = os.environ.get("RD_TEST_NAME") or os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return [w.replace("{test}", test) for w in WRAPPER] + list(argv)
+
+
+def scaled(seconds):
+    """A deadline in seconds, stretched by RD_TEST_TIMEOUT_SCALE."""
+    return seconds * TIME_SCALE
+
+
 def wait_until(pred, timeout, interval=0.05, what="condition"):
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -206,14 +227,14 @@ class Runnerd:
     def start(self):
         self.log = open(self.log_path, "a")
         self.out = open(self.out_path, "a")
-        self.proc = subprocess.Popen(WRAPPER + [RUNNERD, "-c", self.cfg_path, "--log-level", "debug"]
-                                     + self.args, stdout=self.out, stderr=self.log, env=self.env)
+        self.proc = subprocess.Popen(wrap([RUNNERD, "-c", self.cfg_path, "--log-level", "debug"]
+                                          + self.args), stdout=self.out, stderr=self.log, env=self.env)
         return self
 
     def run(self, timeout=60):
         """Run to completion (--once); return (exit code, stdout, stderr)."""
-        p = subprocess.run(WRAPPER + [RUNNERD, "-c", self.cfg_path] + self.args, capture_output=True,
-                           text=True, env=self.env, timeout=timeout)
+        p = subprocess.run(wrap([RUNNERD, "-c", self.cfg_path] + self.args), capture_output=True,
+                           text=True, env=self.env, timeout=scaled(timeout))
         with open(self.log_path, "a") as f:
             f.write(p.stderr)
         return p.returncode, p.stdout, p.stderr
@@ -226,7 +247,7 @@ class Runnerd:
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            return self.proc.wait(scaled(timeout))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -16,6 +16,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rdtest  # noqa: E402
+
 BIN = os.environ.get("RUNNERD_BIN")
 SRC = os.environ.get("RUNNERD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 failures = []
@@ -36,8 +39,8 @@ def run(args, cwd=None, env_extra=None, env_drop=()):
         env.pop(k, None)
     if env_extra:
         env.update(env_extra)
-    p = subprocess.run([BIN] + args, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
+    p = subprocess.run(rdtest.wrap([BIN] + args), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=rdtest.scaled(30))
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 

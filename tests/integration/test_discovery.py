@@ -47,9 +47,10 @@ def discover(cfg_path, cycles=1, interval_ms=0, env=None, timeout=90, extra=()):
     e["RUNNERD_MAX_REQUEST_RATE"] = "0"  # no rate cap against the local fake
     if env:
         e.update(env)
-    p = subprocess.Popen([DISCOVER, "-c", cfg_path, "--cycles", str(cycles), "--interval-ms",
-                          str(interval_ms), "--log-level", "debug"] + list(extra),
+    p = subprocess.Popen(rdtest.wrap([DISCOVER, "-c", cfg_path, "--cycles", str(cycles), "--interval-ms",
+                                      str(interval_ms), "--log-level", "debug"] + list(extra)),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    timeout = rdtest.scaled(timeout)
     try:
         stdout, stderr = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

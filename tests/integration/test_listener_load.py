@@ -52,7 +52,7 @@ def swarm(port, n, request, timeout=60.0, hold=None):
         sel.register(s, selectors.EVENT_WRITE, st)
     out = {"answered": 0, "closed": 0, "reset": 0, "other": 0}
     pending = n
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + rdtest.scaled(timeout)
     while pending and time.monotonic() < deadline:
         for key, ev in sel.select(timeout=0.5):
             s, st = key.fileobj, key.data
@@ -115,9 +115,18 @@ def main():
                 s.start()
             finally:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            lim = proc_nofile(s.rd.proc.pid)
-            check(lim is not None and lim[0] >= min(hard, 4096),
-                  "runnerd raised its open files soft limit from 1024 (now %r)" % (lim,))
+            if rdtest.WRAPPER:
+                # Under valgrind (scripts/valgrind.sh) the limit is virtual: memcheck
+                # shows the program soft = hard = the soft limit it was started with
+                # (and keeps a few descriptors above it for itself), so there is
+                # nothing to raise. The raise is checked in the plain and sanitizer
+                # passes; here the load below runs within 1024 descriptors.
+                print("note runnerd under %s: its open files limit is valgrind's, not checked"
+                      % os.path.basename(rdtest.WRAPPER[0]))
+            else:
+                lim = proc_nofile(s.rd.proc.pid)
+                check(lim is not None and lim[0] >= min(hard, 4096),
+                      "runnerd raised its open files soft limit from 1024 (now %r)" % (lim,))
             rdtest.wait_until(lambda: opskit.get(s.port, "/healthz")[0] == 200, 30, 0.1,
                               "/healthz 200")
 
@@ -170,7 +179,7 @@ def main():
             th = threading.Thread(target=normal, daemon=True)
             th.start()
             i = 0
-            while len(closed_at) < n_slow and time.monotonic() - t_start < 20:
+            while len(closed_at) < n_slow and time.monotonic() - t_start < rdtest.scaled(20):
                 for k, c in enumerate(slow):
                     if k in closed_at:
                         continue

@@ -72,8 +72,8 @@ def contiguous(text):
 
 
 def ctl(port, *args):
-    p = subprocess.run([RUNNERCTL, "--url", "http://127.0.0.1:%d" % port] + list(args),
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(rdtest.wrap([RUNNERCTL, "--url", "http://127.0.0.1:%d" % port] + list(args)),
+                       capture_output=True, text=True, timeout=rdtest.scaled(30))
     return p.returncode, p.stdout, p.stderr
 
 

@@ -13,6 +13,7 @@ import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import rdtest  # noqa: E402
 import status_schema  # noqa: E402
 
 SRC = os.environ.get("RUNNERD_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -65,7 +66,7 @@ def ctl(url, *args, env_url=None):
     if env_url:
         env["RUNNERCTL_URL"] = env_url
     cmd = [RUNNERCTL] + (["--url", url] if url else []) + list(args)
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env)
+    p = subprocess.run(rdtest.wrap(cmd), capture_output=True, text=True, timeout=rdtest.scaled(30), env=env)
     return p.returncode, p.stdout, p.stderr
 
 

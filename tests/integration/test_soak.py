@@ -11,4 +11,6 @@ SOAK = os.path.join(HERE, "..", "soak", "soak.py")
 if __name__ == "__main__":
     minutes = os.environ.get("RD_SOAK_MINUTES", "2")
     seed = os.environ.get("RD_SOAK_SEED", "1")
-    sys.exit(subprocess.call([sys.executable, SOAK, "--minutes", minutes, "--seed", seed]))
+    # RD_TEST_NAME: scripts/valgrind.sh names runnerd's memcheck logs after this test.
+    env = dict(os.environ, RD_TEST_NAME=os.environ.get("RD_TEST_NAME", "test_soak"))
+    sys.exit(subprocess.call([sys.executable, SOAK, "--minutes", minutes, "--seed", seed], env=env))

@@ -16,6 +16,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rdtest  # noqa: E402
+
 SRC = os.environ.get("RUNNERD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("RUNNERD_BUILD", os.path.join(SRC, "build"))
 DRIVER = os.path.join(BUILD, "rd_supervise")
@@ -114,10 +117,11 @@ class Driver:
         self.log_path = os.path.join(tmp, "driver-%s.log" % tag)
         env = dict(os.environ, FAKE_DOCKER_STATE=dstate)
         self.proc = subprocess.Popen(
-            [DRIVER, "-c", cfg, "--reconcile", "1000", "--log-level", "debug"] + args,
+            rdtest.wrap([DRIVER, "-c", cfg, "--reconcile", "1000", "--log-level", "debug"] + args),
             stdout=subprocess.PIPE, stderr=open(self.log_path, "w"), env=env, text=True)
 
     def wait(self, timeout):
+        timeout = rdtest.scaled(timeout)
         try:
             out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -157,7 +161,7 @@ def scan_cmdlines():
 
 
 def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
+    deadline = time.time() + rdtest.scaled(timeout)
     while time.time() < deadline:
         v = pred()
         if v:
@@ -192,7 +196,7 @@ def case_jobs_served(tmp, gh):
                                             "duration_ms": 1000})["job_ids"]
     d = Driver(tmp, cfg, sum([["--job", str(i)] for i in ids], []) + ["--run-for", "60000"], dstate, "served")
     bad = set()
-    deadline = time.time() + 60
+    deadline = time.time() + rdtest.scaled(60)
     while d.proc.poll() is None and time.time() < deadline:
         bad.update(scan_cmdlines())
         time.sleep(0.1)
@@ -359,7 +363,7 @@ def case_drain(tmp, gh):
     check(rc == 0, "drain: driver exit %s" % rc)
     check("shutdown grace over" in log, "drain: busy runner not stopped after the grace")
     check(took >= 2.0, "drain: finished in %.1fs, before the grace" % took)
-    check(took < 2.0 + 15.0, "drain: took %.1fs after SIGTERM" % took)
+    check(took < 2.0 + rdtest.scaled(15.0), "drain: took %.1fs after SIGTERM" % took)
     # docker stop cancels the job (as the real runner does on a shutdown signal),
     # so the registration goes away and nothing is left.
     job = [j for j in gh.state()["jobs"] if j["id"] == ids[0]][0]

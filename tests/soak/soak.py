@@ -94,7 +94,9 @@ class Soak:
         self.cmdline_hits = []
         self.cmdline_scanned = 0
         self.rss = []        # (instance no, t, kib)
-        self.sanitized = None  # runnerd built with ASan: its RSS grows by design (quarantine)
+        # runnerd built with ASan or run under valgrind (rdtest.wrap): its RSS grows by
+        # design (ASan's quarantine, memcheck's shadow memory and freed-block queue).
+        self.sanitized = "valgrind" if any("valgrind" in w for w in rdtest.WRAPPER) else None
         self.instances = []  # (start t, pid)
         self.counts = {}
         self.queue = []      # heap of (t, seq, fn, args)
@@ -212,8 +214,11 @@ class Soak:
     def start_runnerd(self):
         self.write_config()
         log = open(self.log_path, "a")
-        self.rd = subprocess.Popen([rdtest.RUNNERD, "-c", self.cfg_path, "--log-level", "debug",
-                                    "--log-format", "json"], stdout=log, stderr=log, env=self.env)
+        self.rd_log_from = log.tell()
+        self.rd_logged = False
+        self.rd = subprocess.Popen(rdtest.wrap([rdtest.RUNNERD, "-c", self.cfg_path, "--log-level",
+                                                "debug", "--log-format", "json"]),
+                                   stdout=log, stderr=log, env=self.env)
         log.close()
         self.rd_started_at = self.t()
         self.instances.append((self.t(), self.rd.pid))
@@ -223,8 +228,20 @@ class Soak:
         return self.rd is not None and self.rd.poll() is None
 
     def rd_ready(self):
-        """Up long enough to have its signal handlers (SIGHUP before that kills it)."""
-        return self.rd_alive() and self.t() - self.rd_started_at > 1.5
+        """Up long enough to have its signal handlers (SIGHUP before that kills it):
+        1.5 s, and a line of the daemon in the log (it ignores SIGHUP before its
+        first one). Under valgrind the start alone can take seconds."""
+        if not self.rd_alive() or self.t() - self.rd_started_at <= 1.5:
+            return False
+        if not self.rd_logged:
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(self.rd_log_from)
+                    tail = f.read()
+            except OSError:
+                return False
+            self.rd_logged = b'"component":"daemon"' in tail or b'"component":"listener"' in tail
+        return self.rd_logged
 
     def hup(self):
         if self.rd_ready():
@@ -487,7 +504,7 @@ class Soak:
         if self.sanitized is None:
             try:
                 with open("/proc/%d/maps" % self.rd.pid) as f:
-                    self.sanitized = "libasan" in f.read()
+                    self.sanitized = "ASan" if "libasan" in f.read() else False
             except OSError:
                 pass
         try:
@@ -617,7 +634,7 @@ class Soak:
         self.extra_target = False
         self.write_config()
         self.hup()
-        deadline = time.monotonic() + max(90.0, self.duration * 0.5)
+        deadline = time.monotonic() + rdtest.scaled(max(90.0, self.duration * 0.5))
         next_janitor = 0.0
         while time.monotonic() < deadline:
             self.sample()
@@ -633,14 +650,14 @@ class Soak:
                                         self.rd.returncode))
                 self.start_runnerd()
             time.sleep(0.5)
-        self.settle_s = time.monotonic() - (deadline - max(90.0, self.duration * 0.5))
+        self.settle_s = time.monotonic() - (deadline - rdtest.scaled(max(90.0, self.duration * 0.5)))
         self.rss_sample()
         self.scan_cmdlines()
         self.note("SIGTERM")
         t = time.monotonic()
         self.rd.send_signal(signal.SIGTERM)
         try:
-            code = self.rd.wait(60)
+            code = self.rd.wait(rdtest.scaled(60))
         except subprocess.TimeoutExpired:
             self.rd.kill()
             code = "no exit within 60 s of SIGTERM"
@@ -941,7 +958,7 @@ class Soak:
                 self.exit_code, len(self.left_containers), len(st["runners"])),
             "rss": "VmRSS first %s KiB, last instance warm %s KiB -> end %s KiB (%.0f s), max %s KiB"
                    % (self.rss_first, self.rss_warm, self.rss_end, self.rss_life, self.rss_max)
-                   + (" (ASan build: not judged)" if self.sanitized else ""),
+                   + (" (%s: not judged)" % self.sanitized if self.sanitized else ""),
             "secrets": "%d secrets searched in the log, %d docker calls, %d /proc cmdlines, "
                        "labels" % (self.nsecrets, self.ncalls, self.cmdline_scanned),
         }
