@@ -4,10 +4,11 @@
 # -Werror, run every test with ctest, then run the suite again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, again with every binary of the
 # build under valgrind memcheck (scripts/valgrind.sh), and every libFuzzer
-# target for 60 s, two at a time (scripts/fuzz.sh). The sanitizer and valgrind
-# passes leave out the four tests that start no binary of the build (the
-# Python doubles' and helpers' own tests, the runner images): they would run
-# there exactly as in the first pass. Each pass prints how long it took.
+# target for 60 s, two at a time (scripts/fuzz.sh; beside the valgrind pass,
+# see below). The sanitizer and valgrind passes leave out the four tests that
+# start no binary of the build (the Python doubles' and helpers' own tests, the
+# runner images): there they would run exactly as in the first pass. Each pass
+# prints how long it took.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    one build and ctest: no sanitizer, valgrind or fuzz pass
 set -euo pipefail
@@ -36,9 +37,25 @@ if [ $quick -eq 0 ]; then
     (cd build-asan && ctest --output-on-failure -j "$jobs" -E "$no_binary")
     unset ASAN_OPTIONS UBSAN_OPTIONS
     pass_done "ASan+UBSan build + ctest"
-    RD_VALGRIND_JOBS=$jobs scripts/valgrind.sh build
-    pass_done "valgrind ctest"
-    scripts/fuzz.sh "${RD_FUZZ_SECONDS:-60}"
-    pass_done "fuzzing"
+    # The fuzzers (CPU-bound, two at a time) run beside the valgrind pass: its
+    # tests mostly wait (timers, the fake GitHub, docker), its deadlines are
+    # stretched (RD_TEST_TIMEOUT_SCALE), and one after the other the two would
+    # not fit the CI's 20 minutes. The fuzzers' output comes after valgrind's.
+    fuzz_log=build/fuzz-pass.log
+    scripts/fuzz.sh "${RD_FUZZ_SECONDS:-60}" >"$fuzz_log" 2>&1 &
+    fuzz_pid=$!
+    trap 'kill "$fuzz_pid" 2>/dev/null || true' EXIT
+    vrc=0
+    RD_VALGRIND_JOBS=${RD_VALGRIND_JOBS:-$((2 * jobs))} scripts/valgrind.sh build || vrc=$?
+    pass_done "valgrind ctest (beside the fuzzers)"
+    frc=0
+    wait "$fuzz_pid" || frc=$?
+    trap - EXIT
+    cat "$fuzz_log"
+    pass_done "the rest of the fuzzing"
+    if [ $vrc -ne 0 ] || [ $frc -ne 0 ]; then
+        echo "test.sh: FAILED: $([ $vrc -ne 0 ] && echo "valgrind pass ")$([ $frc -ne 0 ] && echo "fuzzing")"
+        exit 1
+    fi
 fi
 echo "test.sh: all test passes finished in ${SECONDS}s"

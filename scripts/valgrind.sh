@@ -13,7 +13,9 @@
 #       CTEST_ARGS: e.g. -R test_reload, -L unit (default: everything).
 #
 # Environment:
-#   RD_VALGRIND_JOBS       tests run at once (ctest -j), default 2
+#   RD_VALGRIND_JOBS       tests run at once (ctest -j), default 4: the tests
+#                          mostly wait (timers, the fake GitHub, docker), and
+#                          four keep two cores busy
 #   RD_TEST_TIMEOUT_SCALE  every deadline the tests wait on is multiplied by it
 #                          (rdtest.scaled/wait_until, test_io_listener's
 #                          run_until), default 5: under memcheck the binaries run
@@ -27,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then build=$1; shift; fi
-jobs=${RD_VALGRIND_JOBS:-2}
+jobs=${RD_VALGRIND_JOBS:-4}
 
 command -v valgrind >/dev/null || { echo "valgrind.sh: valgrind not found (apt-get install valgrind)" >&2; exit 2; }
 # An ASan build cannot run under valgrind.
