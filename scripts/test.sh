@@ -23,8 +23,17 @@ if [ -x scripts/build-runner-images.sh ]; then scripts/build-runner-images.sh; f
 jobs=$(nproc)
 # Tests that start no binary of the build (see scripts/valgrind.sh).
 no_binary='^integration/(test_fake_docker|test_fake_github|test_listener_helpers|test_runner_image)$'
+# Wall and CPU time (of the finished child processes) of each pass.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($16 + $17) / hz}' /proc/$$/stat; }
 t0=$SECONDS
-pass_done() { echo "test.sh: $1 took $((SECONDS - t0))s (total so far $SECONDS s)"; t0=$SECONDS; }
+c0=$(cpu_s)
+pass_done() {
+    local c
+    c=$(cpu_s)
+    echo "test.sh: $1 took $((SECONDS - t0))s, $((c - c0)) CPU-s (total so far ${SECONDS}s)"
+    t0=$SECONDS
+    c0=$c
+}
 
 scripts/build.sh build
 (cd build && ctest --output-on-failure -j "$jobs")

@@ -69,13 +69,16 @@ def scenario(sc):
              rdtest.pool("slow", X64 + ["slow"], "fake-runner:slowstart", startup_timeout="30s"),
              rdtest.pool("long", X64 + ["long"], "fake-runner:x64", job_timeout="10s")]
     cfg = sc.config(pools, [{"repo": REPO}], shutdown_grace="20s")
-    short = gh.jobs(REPO, X64 + ["plain"], count=3, duration_ms=9000)["job_ids"]
-    long_job = gh.jobs(REPO, X64 + ["long"], duration_ms=60000)["job_ids"][0]
+    # The jobs must outlive runnerd's restart, which under valgrind alone takes
+    # seconds: their durations stretch with RD_TEST_TIMEOUT_SCALE.
+    short = gh.jobs(REPO, X64 + ["plain"], count=3,
+                    duration_ms=int(rdtest.scaled(9000)))["job_ids"]
+    long_job = gh.jobs(REPO, X64 + ["long"], duration_ms=int(rdtest.scaled(60000)))["job_ids"][0]
     rd1 = sc.runnerd(cfg, name="runnerd1")
     rdtest.wait_until(lambda: len(events_of(sc.state(), "job_started")) == 4, 30, 0.1,
                       "4 busy runners")
     # One more job whose runner is still starting (5 s before it opens a session) at the kill.
-    slow_job = gh.jobs(REPO, X64 + ["slow"], duration_ms=1000)["job_ids"][0]
+    slow_job = gh.jobs(REPO, X64 + ["slow"], duration_ms=int(rdtest.scaled(1000)))["job_ids"][0]
     rdtest.wait_until(lambda: [c for c in sc.calls("run") if "-slow-" in run_name(c)], 20, 0.05,
                       "docker run for the slow runner")
     rd1.kill9()

@@ -225,7 +225,9 @@ def test_faults(tmp, gh, targets, expect, cfg):
         gh.call("DELETE", "/_control/faults")
         gh.call("POST", "/_control/stats/reset", {})
         gh.fault(path="^/repos/solo/x/", kind=kind, count=1, **extra)
-        cycles, err = discover(cfg, cycles=2, interval_ms=4000)
+        # The second cycle comes after the hold (Retry-After 2 s) is over: 4 s
+        # after the first, stretched under valgrind where a cycle itself is slow.
+        cycles, err = discover(cfg, cycles=2, interval_ms=int(rdtest.scaled(4000)))
         st = gh.stats()
         limited = st["by_status"].get("403", 0) + st["by_status"].get("429", 0)
         check(limited == 1, "%s: exactly one limited answer, no hammering (%d)" % (kind, limited))
