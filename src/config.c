@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "runnerd/common.h"
+#include "runnerd/dockerargv.h"
 #include "runnerd/labels.h"
 #include "yamltree.h"
 
@@ -1386,6 +1387,25 @@ static void check_pool(ctx_t *c, size_t i, rd_pool_t *pl, pool_aux_t *aux, bool 
 #undef PP
 }
 
+/* Runner names are "runnerd-<instance>-<pool>-<suffix>" (dockerargv.h) and
+ * GitHub takes at most 64 characters: refuse a pool whose names cannot fit
+ * here, rather than have the supervisor refuse every start at run time. */
+static void check_runner_name(ctx_t *c, const char *instance, const char *pool, size_t i,
+                              const rd_ynode_t *node)
+{
+    static const char pre[] = "runnerd-";
+    size_t len = sizeof pre - 1 + strlen(instance) + 1 + strlen(pool) + 1 + RD_RUNNER_SUFFIX_LEN;
+    if (len <= RD_RUNNER_NAME_MAX)
+        return;
+    char p[64];
+    snprintf(p, sizeof(p), "pools[%zu].name", i);
+    errat(c, node, p,
+          "runner names \"runnerd-%s-%s-\" + a %d-character suffix would be %zu characters, "
+          "over GitHub's %d: instance and pool name together may have at most %d characters",
+          instance, pool, RD_RUNNER_SUFFIX_LEN, len, RD_RUNNER_NAME_MAX,
+          RD_RUNNER_NAME_MAX - (int)(sizeof pre - 1) - 2 - RD_RUNNER_SUFFIX_LEN);
+}
+
 static void parse_pools(ctx_t *c, const rd_ynode_t *n, const rd_ynode_t *root, bool host_ok)
 {
     rd_config_t *cfg = c->cfg;
@@ -1413,6 +1433,8 @@ static void parse_pools(ctx_t *c, const rd_ynode_t *n, const rd_ynode_t *root, b
         check_pool(c, i, &cfg->pools[i], &aux[i], host_ok);
         if (cfg->pools[i].name == NULL)
             continue;
+        if (aux[i].ok_name && cfg->instance != NULL)
+            check_runner_name(c, cfg->instance, cfg->pools[i].name, i, aux[i].name);
         for (size_t j = 0; j < i; j++) {
             if (cfg->pools[j].name && strcmp(cfg->pools[j].name, cfg->pools[i].name) == 0) {
                 char p[64];

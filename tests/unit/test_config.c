@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "runnerd/config.h"
+#include "runnerd/dockerargv.h"
 #include "yamltree.h"
 
 #define GIB (1024ULL * 1024 * 1024)
@@ -207,6 +208,43 @@ static void test_names(void **state)
     assert_false(rd_config_repo_name_valid(longname));
     longname[100] = '\0';
     assert_true(rd_config_repo_name_valid(longname));
+}
+
+/* runnerd-<instance>-<pool>-<14-character suffix> must fit GitHub's 64 characters:
+ * instance + pool at most 40. */
+static void test_runner_name_length(void **state)
+{
+    (void)state;
+    /* 20 + 20 = 40: fits exactly. */
+    rd_config_t *cfg = load_ok(MIN_GITHUB "instance: aaaaaaaaaabbbbbbbbbb\n"
+                                          "pools:\n  - name: ccccccccccdddddddddd\n"
+                                          "    labels: [self-hosted]\n    image: img\n" MIN_TARGET);
+    char *name = NULL;
+    assert_int_equal(
+        rd_dockerargv_runner_name(cfg->instance, cfg->pools[0].name, 1796000000000LL, 12345, &name),
+        0);
+    assert_int_equal(strlen(name), 64);
+    free(name);
+    rd_config_free(cfg);
+    /* 20 + 21 = 41: refused at the pool's name, not at run time. */
+    expect_errors(MIN_GITHUB "instance: aaaaaaaaaabbbbbbbbbb\n"
+                             "pools:\n  - name: ccccccccccdddddddddde\n"
+                             "    labels: [self-hosted]\n    image: img\n" MIN_TARGET,
+                  "t.yaml:5:11: pools[0].name: runner names "
+                  "\"runnerd-aaaaaaaaaabbbbbbbbbb-ccccccccccdddddddddde-\" + a 14-character suffix "
+                  "would be 65 characters, over GitHub's 64: instance and pool name together may "
+                  "have at most 40 characters\n");
+    /* The instance derived from the hostname counts too (at most 32 characters). */
+    static const rd_host_facts_t longhost = {.cores = 8,
+                                             .mem_total = 32 * GIB,
+                                             .arch = RD_ARCH_X64,
+                                             .hostname = "ci-builder-0123456789abcdefghijkl.example"};
+    char *got = load_errors_facts(MIN_GITHUB "pools:\n  - name: linux-x64\n"
+                                             "    labels: [self-hosted]\n    image: img\n" MIN_TARGET,
+                                  &longhost);
+    assert_non_null(strstr(got, "t.yaml:4:11: pools[0].name: runner names "
+                                "\"runnerd-ci-builder-0123456789abcdefghijk-linux-x64-\""));
+    free(got);
 }
 
 /* ------------------------------------------------------------------ yamltree */
@@ -1011,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_arch),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_runner_name_length),
         cmocka_unit_test(test_yamltree_positions),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full),
