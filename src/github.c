@@ -1906,6 +1906,12 @@ static void pace_cfg_from(const rd_github_config_t *cfg, rd_pace_config_t *pc)
         double v = strtod(r, NULL);
         pc->max_rate_per_s = v > 0 ? v : -1;
     }
+    /* Likewise the registration bucket (GitHub's 10,000/h), in requests/s. */
+    r = getenv("RUNNERD_MAX_REGISTRATION_RATE");
+    if (r && *r) {
+        double v = strtod(r, NULL);
+        pc->priority_rate_per_s = v > 0 ? v : -1;
+    }
 }
 
 /* Credentials from the config into fresh strings; nothing changes on failure. */
