@@ -2050,6 +2050,8 @@ int rd_github_reconfigure(rd_github_t *gh, const rd_github_config_t *cfg)
     set_creds(gh, cfg, pat, key);
     if (cfg->max_connections)
         gh->max_inflight = cfg->max_connections; /* http keeps its own cap until restart */
+    /* Always, even when the path is the same: the file may have been replaced. */
+    rd_http_set_ca_file(gh->http, cfg->ca_file);
     rd_pace_config_t pc;
     pace_cfg_from(cfg, &pc);
     rd_pace_reconfigure(gh->pace, &pc);
