@@ -1,7 +1,9 @@
 /* test_io_github.c: rd_github against a loopback server (python3 child), for
  * what needs the real client:
  *  - rd_github_reconfigure applies github.ca_file to new requests (a changed
- *    path, no ca_file, and the same path with the file replaced).
+ *    path, no ca_file, and the same path with the file replaced);
+ *  - DELETE of a runner: expected answers (404 already gone, 422 still busy)
+ *    are logged at debug, real failures (500, 403) at WARN.
  * Each test runs its own uv loop, closes the client and asserts
  * uv_loop_close() == 0. */
 #include <errno.h>
@@ -237,6 +239,13 @@ static void runners_cb(void *ud, int err, const rd_gh_runners_t *runners)
     r->err = err;
 }
 
+static void done_cb(void *ud, int err)
+{
+    result_t *r = ud;
+    r->called++;
+    r->err = err;
+}
+
 /* One list-runners request on its own scope (a failure backs its scope off). */
 static int list_once(fixture_t *f, const char *scope)
 {
@@ -303,11 +312,91 @@ static void test_reconfigure_ca_file(void **state)
     free(api);
 }
 
+/* The level word of the first log line that mentions needle ("" when none). */
+static const char *level_of(const char *log, const char *needle, char *out, size_t outsz)
+{
+    out[0] = '\0';
+    const char *p = strstr(log, needle);
+    if (p == NULL)
+        return out;
+    const char *bol = p;
+    while (bol > log && bol[-1] != '\n')
+        bol--;
+    const char *sp = strchr(bol, ' '); /* after the timestamp */
+    if (sp == NULL || sp > p)
+        return out;
+    sp++;
+    size_t n = strcspn(sp, " ");
+    if (n >= outsz)
+        n = outsz - 1;
+    memcpy(out, sp, n);
+    out[n] = '\0';
+    return out;
+}
+
+static void test_delete_log_levels(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *logf = open_memstream(&buf, &len);
+    assert_non_null(logf);
+    rd_log_setup(RD_LOG_DEBUG, RD_LOG_TEXT, logf);
+
+    char *api = rd_xasprintf("http://127.0.0.1:%d", server_port);
+    fixture_t f;
+    fx_init(&f, api, NULL);
+    /* One scope each: a failing scope logs its later failures at debug. */
+    static const struct {
+        const char *scope;
+        int64_t id;
+        int err;
+        const char *level; /* of github's line about it */
+    } cases[] = {
+        {"repos/o/a", 1, 0, ""},              /* 204: nothing to say */
+        {"repos/o/b", 2, RD_ENOENT, "DEBUG"}, /* already gone: success */
+        {"repos/o/c", 3, RD_EBUSY, "DEBUG"},  /* still running a job: the caller retries */
+        {"repos/o/d", 4, RD_EIO, "WARN"},     /* 500 */
+        {"orgs/e", 5, RD_EAUTH, "WARN"},      /* 403, not a rate limit */
+    };
+    result_t r[5] = {{0}};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(
+            rd_github_delete_runner(f.gh, cases[i].scope, cases[i].id, done_cb, &r[i]), 0);
+    for (;;) {
+        int n = 0;
+        for (size_t i = 0; i < 5; i++)
+            n += r[i].called;
+        if (n == 5)
+            break;
+        uv_run(&f.loop, UV_RUN_ONCE);
+    }
+    fx_finish(&f);
+    rd_log_setup(RD_LOG_INFO, RD_LOG_TEXT, stderr);
+    fclose(logf);
+
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(r[i].called, 1);
+        assert_int_equal(r[i].err, cases[i].err);
+        char needle[64], lvl[16];
+        snprintf(needle, sizeof(needle), "/%s/actions/runners/%lld:", cases[i].scope,
+                 (long long)cases[i].id);
+        level_of(buf, needle, lvl, sizeof(lvl));
+        if (strcmp(lvl, cases[i].level) != 0)
+            printf("--- %s: level \"%s\", want \"%s\"; log:\n%s---\n", needle, lvl,
+                   cases[i].level, buf);
+        assert_string_equal(lvl, cases[i].level);
+    }
+    free(buf);
+    free(api);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reconfigure_ca_file),
+        cmocka_unit_test(test_delete_log_levels),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }
