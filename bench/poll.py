@@ -17,6 +17,7 @@ are reported. Any failed target in any row is a failure. Exit 0 when met.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,10 @@ def run(build, n):
         return rows, total_wall
     finally:
         gh.stop()
+        if os.environ.get("RD_KEEP_TMP"):
+            print("kept", tmp, file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv=None):
