@@ -189,7 +189,7 @@ def main():
     zlog_path = os.path.join(tmp, "zygote.log")
     zlog = open(zlog_path, "w")
     zenv = dict(t.env())
-    zygote = subprocess.Popen([sys.executable, FD_PY, "--zygote"], env=zenv, stdout=zlog,
+    zygote = subprocess.Popen([FD_PY, "--zygote"], env=zenv, stdout=zlog,
                               stderr=subprocess.STDOUT)
     sock = os.path.join(t.state, "zygote.sock")
     try:
