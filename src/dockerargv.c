@@ -307,7 +307,7 @@ int rd_dockerargv_runner_name(const char *instance, const char *pool, int64_t no
     }
     suffix[k] = '\0';
     char *name = rd_xasprintf("runnerd-%s-%s-%s", instance, pool, suffix);
-    if (strlen(name) > 64) {
+    if (strlen(name) > RD_RUNNER_NAME_MAX) {
         free(name);
         return RD_EINVAL;
     }

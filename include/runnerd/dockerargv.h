@@ -78,6 +78,13 @@ bool rd_dockerargv_valid_name(const char *s);
 /** True when s is a portable environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool rd_dockerargv_valid_env_key(const char *s);
 
+/** GitHub's limit on a runner name. */
+#define RD_RUNNER_NAME_MAX 64
+/** Length of a runner name's suffix: 8 base36 digits of the time in ms (until
+ *  2059) and 6 random ones. instance + pool may thus have at most
+ *  64 - strlen("runnerd-") - 2 - 14 = 40 characters (checked by the config). */
+#define RD_RUNNER_SUFFIX_LEN 14
+
 /**
  * Runner name "runnerd-<instance>-<pool>-<suffix>", the suffix being base36 of
  * now_ms followed by 6 base36 digits of rnd, so two daemons' names (or one
