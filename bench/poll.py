@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/poll: one discovery cycle over 100 and 1000 repositories against the fake GitHub.
+"""bench/poll: one discovery cycle over 100 and 1000 (or 5000) repositories against the fake GitHub.
 
 Runs build/rd_discover (the real github client and poller) for two cycles: the
 first is cold (no ETags), the second warm (conditional requests, mostly 304).
@@ -10,11 +10,14 @@ Prints wall time, CPU time of the driver process, requests sent and its peak RSS
 The request-rate cap (12 requests/s by default, to stay below GitHub's
 secondary limits) is lifted with RUNNERD_MAX_REQUEST_RATE=0: the point here is
 the daemon's own cost per cycle, not GitHub's speed limit.
-Targets: 1000 repositories < 0.5 s CPU per cycle and < 16 MiB peak RSS.
+Targets (issue 3): 1000 repositories < 0.5 s CPU per cycle and < 16 MiB peak RSS.
+Only the 1000-repository rows are judged against them; other sizes (100, 5000)
+are reported. Any failed target in any row is a failure. Exit 0 when met.
 """
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +29,18 @@ sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 import rdtest  # noqa: E402
 
 LABELS = ["self-hosted", "linux", "x64"]
+TARGET_REPOS = 1000
+TARGET_CPU_S = 0.5
+TARGET_RSS_MIB = 16
+
+
+def row_ok(n, r):
+    """A row fails on any failed target; only the TARGET_REPOS rows are held to CPU and RSS."""
+    if r["failed"]:
+        return False
+    if n == TARGET_REPOS and (r["cpu"] >= TARGET_CPU_S or r["rss"] >= TARGET_RSS_MIB):
+        return False
+    return True
 
 
 def run(build, n):
@@ -73,13 +88,18 @@ def run(build, n):
         return rows, total_wall
     finally:
         gh.stop()
+        if os.environ.get("RD_KEEP_TMP"):
+            print("kept", tmp, file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="discovery cycle cost against the fake GitHub")
     ap.add_argument("--build", default=os.environ.get("RUNNERD_BUILD", os.path.join(SRC, "build")))
-    ap.add_argument("--repos", default="100,1000")
-    a = ap.parse_args()
+    ap.add_argument("--repos", default="100,1000",
+                    help="comma-separated sizes, e.g. 100,1000,5000 (only 1000 is judged)")
+    a = ap.parse_args(argv)
     if not os.path.exists(os.path.join(a.build, "rd_discover")):
         raise SystemExit("build %s/rd_discover first" % a.build)
     print("%6s %5s %8s %8s %9s %6s %5s %7s %13s" % ("repos", "cycle", "wall s", "cpu s",
@@ -92,12 +112,11 @@ def main():
             print("%6d %5s %8.3f %8.3f %9d %6d %5d %7d %13.1f" % (
                 r["repos"], r["cycle"], r["wall"], r["cpu"], r["requests"], r["not_modified"],
                 r["jobs"], r["failed"], r["rss"]))
-            if n >= 1000 and (r["cpu"] >= 0.5 or r["rss"] >= 16):
+            if not row_ok(n, r):
                 ok = False
-            if r["failed"]:
-                ok = False
-    print("targets (1000 repos: cpu < 0.5 s per cycle, peak RSS < 16 MiB): %s"
-          % ("met" if ok else "NOT met"))
+    print("targets (%d repos: cpu < %.1f s per cycle, peak RSS < %d MiB; other sizes reported, "
+          "no failed target anywhere): %s"
+          % (TARGET_REPOS, TARGET_CPU_S, TARGET_RSS_MIB, "met" if ok else "NOT met"))
     return 0 if ok else 1
 
 

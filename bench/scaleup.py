@@ -21,7 +21,13 @@ and the burst with a /bin/sh stub as docker (no Python start-up per container)
 to separate runnerd's cost from the doubles'. Environment: BENCH_LOG_LEVEL
 (runnerd --log-level, default info), BENCH_ONLY_STUB=1 (burst: the stub only).
 
+Front door of the double (--front-door): "zygote" (default when BUILD/rd_fake_docker
+exists) starts `fake_docker --zygote` per bench directory and gives runnerd the C
+client rd_fake_docker as docker.binary (a fork of a preloaded interpreter per
+call instead of a python3 start-up); "python" gives it the Python script itself.
+
 Usage: python3 bench/scaleup.py [--build DIR] [--jobs 200] [--burst 100] [--rate R] [--keep]
+       [--front-door zygote|python]
 Prints a table and the ratios to the target. Standard library only.
 """
 import argparse
@@ -97,17 +103,26 @@ class RunsWatch:
         self._t.join(5)
 
 
+FRONT_DOOR = {"door": "python", "client": None, "sched": "normal"}  # set by main()
+
+
 class Bench:
     def __init__(self, tmp, name, pools, host, repos, max_connections=8, rate=None,
                  docker=None):
         self.tmp = os.path.join(tmp, name)
         os.makedirs(self.tmp)
+        self.zygote = None
         self.gh = rdtest.FakeGitHub(self.tmp)
         self.gh.repos("octo-org", repos)
         self.state_dir = os.path.join(self.tmp, "docker")
         self.env = dict(os.environ, FAKE_DOCKER_STATE=self.state_dir, FAKE_DOCKER_MAX_LIFE="300",
                         RD_TEST_TOKEN=rdtest.TOKEN)
+        self.env.pop("FAKE_DOCKER_ZYGOTE", None)
+        self.double = docker is None  # the docker double (not the sh stub)
         self.docker = docker or rdtest.FAKE_DOCKER
+        if self.double and FRONT_DOOR["door"] == "zygote":
+            self.docker = FRONT_DOOR["client"]
+            self.zygote = start_zygote(self.tmp, self.state_dir, self.env)
         self.env["STUB_DOCKER_DIR"] = os.path.join(tmp, "stub")
         if rate is not None:
             self.env["RUNNERD_MAX_REQUEST_RATE"] = str(rate)  # 0 = no rate cap
@@ -159,10 +174,45 @@ class Bench:
                 self.proc.kill()
                 self.proc.wait()
         env = dict(self.env)
-        if self.docker == rdtest.FAKE_DOCKER:
-            rdtest.remove_containers(rdtest.FAKE_DOCKER, "bench", env=env)
-        self.gh.stop()
-        self.log.close()
+        try:
+            if self.double:
+                rdtest.remove_containers(self.docker, "bench", env=env)
+        finally:
+            if self.zygote is not None:
+                stop_zygote(self.zygote)
+            self.gh.stop()
+            self.log.close()
+
+
+def start_zygote(tmp, state_dir, env):
+    """`fake_docker --zygote` serving $FAKE_DOCKER_STATE/zygote.sock; returns once it listens."""
+    os.makedirs(state_dir, exist_ok=True)
+    sock = os.path.join(state_dir, "zygote.sock")
+    log = open(os.path.join(tmp, "zygote.log"), "w")
+    # Through its shebang (/usr/bin/python3), like the double without a server.
+    sched = {"normal": [], "nice": ["--nice", "19"], "idle": ["--idle"]}[FRONT_DOOR["sched"]]
+    proc = subprocess.Popen([rdtest.FAKE_DOCKER, "--zygote", "--socket", sock] + sched,
+                            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    try:
+        rdtest.wait_until(lambda: os.path.exists(sock) or proc.poll() is not None, 20, 0.05,
+                          "the fake docker server to listen")
+    except AssertionError:
+        stop_zygote(proc)
+        raise
+    if proc.poll() is not None:
+        raise RuntimeError("fake_docker --zygote exited %s (see %s/zygote.log)" % (proc.returncode, tmp))
+    return proc
+
+
+def stop_zygote(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def latency(tmp, njobs, rate=None):
@@ -366,6 +416,12 @@ def main():
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--skip-burst", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--front-door", choices=("zygote", "python"), default=None,
+                    help="how runnerd calls the docker double (default: zygote if built)")
+    ap.add_argument("--double-sched", choices=("normal", "nice", "idle"), default="normal",
+                    help="zygote front door: scheduling of the double's server, calls and "
+                         "containers (nice: +19; idle: SCHED_IDLE, its CPU goes after runnerd's "
+                         "and the fake GitHub's)")
     ap.add_argument("--rate", type=float, default=None,
                     help="latency part: RUNNERD_MAX_REQUEST_RATE (0 = no request rate cap)")
     a = ap.parse_args()
@@ -373,10 +429,20 @@ def main():
     if not os.access(rdtest.RUNNERD, os.X_OK):
         print("no runnerd at %s (build first)" % rdtest.RUNNERD, file=sys.stderr)
         return 1
+    client = os.path.join(a.build, "rd_fake_docker")
+    door = a.front_door or ("zygote" if os.access(client, os.X_OK) else "python")
+    if door == "zygote" and not os.access(client, os.X_OK):
+        print("no %s (build first, or --front-door python)" % client, file=sys.stderr)
+        return 1
+    FRONT_DOOR.update(door=door, client=client, sched=a.double_sched)
     tmp = tempfile.mkdtemp(prefix="rdbench-")
     try:
         print("bench/scaleup: runnerd %s, poll_interval 1s, docker double, %d cores, load %.2f"
               % (rdtest.RUNNERD, os.cpu_count(), os.getloadavg()[0]))
+        print("front door of the docker double: %s" % (
+            "rd_fake_docker (C client) -> fake_docker --zygote (one preloaded python3, a fork per "
+            "call, scheduling %s), %s" % (a.double_sched, client) if door == "zygote" else
+            "the Python script itself (a python3 start-up per call), %s" % rdtest.FAKE_DOCKER))
         if not a.skip_latency:
             lat = latency(tmp, a.jobs, a.rate)
             print("\n1. latency, %d jobs queued in batches of 1-5 (%d runs listings seen), "
@@ -392,9 +458,10 @@ def main():
             if lat["missing"]:
                 print("(%d jobs got no runner of their own: another runner took them)"
                       % lat["missing"])
-        variants = [("docker double, default request rate cap (12/s, burst 60)", None, "burst",
+        dd = "docker double via %s" % ("rd_fake_docker + zygote" if door == "zygote" else "python3")
+        variants = [("%s, default request rate cap (12/s, burst 60)" % dd, None, "burst",
                      False),
-                    ("docker double, rate cap lifted (RUNNERD_MAX_REQUEST_RATE=0)", 0,
+                    ("%s, rate cap lifted (RUNNERD_MAX_REQUEST_RATE=0)" % dd, 0,
                      "burst-nocap", False),
                     ("sh stub as docker, rate cap lifted", 0, "burst-stub", True)]
         if not a.skip_burst:

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "runnerd/common.h"
+#include "runnerd/dockerargv.h"
 #include "runnerd/labels.h"
 #include "yamltree.h"
 
@@ -1386,6 +1387,25 @@ static void check_pool(ctx_t *c, size_t i, rd_pool_t *pl, pool_aux_t *aux, bool 
 #undef PP
 }
 
+/* Runner names are "runnerd-<instance>-<pool>-<suffix>" (dockerargv.h) and
+ * GitHub takes at most 64 characters: refuse a pool whose names cannot fit
+ * here, rather than have the supervisor refuse every start at run time. */
+static void check_runner_name(ctx_t *c, const char *instance, const char *pool, size_t i,
+                              const rd_ynode_t *node)
+{
+    static const char pre[] = "runnerd-";
+    size_t len = sizeof pre - 1 + strlen(instance) + 1 + strlen(pool) + 1 + RD_RUNNER_SUFFIX_LEN;
+    if (len <= RD_RUNNER_NAME_MAX)
+        return;
+    char p[64];
+    snprintf(p, sizeof(p), "pools[%zu].name", i);
+    errat(c, node, p,
+          "runner names \"runnerd-%s-%s-\" + a %d-character suffix would be %zu characters, "
+          "over GitHub's %d: instance and pool name together may have at most %d characters",
+          instance, pool, RD_RUNNER_SUFFIX_LEN, len, RD_RUNNER_NAME_MAX,
+          RD_RUNNER_NAME_MAX - (int)(sizeof pre - 1) - 2 - RD_RUNNER_SUFFIX_LEN);
+}
+
 static void parse_pools(ctx_t *c, const rd_ynode_t *n, const rd_ynode_t *root, bool host_ok)
 {
     rd_config_t *cfg = c->cfg;
@@ -1413,6 +1433,8 @@ static void parse_pools(ctx_t *c, const rd_ynode_t *n, const rd_ynode_t *root, b
         check_pool(c, i, &cfg->pools[i], &aux[i], host_ok);
         if (cfg->pools[i].name == NULL)
             continue;
+        if (aux[i].ok_name && cfg->instance != NULL)
+            check_runner_name(c, cfg->instance, cfg->pools[i].name, i, aux[i].name);
         for (size_t j = 0; j < i; j++) {
             if (cfg->pools[j].name && strcmp(cfg->pools[j].name, cfg->pools[i].name) == 0) {
                 char p[64];
@@ -1989,8 +2011,51 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
 /* ------------------------------------------------------------------ host side */
 
 /* Reads the host, unlike everything above: kept apart so that the loader stays pure. */
+
+typedef enum {
+    FILE_SECRET, /* token, App key, webhook secret: no access for group or others */
+    FILE_CA,     /* ca_file: public, but nobody else may write it */
+    FILE_CONFIG, /* the configuration file: nobody else may write it */
+} file_kind_t;
+
+/* Warnings (never errors) about who else may read or change a file runnerd
+ * trusts. The content is never read here, let alone printed. */
+static void check_perms(const rd_config_t *cfg, const char *path, const struct stat *st,
+                        rd_pos_t pos, const char *key, file_kind_t kind,
+                        rd_config_errors_t *warnings)
+{
+    char reason[640];
+    unsigned mode = (unsigned)(st->st_mode & 0777);
+    const char *name = kind == FILE_CONFIG ? "this file" : path;
+    if (kind == FILE_SECRET && (mode & 066) != 0) {
+        const char *how = (mode & 044) && (mode & 022) ? "readable and writable"
+                          : (mode & 044)               ? "readable"
+                                                       : "writable";
+        snprintf(reason, sizeof(reason),
+                 "warning: %s is %s by group or others (mode %03o); chmod 600 it", path, how,
+                 mode);
+        add_error(warnings, cfg->path, pos.line, pos.col, key, reason);
+    } else if (kind != FILE_SECRET && (mode & 022) != 0) {
+        snprintf(reason, sizeof(reason),
+                 "warning: %s is writable by group or others (mode %03o): whoever can write it %s; "
+                 "chmod go-w it",
+                 name, mode,
+                 kind == FILE_CA ? "decides which servers runnerd trusts with its token"
+                                 : "controls docker.extra_args, and so root");
+        add_error(warnings, cfg->path, pos.line, pos.col, key, reason);
+    }
+    uid_t me = geteuid();
+    if (st->st_uid != 0 && st->st_uid != me) {
+        snprintf(reason, sizeof(reason),
+                 "warning: %s is owned by uid %u, neither root nor runnerd's user (uid %u), who "
+                 "can change its mode at will; chown it",
+                 name, (unsigned)st->st_uid, (unsigned)me);
+        add_error(warnings, cfg->path, pos.line, pos.col, key, reason);
+    }
+}
+
 static void check_file(const rd_config_t *cfg, const char *path, rd_pos_t pos, const char *key,
-                       bool secret, rd_config_errors_t *errs, rd_config_errors_t *warnings)
+                       file_kind_t kind, rd_config_errors_t *errs, rd_config_errors_t *warnings)
 {
     if (path == NULL)
         return;
@@ -2005,13 +2070,22 @@ static void check_file(const rd_config_t *cfg, const char *path, rd_pos_t pos, c
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(reason, sizeof(reason), "%s is not a regular file", path);
         add_error(errs, cfg->path, pos.line, pos.col, key, reason);
-    } else if (secret && (st.st_mode & 077) != 0 && warnings != NULL) {
-        snprintf(reason, sizeof(reason),
-                 "warning: %s is readable by group or others (mode %03o); chmod 600 it", path,
-                 (unsigned)(st.st_mode & 0777));
-        add_error(warnings, cfg->path, pos.line, pos.col, key, reason);
+    } else if (warnings != NULL) {
+        check_perms(cfg, path, &st, pos, key, kind, warnings);
     }
     close(fd);
+}
+
+/* The configuration file itself: whoever can write it sets docker.extra_args
+ * (--privileged, -v /:/host) and so is root. Nothing to say when it is gone
+ * (a config loaded from a buffer, or replaced meanwhile). */
+static void check_config_file(const rd_config_t *cfg, rd_config_errors_t *warnings)
+{
+    struct stat st;
+    if (warnings == NULL || cfg->path == NULL || stat(cfg->path, &st) != 0 ||
+        !S_ISREG(st.st_mode))
+        return;
+    check_perms(cfg, cfg->path, &st, (rd_pos_t){0, 0}, "", FILE_CONFIG, warnings);
 }
 
 static int check_files(const rd_config_t *cfg, rd_config_errors_t *errs,
@@ -2019,12 +2093,14 @@ static int check_files(const rd_config_t *cfg, rd_config_errors_t *errs,
 {
     size_t before = errs->n;
     const rd_github_config_t *g = &cfg->github;
-    check_file(cfg, g->token_file, g->token_file_pos, "github.token_file", true, errs, warnings);
-    check_file(cfg, g->private_key_file, g->private_key_file_pos, "github.private_key_file", true,
-               errs, warnings);
-    check_file(cfg, g->ca_file, g->ca_file_pos, "github.ca_file", false, errs, warnings);
+    check_config_file(cfg, warnings);
+    check_file(cfg, g->token_file, g->token_file_pos, "github.token_file", FILE_SECRET, errs,
+               warnings);
+    check_file(cfg, g->private_key_file, g->private_key_file_pos, "github.private_key_file",
+               FILE_SECRET, errs, warnings);
+    check_file(cfg, g->ca_file, g->ca_file_pos, "github.ca_file", FILE_CA, errs, warnings);
     check_file(cfg, cfg->webhook_secret_file, cfg->webhook_secret_file_pos, "webhook_secret_file",
-               true, errs, warnings);
+               FILE_SECRET, errs, warnings);
     if (g->token_env != NULL) {
         const char *v = getenv(g->token_env);
         if (v == NULL || v[0] == '\0') {

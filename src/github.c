@@ -741,6 +741,17 @@ static bool handle_rate_limit(rd_github_t *gh, const rd_http_response_t *res)
 
 static inst_t *inst_for(rd_github_t *gh, const char *owner);
 
+/* Answers that are outcomes the caller expects and reports itself, not
+ * failures: logged at debug here. Deleting a runner registration: 404/410 means
+ * it is already gone (success for us), 422 that it still runs a job (the
+ * supervisor logs that at info and retries). */
+static bool expected_answer(const gh_req_t *r, long st)
+{
+    if (strcmp(r->method, "DELETE") == 0)
+        return st == 404 || st == 410 || st == 422;
+    return false;
+}
+
 static void on_http_done(void *ud, const rd_http_response_t *res)
 {
     gh_req_t *r = ud;
@@ -849,9 +860,8 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
         char *msg = NULL, *doc = NULL;
         if (res->body)
             rd_ghjson_parse_error(res->body, res->body_len, &msg, &doc);
-        rd_log(st == 404 && strcmp(r->method, "DELETE") == 0 ? RD_LOG_DEBUG
-                                                             : fail_level(gh, r->scope),
-               LOGC, "%s %s: HTTP %ld%s%s", r->method, r->url, st, msg ? ": " : "", msg ? msg : "");
+        rd_log(expected_answer(r, st) ? RD_LOG_DEBUG : fail_level(gh, r->scope), LOGC,
+               "%s %s: HTTP %ld%s%s", r->method, r->url, st, msg ? ": " : "", msg ? msg : "");
         free(msg);
         free(doc);
     }
@@ -1906,6 +1916,12 @@ static void pace_cfg_from(const rd_github_config_t *cfg, rd_pace_config_t *pc)
         double v = strtod(r, NULL);
         pc->max_rate_per_s = v > 0 ? v : -1;
     }
+    /* Likewise the registration bucket (GitHub's 10,000/h), in requests/s. */
+    r = getenv("RUNNERD_MAX_REGISTRATION_RATE");
+    if (r && *r) {
+        double v = strtod(r, NULL);
+        pc->priority_rate_per_s = v > 0 ? v : -1;
+    }
 }
 
 /* Credentials from the config into fresh strings; nothing changes on failure. */
@@ -2050,6 +2066,8 @@ int rd_github_reconfigure(rd_github_t *gh, const rd_github_config_t *cfg)
     set_creds(gh, cfg, pat, key);
     if (cfg->max_connections)
         gh->max_inflight = cfg->max_connections; /* http keeps its own cap until restart */
+    /* Always, even when the path is the same: the file may have been replaced. */
+    rd_http_set_ca_file(gh->http, cfg->ca_file);
     rd_pace_config_t pc;
     pace_cfg_from(cfg, &pc);
     rd_pace_reconfigure(gh->pace, &pc);

@@ -71,6 +71,7 @@ struct rd_http {
     long total_timeout_ms;
     size_t max_body;
     char *ca_file;
+    uint64_t ca_set_ns; /* uv_hrtime() of the last rd_http_set_ca_file, 0 = never */
     char *user_agent;
     rd_http_req_t *active; /* in the multi handle, doubly linked */
     rd_http_req_t *done_head, *done_tail;
@@ -663,6 +664,15 @@ int rd_http_request(rd_http_t *h, const char *method, const char *url, const cha
     SETOPT(CURLOPT_HEADERDATA, (void *)r);
     if (h->ca_file)
         SETOPT(CURLOPT_CAINFO, h->ca_file);
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0: CA store cache */
+    if (h->ca_set_ns != 0) {
+        /* A store cached before the CA file was (re)set is older than the time
+         * since then: expired for this transfer (0 s = no cache at all). */
+        uint64_t age_s = (uv_hrtime() - h->ca_set_ns) / 1000000000u;
+        if (age_s < 86400)
+            SETOPT(CURLOPT_CA_CACHE_TIMEOUT, (long)age_s);
+    }
+#endif
     if (r->headers)
         SETOPT(CURLOPT_HTTPHEADER, r->headers);
 
@@ -722,4 +732,14 @@ void rd_http_cancel(rd_http_t *h, rd_http_req_t *req)
 size_t rd_http_inflight(const rd_http_t *h)
 {
     return h ? h->inflight : 0;
+}
+
+void rd_http_set_ca_file(rd_http_t *h, const char *ca_file)
+{
+    char *copy = ca_file ? rd_xstrdup(ca_file) : NULL;
+    free(h->ca_file);
+    h->ca_file = copy;
+    h->ca_set_ns = uv_hrtime();
+    if (h->ca_set_ns == 0)
+        h->ca_set_ns = 1;
 }

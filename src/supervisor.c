@@ -23,6 +23,7 @@
 #include "runnerd/common.h"
 #include "runnerd/dockerargv.h"
 #include "runnerd/log.h"
+#include "runnerd/spawn.h"
 
 #define NONE ((size_t)-1)
 #define COMP "supervisor"
@@ -54,7 +55,7 @@ typedef struct sup_proc {
     uint64_t key;  /* runner key, 0 = none */
     size_t index;  /* PK_INSPECT: adoption candidate */
     char *label;   /* runner/container name for logs */
-    uv_process_t proc;
+    uint64_t child;  /* rd_spawn id; 0 = not running */
     uv_pipe_t out, err;
     uv_timer_t linger;
     int open;
@@ -154,6 +155,7 @@ struct rd_supervisor {
     uint64_t next_key;
     uint64_t rng;
     uv_timer_t t_changed, t_reconcile, t_backoff, t_drain;
+    rd_spawner_t *spawner; /* every docker child */
     int open;
     bool draining, closing, drain_done_called;
     int64_t drain_giveup_ms; /* draining: stop retrying registration deletes after this */
@@ -300,8 +302,11 @@ static void proc_unlink(sup_proc_t *p)
 static void proc_close(sup_proc_t *p)
 {
     proc_unlink(p);
-    uv_handle_t *hs[] = {(uv_handle_t *)&p->proc, (uv_handle_t *)&p->out, (uv_handle_t *)&p->err,
-                         (uv_handle_t *)&p->linger};
+    /* A child still running is reaped later without us (docker stop/kill/wait
+     * children are never left behind on purpose: this is shutdown). */
+    if (p->child != 0 && !p->exited)
+        rd_spawn_forget(p->sup->spawner, p->child);
+    uv_handle_t *hs[] = {(uv_handle_t *)&p->out, (uv_handle_t *)&p->err, (uv_handle_t *)&p->linger};
     for (size_t i = 0; i < RD_ARRAY_SIZE(hs); i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], proc_handle_closed);
@@ -424,9 +429,9 @@ static void proc_linger(uv_timer_t *t)
         proc_finished(p);
 }
 
-static void proc_exit(uv_process_t *h, int64_t status, int sig)
+static void proc_exit(void *ud, int64_t status, int sig)
 {
-    sup_proc_t *p = rd_container_of(h, sup_proc_t, proc);
+    sup_proc_t *p = ud;
     p->exited = true;
     p->exit_status = status;
     p->term_signal = sig;
@@ -502,7 +507,7 @@ static void env_free(char **env)
     free(env);
 }
 
-/* Spawn argv (consumed). Returns the proc, or NULL (logged) when uv_spawn failed. */
+/* Spawn argv (consumed). Returns the proc, or NULL (logged) when the spawn failed. */
 static sup_proc_t *proc_spawn(sup_t *s, proc_kind_t kind, uint64_t key, const char *label,
                               char **argv, char **env, bool capture)
 {
@@ -515,35 +520,40 @@ static sup_proc_t *proc_spawn(sup_t *s, proc_kind_t kind, uint64_t key, const ch
     uv_pipe_init(s->loop, &p->out, 0);
     uv_pipe_init(s->loop, &p->err, 0);
     uv_timer_init(s->loop, &p->linger);
-    p->out.data = p->err.data = p->linger.data = p->proc.data = p;
-    p->open = 4;
-    s->open += 4;
+    p->out.data = p->err.data = p->linger.data = p;
+    p->open = 3;
+    s->open += 3;
     p->next = s->procs;
     s->procs = p;
 
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&p->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&p->err;
-    uv_process_options_t o;
-    memset(&o, 0, sizeof o);
-    o.exit_cb = proc_exit;
-    o.file = argv[0];
-    o.args = argv;
-    o.env = env;
-    o.stdio = stdio;
-    o.stdio_count = 3;
-    /* Own session: a terminal's ^C reaches the daemon, which decides what to stop. */
-    o.flags = UV_PROCESS_DETACHED;
     char **own_env = env ? NULL : child_env(s, NULL, NULL);
-    if (own_env)
-        o.env = own_env;
-    int rc = uv_spawn(s->loop, &p->proc, &o);
+    int out_fd = -1, err_fd = -1;
+    pid_t pid = 0;
+    rd_spawn_options_t o = {
+        .file = argv[0],
+        .argv = argv,
+        .envp = env ? env : own_env,
+        /* Own session: a terminal's ^C reaches the daemon, which decides what to stop. */
+        .new_session = true,
+        .out_fd = &out_fd,
+        .err_fd = &err_fd,
+        .exit_cb = proc_exit,
+        .ud = p,
+    };
+    int rc = rd_spawn(s->spawner, &o, &p->child, &pid);
     if (own_env)
         env_free(own_env);
     rd_dockerargv_free(argv);
+    /* Cannot fail with fresh pipe descriptors; if it did, the output is lost
+     * (EOF at once) and the child is still reaped. */
+    if (rc == 0 && uv_pipe_open(&p->out, out_fd) != 0) {
+        close(out_fd);
+        p->out_eof = true;
+    }
+    if (rc == 0 && uv_pipe_open(&p->err, err_fd) != 0) {
+        close(err_fd);
+        p->err_eof = true;
+    }
     if (rc != 0) {
         rd_error(COMP, "cannot run docker %s for %s: %s (docker.binary %s)", proc_kind_names[kind],
                  p->label, uv_strerror(rc), s->cfg->docker.binary);
@@ -551,8 +561,10 @@ static sup_proc_t *proc_spawn(sup_t *s, proc_kind_t kind, uint64_t key, const ch
         proc_close(p);
         return NULL;
     }
-    uv_read_start((uv_stream_t *)&p->out, proc_alloc, proc_read);
-    uv_read_start((uv_stream_t *)&p->err, proc_alloc, proc_read);
+    if (!p->out_eof)
+        uv_read_start((uv_stream_t *)&p->out, proc_alloc, proc_read);
+    if (!p->err_eof)
+        uv_read_start((uv_stream_t *)&p->err, proc_alloc, proc_read);
     return p;
 }
 
@@ -1452,6 +1464,14 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
     uv_timer_init(loop, &s->t_drain);
     s->t_changed.data = s->t_reconcile.data = s->t_backoff.data = s->t_drain.data = s;
     s->open = 4;
+    int rc = rd_spawner_new(loop, &s->spawner);
+    if (rc != 0) {
+        /* Only a loop out of signal watchers fails here: runnerd cannot run docker. */
+        rd_error(COMP, "cannot watch child processes: %s", uv_strerror(rc));
+        rd_supervisor_close(s, NULL, NULL);
+        return RD_EIO;
+    }
+    s->open++;
     uint64_t every = s->opt.reconcile_ms ? s->opt.reconcile_ms : cfg->github.poll_interval_ms;
     if (every < 1000)
         every = 1000;
@@ -1693,6 +1713,11 @@ void rd_supervisor_drain(rd_supervisor_t *s, uint64_t grace_ms, void (*done)(voi
     schedule_changed(s);
 }
 
+static void spawner_closed(void *ud)
+{
+    handle_closed(ud);
+}
+
 void rd_supervisor_close(rd_supervisor_t *s, void (*closed)(void *ud), void *ud)
 {
     if (s->closing)
@@ -1714,6 +1739,10 @@ void rd_supervisor_close(rd_supervisor_t *s, void (*closed)(void *ud), void *ud)
     uv_close((uv_handle_t *)&s->t_reconcile, sup_handle_closed);
     uv_close((uv_handle_t *)&s->t_backoff, sup_handle_closed);
     uv_close((uv_handle_t *)&s->t_drain, sup_handle_closed);
+    if (s->spawner) {
+        rd_spawner_close(s->spawner, spawner_closed, s);
+        s->spawner = NULL;
+    }
 }
 
 /* ------------------------------------------------------------------------ */

@@ -161,8 +161,10 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
  * The side of validation that reads the host, kept apart so that the loader stays
  * pure: token_file, private_key_file, ca_file and webhook_secret_file must be
  * readable regular files and token_env must name a non-empty variable; each
- * failure is appended to errs. A secret file readable by group or others gets a
- * warning line "file:line:col: key: warning: ..." on WARN (if not NULL).
+ * failure is appended to errs. Warning lines "file:line:col: key: warning: ..."
+ * go to WARN (if not NULL): a secret file readable or writable by group or
+ * others; the config file itself ("file: warning: ...") or ca_file writable by
+ * group or others; any of them owned by neither root nor the effective user.
  * Returns 0 or RD_EINVAL.
  */
 int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE *warn);

@@ -78,6 +78,13 @@ bool rd_dockerargv_valid_name(const char *s);
 /** True when s is a portable environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool rd_dockerargv_valid_env_key(const char *s);
 
+/** GitHub's limit on a runner name. */
+#define RD_RUNNER_NAME_MAX 64
+/** Length of a runner name's suffix: 8 base36 digits of the time in ms (until
+ *  2059) and 6 random ones. instance + pool may thus have at most
+ *  64 - strlen("runnerd-") - 2 - 14 = 40 characters (checked by the config). */
+#define RD_RUNNER_SUFFIX_LEN 14
+
 /**
  * Runner name "runnerd-<instance>-<pool>-<suffix>", the suffix being base36 of
  * now_ms followed by 6 base36 digits of rnd, so two daemons' names (or one
@@ -89,9 +96,12 @@ int rd_dockerargv_runner_name(const char *instance, const char *pool, int64_t no
                               uint64_t rnd, char **out);
 
 /**
- * True when NAME is one of this instance's runner names for one of the given
- * pools: "runnerd-<instance>-<pool>-<suffix>" with suffix in [a-z0-9]+. Pools
- * are given because an instance name may be a prefix of another's.
+ * True when NAME is one of this instance's runner names: "runnerd-<instance>-*"
+ * (DESIGN.md), e.g. "runnerd-<instance>-<pool>-<suffix>" with suffix in [a-z0-9]+,
+ * or "runnerd-<instance>-orphan-1". Because an instance name may be a prefix of
+ * another's, a name of the shape "runnerd-<instance>-<more>-<pool>-<suffix>" for
+ * one of the given pools, or "runnerd-<instance>-<more>-<x>-<14-character suffix>"
+ * (what another daemon generates), is left to that other daemon.
  */
 bool rd_dockerargv_owns_name(const char *name, const char *instance, const char *const *pools,
                              size_t npools);

@@ -83,6 +83,15 @@ int rd_http_request(rd_http_t *h, const char *method, const char *url, const cha
 /** Cancel one request: its callback runs with error RD_ECANCELED from the loop, not from inside this call. */
 void rd_http_cancel(rd_http_t *h, rd_http_req_t *req);
 
+/**
+ * Verify TLS peers of requests started from now on against ca_file (copied;
+ * NULL = the system store); requests in flight keep theirs. A connection is
+ * reused only by requests with the same ca_file (libcurl compares it), and a CA
+ * store libcurl cached before this call is not used again, so a file replaced
+ * in place at the same path is read anew (SIGHUP after a CA rotation).
+ */
+void rd_http_set_ca_file(rd_http_t *h, const char *ca_file);
+
 /** Requests currently in flight. */
 size_t rd_http_inflight(const rd_http_t *h);
 

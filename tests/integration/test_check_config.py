@@ -6,7 +6,8 @@
 - conf/runnerd.yaml and every conf/examples/*.yaml: exit 0 with a summary, with
   GITHUB_TOKEN set and the secret files they name (/etc/runnerd/...) created,
   mode 600, in a temporary folder that a rewritten copy of the config points at;
-- a secret file readable by others: still exit 0, one warning on stderr;
+- a secret file readable (or writable) by others, or the config file writable by
+  others: still exit 0, one warning on stderr;
 - flags: --version, --help, unknown flag, missing argument, stray argument.
 """
 import glob
@@ -91,6 +92,7 @@ def good_configs():
             copy = os.path.join(tmp, os.path.basename(path))
             with open(copy, "w") as f:
                 f.write(text.replace("/etc/runnerd/", secrets + "/"))
+            os.chmod(copy, 0o644)  # whatever the umask: a group-writable config is warned about
             rc, out, err = run(["--check-config", "-c", copy])
             if rc != 0:
                 print("--- %s: exit %d\n%s" % (path, rc, err))
@@ -110,6 +112,7 @@ def good_configs():
         with open(cfg, "w") as f:
             f.write("github:\n  token_file: token\npools:\n  - name: p\n    labels: [self-hosted]\n"
                     "    image: img\n    cpus: 1\n    memory: 1GiB\ntargets:\n  - repo: o/r\n")
+        os.chmod(cfg, 0o644)
         rc, out, err = run(["--check-config", "-c", cfg])
         check(rc == 0, "world-readable token file: exit 0")
         check(err.startswith(cfg + ":2:15: github.token_file: warning: ") and "mode 644" in err,
@@ -118,6 +121,23 @@ def good_configs():
         os.chmod(tok, 0o600)
         rc, out, err = run(["--check-config", "-c", cfg])
         check(rc == 0 and err == "", "mode 600 token file: no warning")
+
+        # A token file writable (not readable) by the group: a warning that says so.
+        os.chmod(tok, 0o620)
+        rc, out, err = run(["--check-config", "-c", cfg])
+        check(rc == 0 and err == "%s:2:15: github.token_file: warning: %s is writable by group or "
+              "others (mode 620); chmod 600 it\n" % (cfg, tok),
+              "group-writable token file: exit 0, warning says writable")
+        os.chmod(tok, 0o600)
+
+        # The config file itself writable by others: whoever can write it is root.
+        os.chmod(cfg, 0o646)
+        rc, out, err = run(["--check-config", "-c", cfg])
+        check(rc == 0 and err == "%s: warning: this file is writable by group or others (mode 646): "
+              "whoever can write it controls docker.extra_args, and so root; chmod go-w it\n" % cfg,
+              "world-writable config file: exit 0, one warning naming the file and mode")
+        check("configuration OK" in out, "world-writable config file: summary still printed")
+        os.chmod(cfg, 0o644)
 
         # Missing config file.
         rc, out, err = run(["--check-config", "-c", os.path.join(tmp, "nope.yaml")])

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "runnerd/config.h"
+#include "runnerd/dockerargv.h"
 #include "yamltree.h"
 
 #define GIB (1024ULL * 1024 * 1024)
@@ -207,6 +208,43 @@ static void test_names(void **state)
     assert_false(rd_config_repo_name_valid(longname));
     longname[100] = '\0';
     assert_true(rd_config_repo_name_valid(longname));
+}
+
+/* runnerd-<instance>-<pool>-<14-character suffix> must fit GitHub's 64 characters:
+ * instance + pool at most 40. */
+static void test_runner_name_length(void **state)
+{
+    (void)state;
+    /* 20 + 20 = 40: fits exactly. */
+    rd_config_t *cfg = load_ok(MIN_GITHUB "instance: aaaaaaaaaabbbbbbbbbb\n"
+                                          "pools:\n  - name: ccccccccccdddddddddd\n"
+                                          "    labels: [self-hosted]\n    image: img\n" MIN_TARGET);
+    char *name = NULL;
+    assert_int_equal(
+        rd_dockerargv_runner_name(cfg->instance, cfg->pools[0].name, 1796000000000LL, 12345, &name),
+        0);
+    assert_int_equal(strlen(name), 64);
+    free(name);
+    rd_config_free(cfg);
+    /* 20 + 21 = 41: refused at the pool's name, not at run time. */
+    expect_errors(MIN_GITHUB "instance: aaaaaaaaaabbbbbbbbbb\n"
+                             "pools:\n  - name: ccccccccccdddddddddde\n"
+                             "    labels: [self-hosted]\n    image: img\n" MIN_TARGET,
+                  "t.yaml:5:11: pools[0].name: runner names "
+                  "\"runnerd-aaaaaaaaaabbbbbbbbbb-ccccccccccdddddddddde-\" + a 14-character suffix "
+                  "would be 65 characters, over GitHub's 64: instance and pool name together may "
+                  "have at most 40 characters\n");
+    /* The instance derived from the hostname counts too (at most 32 characters). */
+    static const rd_host_facts_t longhost = {.cores = 8,
+                                             .mem_total = 32 * GIB,
+                                             .arch = RD_ARCH_X64,
+                                             .hostname = "ci-builder-0123456789abcdefghijkl.example"};
+    char *got = load_errors_facts(MIN_GITHUB "pools:\n  - name: linux-x64\n"
+                                             "    labels: [self-hosted]\n    image: img\n" MIN_TARGET,
+                                  &longhost);
+    assert_non_null(strstr(got, "t.yaml:4:11: pools[0].name: runner names "
+                                "\"runnerd-ci-builder-0123456789abcdefghijk-linux-x64-\""));
+    free(got);
 }
 
 /* ------------------------------------------------------------------ yamltree */
@@ -901,6 +939,7 @@ static void test_check_files(void **state)
     assert_non_null(fp);
     fputs(yaml, fp);
     fclose(fp);
+    chmod(cfgpath, 0644); /* whatever the umask: only the token is warned about here */
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL, *cfg2 = NULL;
     assert_int_equal(rd_config_load(cfgpath, &facts_x64, &cfg, &errs), 0);
@@ -982,6 +1021,112 @@ static void test_check_files(void **state)
     rmdir(dir);
 }
 
+/* Who else may read or write the files runnerd trusts: warnings, never errors. */
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static char *warnings_of(const char *cfgpath)
+{
+    rd_config_errors_t errs = {0}, warns = {0};
+    rd_config_t *cfg = NULL;
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, &warns), 0);
+    assert_int_equal(errs.n, 0);
+    rd_config_free(cfg);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    rd_config_errors_print(&warns, fp);
+    fclose(fp);
+    rd_config_errors_free(&warns);
+    return buf;
+}
+
+static void test_file_permissions(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rdcfgpermXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cfgpath[64], tok[64], key[64], ca[64], hook[64];
+    snprintf(cfgpath, sizeof(cfgpath), "%s/r.yaml", dir);
+    snprintf(tok, sizeof(tok), "%s/token", dir);
+    snprintf(key, sizeof(key), "%s/app.pem", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(hook, sizeof(hook), "%s/hook", dir);
+    write_file(cfgpath,
+               "github:\n  token_file: token\n  ca_file: ca.pem\n" MIN_POOL MIN_TARGET
+               "listen: 127.0.0.1:9999\nwebhook_secret_file: hook\n",
+               0666);
+    write_file(tok, "ghp_secret_token_value\n", 0620);
+    write_file(ca, "not a real CA\n", 0664);
+    write_file(hook, "webhook-secret-value\n", 0640);
+    char *got = warnings_of(cfgpath);
+    char want[2048];
+    snprintf(want, sizeof(want),
+             "%s: warning: this file is writable by group or others (mode 666): whoever can "
+             "write it controls docker.extra_args, and so root; chmod go-w it\n"
+             "%s:2:15: github.token_file: warning: %s is writable by group or others (mode "
+             "620); chmod 600 it\n"
+             "%s:3:12: github.ca_file: warning: %s is writable by group or others (mode 664): "
+             "whoever can write it decides which servers runnerd trusts with its token; chmod "
+             "go-w it\n"
+             "%s:11:22: webhook_secret_file: warning: %s is readable by group or others (mode "
+             "640); chmod 600 it\n",
+             cfgpath, cfgpath, tok, cfgpath, ca, cfgpath, hook);
+    if (strcmp(got, want) != 0)
+        printf("--- got:\n%s--- want:\n%s---\n", got, want);
+    assert_string_equal(got, want);
+    assert_null(strstr(got, "ghp_secret_token_value"));
+    assert_null(strstr(got, "webhook-secret-value"));
+    free(got);
+
+    /* Readable by all is fine for the config file and the CA (no secrets in
+     * them); a key readable and writable by others is both. */
+    chmod(cfgpath, 0644);
+    chmod(ca, 0644);
+    chmod(tok, 0600);
+    chmod(hook, 0400);
+    got = warnings_of(cfgpath);
+    assert_string_equal(got, "");
+    free(got);
+    write_file(cfgpath,
+               "github:\n  app_id: 1\n  private_key_file: app.pem\n" MIN_POOL MIN_TARGET, 0640);
+    write_file(key, "-----BEGIN PRIVATE KEY-----\n", 0666);
+    got = warnings_of(cfgpath);
+    snprintf(want, sizeof(want),
+             "%s:3:21: github.private_key_file: warning: %s is readable and writable by group or "
+             "others (mode 666); chmod 600 it\n",
+             cfgpath, key);
+    assert_string_equal(got, want);
+    free(got);
+
+    /* Owned by someone else: that user can chmod it at will (needs root to set up). */
+    chmod(key, 0600);
+    if (geteuid() == 0) {
+        assert_int_equal(chown(cfgpath, 4242, 4242), 0);
+        got = warnings_of(cfgpath);
+        snprintf(want, sizeof(want),
+                 "%s: warning: this file is owned by uid 4242, neither root nor runnerd's user "
+                 "(uid 0), who can change its mode at will; chown it\n",
+                 cfgpath);
+        assert_string_equal(got, want);
+        free(got);
+    } else {
+        printf("note: not root, the owner check is not exercised\n");
+    }
+    unlink(cfgpath);
+    unlink(tok);
+    unlink(key);
+    unlink(ca);
+    unlink(hook);
+    rmdir(dir);
+}
+
 static void test_load_file(void **state)
 {
     (void)state;
@@ -1011,6 +1156,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_arch),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_runner_name_length),
         cmocka_unit_test(test_yamltree_positions),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_full),
@@ -1030,6 +1176,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_pools),
         cmocka_unit_test(test_all_errors),
         cmocka_unit_test(test_check_files),
+        cmocka_unit_test(test_file_permissions),
         cmocka_unit_test(test_load_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

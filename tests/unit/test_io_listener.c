@@ -263,7 +263,7 @@ static bool fix_closed(void *arg)
 static void fix_stop(fix_t *f)
 {
     rd_listener_close(f->l, on_listener_done, f);
-    run_until(&f->loop, fix_closed, f, 5000);
+    run_until(&f->loop, fix_closed, f, 30000);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     rd_webhook_dedup_free(f->app.dedup);
@@ -274,7 +274,7 @@ static void fix_stop(fix_t *f)
 static void request(fix_t *f, client_t *c, const char *req, size_t len)
 {
     client_start(&f->loop, c, f->port, req, len, true);
-    run_until(&f->loop, client_done, c, 5000);
+    run_until(&f->loop, client_done, c, 30000);
 }
 
 static int simple(fix_t *f, const char *req, char **body_out)
@@ -488,11 +488,11 @@ static void test_webhook_no_callback(void **state)
     client_t c;
     static const char req[] = "POST /webhook HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}";
     client_start(&loop, &c, rd_listener_port(l), req, strlen(req), true);
-    run_until(&loop, client_done, &c, 5000);
+    run_until(&loop, client_done, &c, 30000);
     assert_int_equal(resp_status(&c), 404);
     client_free(&c);
     client_start(&loop, &c, rd_listener_port(l), "GET /metrics HTTP/1.0\r\n\r\n", 25, true);
-    run_until(&loop, client_done, &c, 5000);
+    run_until(&loop, client_done, &c, 30000);
     assert_int_equal(resp_status(&c), 404);
     client_free(&c);
     rd_listener_close(l, NULL, NULL);
@@ -624,7 +624,7 @@ static void test_slowloris(void **state)
     client_start(&f->loop, &c[1], f->port, body, strlen(body), true);
     /* Connects and says nothing. */
     client_start(&f->loop, &c[2], f->port, "", 0, false);
-    run_until(&f->loop, all_done, &cs, 5000);
+    run_until(&f->loop, all_done, &cs, 30000);
     uint64_t took = uv_now(&f->loop) - t0;
     assert_true(took >= 150 && took < 3000);
     for (int i = 0; i < 3; i++) {
@@ -698,10 +698,10 @@ static void test_max_connections(void **state)
     for (int i = 0; i < 5; i++)
         client_start(&f->loop, &c[i], f->port, "", 0, false);
     open_arg_t oa = {f, 5};
-    run_until(&f->loop, server_has_open, &oa, 5000);
+    run_until(&f->loop, server_has_open, &oa, 30000);
     /* The sixth is accepted and closed at once. */
     client_start(&f->loop, &c[5], f->port, "", 0, false);
-    run_until(&f->loop, client_done, &c[5], 5000);
+    run_until(&f->loop, client_done, &c[5], 30000);
     assert_int_equal(c[5].resp_len, 0);
     rd_listener_stats_t st;
     rd_listener_get_stats(f->l, &st);
@@ -710,7 +710,7 @@ static void test_max_connections(void **state)
     /* Closing the listener closes the five idle connections too. */
     rd_listener_close(f->l, on_listener_done, f);
     clients_t cs = {c, 6};
-    run_until(&f->loop, all_done, &cs, 5000);
+    run_until(&f->loop, all_done, &cs, 30000);
     assert_true(f->closed);
     for (int i = 0; i < 6; i++)
         client_free(&c[i]);

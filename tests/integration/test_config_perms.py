@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""File permission warnings from the daemon, at start and on SIGHUP
+(runnerd + fake GitHub + fake docker):
+
+1. start with a token file readable by others (mode 644): runnerd runs, and logs one
+   WARN `FILE:LINE:COL: github.token_file: warning: PATH is readable by group or
+   others (mode 644); chmod 600 it`, never the token itself;
+2. chmod 600 the token, make the config file group-writable (mode 664), SIGHUP:
+   the reload succeeds and logs a WARN that the config file is writable by group or
+   others (whoever can write it controls docker.extra_args), and no token warning.
+--check-config's side is in test_check_config.py.
+"""
+import os
+import re
+import signal
+import sys
+
+import opskit
+import rdtest
+
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def main():
+    with rdtest.TempDir() as tmp:
+        s = opskit.Setup(tmp, instance="perms", secret=None, listen=True,
+                         targets=[{"repo": "perms-org/app"}])
+        ok = False
+        try:
+            s.gh.repos("perms-org", ["app"])
+            tok = os.path.join(tmp, "token")
+            with open(tok, "w") as f:
+                f.write(rdtest.TOKEN + "\n")
+            os.chmod(tok, 0o644)
+            rd = s.start(s.config(github={"token_file": tok}))
+            os.chmod(rd.cfg_path, 0o644)
+            m = s.wait_log(r"WARN config: (\S+): github\.token_file: warning: (\S+) is readable "
+                           r"by group or others \(mode 644\); chmod 600 it\n")
+            check(m.group(1).startswith(rd.cfg_path + ":") and m.group(2) == tok,
+                  "start: token file mode 644 warned with file:line:col and path")
+            check(rd.alive(), "start: a warning, not a refusal (runnerd runs)")
+
+            os.chmod(tok, 0o600)
+            os.chmod(rd.cfg_path, 0o664)
+            mark = s.log_size()
+            rd.signal(signal.SIGHUP)
+            s.wait_log(r"reloaded: \d+ pools", start=mark)
+            tail = rd.logs()[mark:]
+            want = ("WARN config: %s: warning: this file is writable by group or others "
+                    "(mode 664): whoever can write it controls docker.extra_args, and so root; "
+                    "chmod go-w it\n" % rd.cfg_path)
+            check(want in tail, "reload: group-writable config file warned")
+            check("token_file: warning" not in tail, "reload: mode 600 token no longer warned")
+
+            os.chmod(rd.cfg_path, 0o644)
+            mark = s.log_size()
+            rd.signal(signal.SIGHUP)
+            s.wait_log(r"reloaded: \d+ pools", start=mark)
+            tail = rd.logs()[mark:]
+            check(re.search(r"WARN config: .*warning", tail) is None,
+                  "reload: nothing to warn about, nothing warned")
+            check(rdtest.TOKEN not in rd.logs(), "the token is never logged")
+            ok = True
+        finally:
+            s.close(dump=not ok or bool(failures))
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
