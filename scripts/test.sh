@@ -5,10 +5,11 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer, again with every binary of the
 # build under valgrind memcheck (scripts/valgrind.sh), and every libFuzzer
 # target for 60 s, two at a time (scripts/fuzz.sh; beside the valgrind pass,
-# see below). The sanitizer and valgrind passes leave out the four tests that
-# start no binary of the build (the Python doubles' and helpers' own tests, the
-# runner images): there they would run exactly as in the first pass. Each pass
-# prints how long it took.
+# see below). The sanitizer and valgrind passes leave out the six tests that
+# run no code of runnerd (the tests of the docker double and its C front door,
+# the fake GitHub, the test helpers, bench/poll's verdict on fixed figures and
+# the runner images): there they would run exactly as in the first pass. Each
+# pass prints its wall and CPU time.
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    one build and ctest: no sanitizer, valgrind or fuzz pass
 set -euo pipefail
@@ -21,8 +22,8 @@ if [ -x scripts/start-dockerd.sh ]; then scripts/start-dockerd.sh; fi
 if [ -x scripts/build-runner-images.sh ]; then scripts/build-runner-images.sh; fi
 
 jobs=$(nproc)
-# Tests that start no binary of the build (see scripts/valgrind.sh).
-no_binary='^integration/(test_fake_docker|test_fake_github|test_listener_helpers|test_runner_image)$'
+# Tests that run no code of runnerd (see scripts/valgrind.sh).
+no_binary='^integration/(test_bench_poll|test_fake_docker|test_fake_docker_zygote|test_fake_github|test_listener_helpers|test_runner_image)$'
 # Wall and CPU time (of the finished child processes) of each pass.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($16 + $17) / hz}' /proc/$$/stat; }
 t0=$SECONDS
