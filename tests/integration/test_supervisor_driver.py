@@ -295,7 +295,8 @@ def case_output_redacted(tmp, gh):
 def case_adoption(tmp, gh):
     gh.reset()
     dstate = os.path.join(tmp, "d4")
-    cfg = write_config(tmp, gh)
+    # The job timeout stretches with the job (below).
+    cfg = write_config(tmp, gh, job="%ds" % int(rdtest.scaled(60)))
     # Long enough that the job outlives the restart and its adoption on a loaded machine
     # (and under valgrind, where the second driver alone takes seconds to start).
     ids = gh.req("POST", "/_control/jobs", {"repo": "o/r", "labels": LABELS, "count": 1,
