@@ -1,6 +1,7 @@
 /* dockerargv.c: docker CLI argv builders and output parsers (pure). */
 #include "runnerd/dockerargv.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +316,17 @@ int rd_dockerargv_runner_name(const char *instance, const char *pool, int64_t no
     return 0;
 }
 
+/* [a-z0-9]+ */
+static bool lower_alnum(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z')))
+            return false;
+    return true;
+}
+
 bool rd_dockerargv_owns_name(const char *name, const char *instance, const char *const *pools,
                              size_t npools)
 {
@@ -330,17 +342,39 @@ bool rd_dockerargv_owns_name(const char *name, const char *instance, const char 
         size_t pl = strlen(pools[i]);
         if (pl == 0 || strncmp(p, pools[i], pl) != 0 || p[pl] != '-')
             continue;
-        const char *s = p + pl + 1;
-        if (*s == '\0')
-            continue;
-        bool ok = true;
-        for (; *s; s++)
-            if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z')))
-                ok = false;
-        if (ok)
+        if (lower_alnum(p + pl + 1, strlen(p + pl + 1)))
             return true;
     }
-    return false;
+    /* DESIGN.md: offline registrations named runnerd-<instance>-* are ours. The one
+     * exception is a name another daemon may have made, whose instance extends ours
+     * ("a" and "a-b"): "<more>-<pool>-<suffix>" with one of these pools, or the shape
+     * of a generated name "<more>-<pool>-<14 characters>". */
+    size_t n = strlen(p);
+    if (n == 0 || p[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)p[i]) || p[i] == '_' || p[i] == '.' || p[i] == '-'))
+            return false;
+    const char *last = strrchr(p, '-');
+    if (last == NULL)
+        return true;
+    const char *suffix = last + 1;
+    size_t sl = strlen(suffix);
+    if (!lower_alnum(suffix, sl))
+        return true;
+    for (size_t i = 0; i < npools; i++) {
+        size_t pl = strlen(pools[i]);
+        if (pl == 0 || (size_t)(last - p) < pl + 2)
+            continue;
+        if (strncmp(last - pl, pools[i], pl) == 0 && last[-(ptrdiff_t)pl - 1] == '-')
+            return false;
+    }
+    if (sl == RD_RUNNER_SUFFIX_LEN) {
+        const char *dash = memchr(p, '-', (size_t)(last - p));
+        if (dash != NULL && dash > p && dash + 1 < last)
+            return false;
+    }
+    return true;
 }
 
 static rd_cstate_t cstate_parse(const char *s, size_t n)

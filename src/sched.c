@@ -20,7 +20,8 @@
  *     uncovered job, so one busy repository cannot starve the rest.
  *  5. Idle runners are stopped when their pool drains, the daemon stops, their
  *     scope is gone, or they have been idle past the pool's idle_timeout while
- *     supply exceeds demand + min_idle (longest idle first). */
+ *     supply exceeds demand + min_idle (longest idle first), or their pool or
+ *     the host has more runners than a (reloaded, lower) max_runners allows. */
 #include "runnerd/sched.h"
 
 #include <stdlib.h>
@@ -287,6 +288,7 @@ void rd_sched_plan(const rd_sched_input_t *in, rd_sched_plan_t *out)
     bool *needed = rd_xcalloc(nj + 1, sizeof(bool)); /* uncovered, waits for a start */
     id_index_t *ids = rd_xcalloc(nj + 1, sizeof(id_index_t));
     bool *tied = rd_xcalloc(nr + 1, sizeof(bool)); /* runner covers a specific queued job */
+    bool *stopped = rd_xcalloc(nr + 1, sizeof(bool)); /* in out->stop_keys */
     size_t nids = 0;
 
     /* 1. Each job to one pool. */
@@ -454,6 +456,7 @@ void rd_sched_plan(const rd_sched_input_t *in, rd_sched_plan_t *out)
         bool gone = run->scope >= ns || run->pool >= np || in->pools[run->pool].pool == NULL;
         if (gone || in->stopping || in->pools[run->pool].draining) {
             out->stop_keys[out->nstops++] = run->key;
+            stopped[r] = true;
             continue;
         }
         const rd_pool_t *pool = in->pools[run->pool].pool;
@@ -488,7 +491,45 @@ void rd_sched_plan(const rd_sched_input_t *in, rd_sched_plan_t *out)
         (*ex)--;
         allowance[run->pool]--;
         out->stop_keys[out->nstops++] = run->key;
+        stopped[idle[i].runner] = true;
     }
+
+    /* A shrunk limit (a reload lowered a pool's or the host's max_runners): idle
+     * runners over it stop now, not at their idle timeout. Runners not tied to a
+     * queued job go first, longest idle first; busy ones are never stopped. */
+    unsigned *live = rd_xcalloc(np + 1, sizeof(unsigned));
+    unsigned host_live = 0;
+    nidle = 0;
+    for (size_t r = 0; r < nr; r++) {
+        const rd_sched_runner_t *run = &in->runners[r];
+        if (run->state == RD_RSTATE_STOPPING || stopped[r])
+            continue;
+        host_live++;
+        if (run->pool < np)
+            live[run->pool]++;
+        if (run->state != RD_RSTATE_IDLE)
+            continue;
+        idle[nidle].runner = r;
+        /* tied runners sort after every untied one */
+        idle[nidle].idle_since_ms = tied[r] ? INT64_MAX : run->idle_since_ms;
+        idle[nidle].key = run->key;
+        nidle++;
+    }
+    qsort(idle, nidle, sizeof(idle_t), cmp_idle);
+    for (size_t i = 0; i < nidle; i++) {
+        const rd_sched_runner_t *run = &in->runners[idle[i].runner];
+        const rd_pool_t *pool = run->pool < np ? in->pools[run->pool].pool : NULL;
+        bool over_pool = pool != NULL && live[run->pool] > pool->max_runners;
+        bool over_host = host_live > in->host->max_runners;
+        if (!over_pool && !over_host)
+            continue;
+        if (run->pool < np)
+            live[run->pool]--;
+        host_live--;
+        out->stop_keys[out->nstops++] = run->key;
+        stopped[idle[i].runner] = true;
+    }
+    free(live);
 
     /* Decisions, by scope then pool. */
     out->decisions = rd_xcalloc(ns * np + 1, sizeof(rd_sched_decision_t));
@@ -528,6 +569,7 @@ void rd_sched_plan(const rd_sched_input_t *in, rd_sched_plan_t *out)
     free(needed);
     free(ids);
     free(tied);
+    free(stopped);
 }
 
 void rd_sched_plan_free(rd_sched_plan_t *plan)

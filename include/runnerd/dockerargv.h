@@ -96,9 +96,12 @@ int rd_dockerargv_runner_name(const char *instance, const char *pool, int64_t no
                               uint64_t rnd, char **out);
 
 /**
- * True when NAME is one of this instance's runner names for one of the given
- * pools: "runnerd-<instance>-<pool>-<suffix>" with suffix in [a-z0-9]+. Pools
- * are given because an instance name may be a prefix of another's.
+ * True when NAME is one of this instance's runner names: "runnerd-<instance>-*"
+ * (DESIGN.md), e.g. "runnerd-<instance>-<pool>-<suffix>" with suffix in [a-z0-9]+,
+ * or "runnerd-<instance>-orphan-1". Because an instance name may be a prefix of
+ * another's, a name of the shape "runnerd-<instance>-<more>-<pool>-<suffix>" for
+ * one of the given pools, or "runnerd-<instance>-<more>-<x>-<14-character suffix>"
+ * (what another daemon generates), is left to that other daemon.
  */
 bool rd_dockerargv_owns_name(const char *name, const char *instance, const char *const *pools,
                              size_t npools);

@@ -105,7 +105,9 @@ typedef struct {
  * runner for a job that a runner (starting, idle, or busy while the job still
  * shows queued) already covers. Idle runners are stopped when their pool is
  * draining, when the daemon is stopping, or when they have been idle longer than
- * the pool's idle_timeout and supply exceeds demand + min_idle.
+ * the pool's idle_timeout and supply exceeds demand + min_idle, or when the
+ * pool's or the host's live runners exceed its max_runners (lowered by a reload):
+ * then untied idle runners go first, longest idle first.
  */
 void rd_sched_plan(const rd_sched_input_t *in, rd_sched_plan_t *out);
 void rd_sched_plan_free(rd_sched_plan_t *plan);

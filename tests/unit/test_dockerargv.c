@@ -244,6 +244,16 @@ static void test_names(void **state)
     assert_false(rd_dockerargv_owns_name("runnerd-a-b-p-", "a-b", pa, 1));
     assert_false(rd_dockerargv_owns_name("runnerd-a-b-p-X!", "a-b", pa, 1));
     assert_false(rd_dockerargv_owns_name("other", "a-b", pa, 1));
+    /* DESIGN.md: runnerd-<instance>-* are ours, whatever follows... */
+    assert_true(rd_dockerargv_owns_name("runnerd-a-b-orphan", "a-b", pa, 1));
+    assert_true(rd_dockerargv_owns_name("runnerd-a-b-orphan-1", "a-b", pa, 1));
+    assert_true(rd_dockerargv_owns_name("runnerd-a-b-p-Stale_1", "a-b", pa, 1));
+    assert_true(rd_dockerargv_owns_name("runnerd-a-b-oldpool-k3x9q2abcdefgh", "a-b", pa, 1));
+    /* ...except what a daemon whose instance extends ours ("a-b-c") would make */
+    assert_false(rd_dockerargv_owns_name("runnerd-a-b-c-p-k3x9q2", "a-b", pa, 1));
+    assert_false(rd_dockerargv_owns_name("runnerd-a-b-c-q-k3x9q2abcdefgh", "a-b", pa, 1));
+    assert_false(rd_dockerargv_owns_name("runnerd-a-b-", "a-b", pa, 1));
+    assert_false(rd_dockerargv_owns_name("runnerd-a-bc-p-xyz", "a-b", pa, 1));
     assert_int_equal(rd_dockerargv_runner_name("bad host", "p", 1, 1, &n), RD_EINVAL);
     assert_int_equal(rd_dockerargv_runner_name("h", "p/q", 1, 1, &n), RD_EINVAL);
     assert_int_equal(rd_dockerargv_runner_name("h", "", 1, 1, &n), RD_EINVAL);

@@ -889,6 +889,46 @@ static void test_stops_draining_stopping_gone(void **state)
     world_free(w);
 }
 
+static void test_stops_shrunk_max_runners(void **state)
+{
+    (void)state;
+    world_t *w = world_new();
+    size_t p = add_pool(w, "x64", LABELS(L_X64), 1, 1 * GiB, 10);
+    size_t s = add_scope(w, "repos/o/r", NULL);
+    /* recently idle (idle_timeout far off), min_idle 4 of max 4, then a reload
+     * lowers max_runners to 2 and min_idle to 1 */
+    w->pools[p].min_idle = 4;
+    add_job(w, 1, s, LABELS(J_X64), 1);
+    add_runner(w, 1, s, p, RD_RSTATE_IDLE, 1)->idle_since_ms = w->now - 4000; /* tied to job 1 */
+    add_runner(w, 2, s, p, RD_RSTATE_IDLE, 0)->idle_since_ms = w->now - 3000;
+    add_runner(w, 3, s, p, RD_RSTATE_IDLE, 0)->idle_since_ms = w->now - 2000;
+    add_runner(w, 4, s, p, RD_RSTATE_BUSY, 99);
+    const rd_sched_plan_t *pl = plan(w);
+    assert_int_equal(pl->nstops, 0);
+    w->pools[p].max_runners = 2;
+    w->pools[p].min_idle = 1;
+    pl = plan(w);
+    /* 4 live, max 2: two idle ones go, untied first (longest idle first); busy stays */
+    assert_int_equal(pl->nstops, 2);
+    assert_true(stopped(pl, 2));
+    assert_true(stopped(pl, 3));
+    assert_int_equal(total_starts(pl), 0);
+    /* max 1: the tied one goes too, never the busy one */
+    w->pools[p].max_runners = 1;
+    w->pools[p].min_idle = 0;
+    pl = plan(w);
+    assert_int_equal(pl->nstops, 3);
+    assert_false(stopped(pl, 4));
+    /* a stopping runner no longer counts; host max_runners shrinks the same way */
+    w->pools[p].max_runners = 10;
+    runner_by_key(w, 3)->state = RD_RSTATE_STOPPING;
+    w->host.max_runners = 2;
+    pl = plan(w);
+    assert_int_equal(pl->nstops, 1);
+    assert_true(stopped(pl, 2));
+    world_free(w);
+}
+
 static void test_deterministic(void **state)
 {
     (void)state;
@@ -1111,6 +1151,7 @@ int main(void)
         cmocka_unit_test(test_stops_min_idle_across_scopes),
         cmocka_unit_test(test_stops_keep_runner_tied_to_queued_job),
         cmocka_unit_test(test_stops_draining_stopping_gone),
+        cmocka_unit_test(test_stops_shrunk_max_runners),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_property_random),
     };
