@@ -633,15 +633,35 @@ static bool cb_healthz(void *ud, char *reason, size_t reason_size)
     if (limit < 10 * 60 * 1000)
         limit = 10 * 60 * 1000;
     int64_t newest = 0;
+    bool all_failing = false;
+    const char *last_error = NULL;
     if (d->poller != NULL) {
         rd_poller_status_t *ps = rd_xcalloc(d->cfg->ntargets ? d->cfg->ntargets : 1, sizeof(*ps));
         size_t n = rd_poller_status(d->poller, ps, d->cfg->ntargets);
-        for (size_t i = 0; i < n && i < d->cfg->ntargets; i++)
+        all_failing = n > 0;
+        for (size_t i = 0; i < n && i < d->cfg->ntargets; i++) {
             if (ps[i].last_poll_ms > newest)
                 newest = ps[i].last_poll_ms;
+            if (ps[i].last_error == NULL)
+                all_failing = false;
+            else
+                last_error = ps[i].last_error; /* static text */
+        }
         free(ps);
     }
     int64_t now = wall_ms();
+    /* Every target's latest poll failed (GitHub unreachable, bad credentials, rate
+     * limited) and nothing succeeded for 3 poll intervals (at least 15 s): the daemon
+     * cannot see demand. Slow polls that succeed (pacing) never count here. */
+    int64_t fail_limit = (int64_t)d->cfg->github.poll_interval_ms * 3;
+    if (fail_limit < 15 * 1000)
+        fail_limit = 15 * 1000;
+    int64_t since = newest ? newest : (int64_t)(d->start_time_s * 1000);
+    if (d->cfg->ntargets > 0 && all_failing && now - since > fail_limit) {
+        snprintf(reason, reason_size, "polls failing: no successful poll for %" PRId64 " s (%s)",
+                 (now - since) / 1000, last_error ? last_error : "error");
+        return false;
+    }
     if (d->cfg->ntargets > 0 && (newest == 0 || now - newest > limit)) {
         if (newest == 0 && now - (int64_t)(d->start_time_s * 1000) < limit)
             return true; /* first cycle still running */

@@ -11,14 +11,16 @@
 #include <string.h>
 
 #include "runnerd/common.h"
+#include "yamltree.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9464"
+#define DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
 #define MAX_BODY (16u * 1024 * 1024)
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: runnerctl [--url URL] [--timeout SECONDS] COMMAND [--json]\n"
+            "usage: runnerctl [--url URL | -c FILE] [--timeout SECONDS] COMMAND [--json]\n"
             "\n"
             "Commands (read GET URL/status from runnerd's listener):\n"
             "  status    summary: daemon, config, host, jobs, GitHub API, then the tables\n"
@@ -28,12 +30,74 @@ static void usage(FILE *f)
             "  reload    explains how to reload (not offered over HTTP)\n"
             "\n"
             "Options:\n"
-            "  --url URL         runnerd's listen address (default $RUNNERCTL_URL, else %s)\n"
+            "  --url URL         runnerd's listen address (default: $RUNNERCTL_URL, else the\n"
+            "                    listen: of %s when it has one, else %s)\n"
+            "  -c, --config FILE take the address from this runnerd config's listen:\n"
             "  --timeout SECONDS give up after this long (default 5)\n"
             "  --json            print the JSON (status: the whole document;\n"
             "                    pools/runners/targets: that array)\n"
             "  --version, --help\n",
-            DEFAULT_URL);
+            DEFAULT_CONFIG, DEFAULT_URL);
+}
+
+/* ---- the address from a config file ---- */
+
+/* The URL for a config's top-level listen: ("HOST:PORT" or "[V6]:PORT"), or NULL with
+ * *why set (a message) when the file cannot be read or has no listen:. A wildcard
+ * host is reached over loopback. */
+static char *url_from_config(const char *file, const char **why)
+{
+    *why = "cannot read it";
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && len < MAX_BODY) {
+        buf = rd_xrealloc(buf, len + n + 1);
+        memcpy(buf + len, chunk, n);
+        len += n;
+    }
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    rd_ynode_t *root = NULL;
+    rd_yaml_error_t yerr;
+    char *url = NULL;
+    *why = "not valid YAML";
+    if (rd_yaml_parse(buf ? buf : "", len, &root, &yerr) != 0)
+        goto out;
+    *why = "no listen: in it";
+    if (root == NULL || root->kind != RD_YNODE_MAP)
+        goto out;
+    for (size_t i = 0; i < root->u.map.n; i++) {
+        const rd_ynode_t *k = root->u.map.v[i].key, *v = root->u.map.v[i].value;
+        if (k->kind != RD_YNODE_SCALAR || strcmp(k->u.scalar.s, "listen") != 0)
+            continue;
+        if (v->kind != RD_YNODE_SCALAR || rd_ynode_is_null(v) || v->u.scalar.s[0] == '\0')
+            goto out;
+        const char *a = v->u.scalar.s;
+        const char *port = strrchr(a, ':');
+        if (port == NULL)
+            goto out;
+        size_t hl = (size_t)(port - a);
+        if ((hl == 7 && strncmp(a, "0.0.0.0", 7) == 0) || hl == 0)
+            url = rd_xasprintf("http://127.0.0.1%s", port);
+        else if (hl == 4 && strncmp(a, "[::]", 4) == 0)
+            url = rd_xasprintf("http://[::1]%s", port);
+        else
+            url = rd_xasprintf("http://%s", a);
+        break;
+    }
+out:
+    rd_ynode_free(root);
+    free(buf);
+    return url;
 }
 
 /* ---- fetching ---- */
@@ -432,9 +496,9 @@ static void print_status(json_object *doc, FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *url = getenv("RUNNERCTL_URL");
-    if (url == NULL || *url == '\0')
-        url = DEFAULT_URL;
+    const char *url = NULL;
+    const char *config = NULL;
+    char *config_url = NULL;
     long timeout = 5;
     bool json = false;
     const char *cmd = NULL;
@@ -447,6 +511,10 @@ int main(int argc, char **argv)
             url = argv[++i];
         } else if (strncmp(a, "--url=", 6) == 0) {
             url = a + 6;
+        } else if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strncmp(a, "--config=", 9) == 0) {
+            config = a + 9;
         } else if (strcmp(a, "--timeout") == 0 && i + 1 < argc) {
             timeout = atol(argv[++i]);
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -486,13 +554,35 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Where runnerd listens: --url, else -c FILE's listen:, else $RUNNERCTL_URL, else
+     * the default config's listen: when it has one, else the default address. */
+    if (url == NULL && config != NULL) {
+        const char *why = NULL;
+        config_url = url_from_config(config, &why);
+        if (config_url == NULL) {
+            fprintf(stderr, "runnerctl: %s: %s (runnerd's listener address comes from listen:)\n",
+                    config, why);
+            return 1;
+        }
+        url = config_url;
+    }
+    if (url == NULL) {
+        url = getenv("RUNNERCTL_URL");
+        if (url == NULL || *url == '\0') {
+            const char *why = NULL;
+            config_url = url_from_config(DEFAULT_CONFIG, &why);
+            url = config_url ? config_url : DEFAULT_URL;
+        }
+    }
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     body_t body;
     int rc = fetch_status(url, timeout, &body);
     curl_global_cleanup();
-    if (rc != 0)
+    if (rc != 0) {
+        free(config_url);
         return 1;
+    }
 
     struct json_tokener *tok = json_tokener_new();
     json_object *doc = json_tokener_parse_ex(tok, body.p, (int)body.len);
@@ -503,8 +593,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "runnerctl: %s/status did not return a JSON object\n", url);
         json_object_put(doc);
         free(body.p);
+        free(config_url);
         return 1;
     }
+    free(config_url);
 
     if (json && strcmp(cmd, "status") == 0) {
         fwrite(body.p, 1, body.len, stdout);
