@@ -12,6 +12,9 @@ import tempfile
 import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import rdtest  # noqa: E402
+
 SRC = os.environ.get("RUNNERD_SRC") or os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.environ.get("RUNNERD_BUILD") or os.path.join(SRC, "build")
 RUNNERCTL = os.environ.get("RUNNERCTL_BIN") or os.path.join(BUILD, "runnerctl")
@@ -37,8 +40,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def ctl(*args):
     env = dict(os.environ)
     env.pop("RUNNERCTL_URL", None)
-    p = subprocess.run([RUNNERCTL] + list(args), capture_output=True, text=True, timeout=30,
-                       env=env)
+    p = subprocess.run(rdtest.wrap([RUNNERCTL] + list(args)), capture_output=True, text=True,
+                       timeout=rdtest.scaled(30), env=env)
     return p.returncode, p.stdout, p.stderr
 
 
