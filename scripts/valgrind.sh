@@ -18,7 +18,7 @@
 #                          four keep two cores busy
 #   RD_TEST_TIMEOUT_SCALE  every deadline the tests wait on is multiplied by it
 #                          (rdtest.scaled/wait_until, test_io_listener's
-#                          run_until), default 5: under memcheck the binaries run
+#                          run_until; a whole number), default 5: under memcheck the binaries run
 #                          10-50 times slower in CPU. What the tests assert
 #                          does not change; they only wait longer.
 #   RD_VALGRIND_EXCLUDE    a ctest -E regex of tests not run here; default
