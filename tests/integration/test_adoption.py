@@ -78,7 +78,10 @@ def scenario(sc):
     rdtest.wait_until(lambda: len(events_of(sc.state(), "job_started")) == 4, 30, 0.1,
                       "4 busy runners")
     # One more job whose runner is still starting (5 s before it opens a session) at the kill.
-    slow_job = gh.jobs(REPO, X64 + ["slow"], duration_ms=int(rdtest.scaled(1000)))["job_ids"][0]
+    # Its container lives 5 s (slowstart) + the job after the kill: under valgrind the
+    # restart alone can take 20 s on a loaded machine, so there the job is 25 s.
+    slow_ms = 1000 if rdtest.TIME_SCALE == 1 else int(rdtest.scaled(5000))
+    slow_job = gh.jobs(REPO, X64 + ["slow"], duration_ms=slow_ms)["job_ids"][0]
     rdtest.wait_until(lambda: [c for c in sc.calls("run") if "-slow-" in run_name(c)], 20, 0.05,
                       "docker run for the slow runner")
     rd1.kill9()
