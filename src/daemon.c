@@ -447,6 +447,18 @@ static void on_demand_changed(void *ud)
     schedule_soon(d);
 }
 
+/* A poll saw a job in_progress on a named runner: if it is one of ours, that is the
+ * job it runs (GitHub may have given it another job than the one it was started
+ * for, which then is still queued and must not count as covered by this runner). */
+static void on_job_assigned(void *ud, int64_t job_id, const char *runner_name)
+{
+    rd_daemon_t *d = ud;
+    if (d->sup == NULL || strncmp(runner_name, "runnerd-", 8) != 0)
+        return;
+    if (rd_supervisor_job_started(d->sup, runner_name, job_id) == 0)
+        schedule_soon(d);
+}
+
 static void on_runners_changed(void *ud)
 {
     schedule_soon(ud);
@@ -1230,6 +1242,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         begin_close(d);
         goto run;
     }
+    rd_poller_set_assigned_cb(d->poller, on_job_assigned);
     if (!opts->dry_run) {
         rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = on_runner_exited,
                                          .ud = d};
