@@ -484,7 +484,9 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
             char *line = rd_config_error_str(&errs.v[i]);
-            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s", line);
+            /* ERROR also on a reload: the file would fail the next start too, and an
+             * operator running with --log-level error must still see it. */
+            rd_log(RD_LOG_ERROR, "config", "%s", line);
             if (i == 0) {
                 free(d->last_reload_error);
                 d->last_reload_error = line;
@@ -493,8 +495,7 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
             }
         }
         if (errs.n == 0) {
-            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s: %s", d->opts.config_path,
-                   rd_strerror(rc));
+            rd_log(RD_LOG_ERROR, "config", "%s: %s", d->opts.config_path, rd_strerror(rc));
             free(d->last_reload_error);
             d->last_reload_error = rd_xasprintf("%s: %s", d->opts.config_path, rd_strerror(rc));
         }
@@ -968,7 +969,7 @@ static void reload(rd_daemon_t *d)
     }
     if (cfg == NULL) {
         d->reloads_failed++;
-        rd_warn(LOGC, "reload failed: still running the previous configuration");
+        rd_error(LOGC, "reload failed: still running the previous configuration");
         if (d->notify != NULL)
             rd_notify_ready(d->notify, "reload failed; running the previous configuration");
         return;
