@@ -81,6 +81,8 @@ typedef struct rd_daemon {
     uv_timer_t sched_timer; /* coalesces "something changed" into one pass */
     uv_timer_t tick_timer;  /* periodic pass: idle timeouts, backoff expiry */
     uv_timer_t once_timer;  /* --once: waits for registrations in flight */
+    uv_timer_t adopt_timer; /* retries the restart adoption when docker ps failed */
+    uint64_t adopt_retry_ms;
     bool sched_pending;
     phase_t phase;
     int exit_code;
@@ -1056,6 +1058,7 @@ static void begin_close(rd_daemon_t *d)
     close_signal((uv_handle_t *)&d->sched_timer);
     close_signal((uv_handle_t *)&d->tick_timer);
     close_signal((uv_handle_t *)&d->once_timer);
+    close_signal((uv_handle_t *)&d->adopt_timer);
     close_signal((uv_handle_t *)&d->sighup);
     close_signal((uv_handle_t *)&d->sigterm);
     close_signal((uv_handle_t *)&d->sigint);
@@ -1083,6 +1086,7 @@ static void stop(rd_daemon_t *d, const char *why)
     if (d->notify != NULL)
         rd_notify_stopping(d->notify, "draining runners");
     uv_timer_stop(&d->tick_timer);
+    uv_timer_stop(&d->adopt_timer);
     if (d->poller != NULL) {
         d->open_modules++;
         rd_poller_close(d->poller, on_module_closed, d);
@@ -1162,15 +1166,60 @@ static void on_once_cycle(void *ud, size_t failed)
     uv_timer_start(&d->once_timer, on_once_timer, 100, 100);
 }
 
+static void on_adopt_timer(uv_timer_t *t);
+
+/* Containers of a previous run that could not be listed at start (docker down)
+ * are looked for again, 5 s then doubling up to 5 min, until a listing works:
+ * until then they run unsupervised and their capacity is not counted. */
+static void adopt_retry_later(rd_daemon_t *d)
+{
+    d->adopt_retry_ms = d->adopt_retry_ms == 0 ? 5000 : d->adopt_retry_ms * 2;
+    if (d->adopt_retry_ms > 300000)
+        d->adopt_retry_ms = 300000;
+    uv_timer_start(&d->adopt_timer, on_adopt_timer, d->adopt_retry_ms, 0);
+}
+
+static void on_readopted(void *ud, int err)
+{
+    rd_daemon_t *d = ud;
+    if (d->phase != PHASE_RUNNING)
+        return;
+    if (err != 0) {
+        adopt_retry_later(d);
+        rd_warn(LOGC, "could not list containers (%s) again: retrying in %" PRIu64 " s",
+                rd_strerror(err), d->adopt_retry_ms / 1000);
+        return;
+    }
+    rd_info(LOGC, "containers listed: adoption of a previous run's runners done");
+    d->adopt_retry_ms = 0;
+    run_schedule(d);
+}
+
+static void on_adopt_timer(uv_timer_t *t)
+{
+    rd_daemon_t *d = rd_container_of(t, rd_daemon_t, adopt_timer);
+    if (d->phase != PHASE_RUNNING || d->sup == NULL)
+        return;
+    int rc = rd_supervisor_adopt(d->sup, on_readopted, d);
+    if (rc != 0)
+        on_readopted(d, rc);
+}
+
 static void on_adopted(void *ud, int err)
 {
     rd_daemon_t *d = ud;
     if (d->phase != PHASE_ADOPTING)
         return;
-    if (err != 0)
+    if (err != 0 && !d->opts.once) {
+        adopt_retry_later(d);
+        rd_warn(LOGC, "could not list containers (%s): nothing adopted yet; retrying in %" PRIu64
+                      " s (runners of a previous run are left as they are until then)",
+                rd_strerror(err), d->adopt_retry_ms / 1000);
+    } else if (err != 0) {
         rd_warn(LOGC, "could not list containers (%s): nothing adopted; runners of a previous run"
                       " are left as they are",
                 rd_strerror(err));
+    }
     if (d->opts.once) {
         int rc = rd_poller_run_once(d->poller, on_once_cycle, d);
         if (rc != 0) {
@@ -1221,6 +1270,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     uv_timer_init(&d->loop, &d->sched_timer);
     uv_timer_init(&d->loop, &d->tick_timer);
     uv_timer_init(&d->loop, &d->once_timer);
+    uv_timer_init(&d->loop, &d->adopt_timer);
     uv_signal_init(&d->loop, &d->sighup);
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
