@@ -81,6 +81,8 @@ typedef struct rd_daemon {
     uv_timer_t sched_timer; /* coalesces "something changed" into one pass */
     uv_timer_t tick_timer;  /* periodic pass: idle timeouts, backoff expiry */
     uv_timer_t once_timer;  /* --once: waits for registrations in flight */
+    uv_timer_t adopt_timer; /* retries the restart adoption when docker ps failed */
+    uint64_t adopt_retry_ms;
     bool sched_pending;
     phase_t phase;
     int exit_code;
@@ -447,6 +449,18 @@ static void on_demand_changed(void *ud)
     schedule_soon(d);
 }
 
+/* A poll saw a job in_progress on a named runner: if it is one of ours, that is the
+ * job it runs (GitHub may have given it another job than the one it was started
+ * for, which then is still queued and must not count as covered by this runner). */
+static void on_job_assigned(void *ud, int64_t job_id, const char *runner_name)
+{
+    rd_daemon_t *d = ud;
+    if (d->sup == NULL || strncmp(runner_name, "runnerd-", 8) != 0)
+        return;
+    if (rd_supervisor_job_started(d->sup, runner_name, job_id) == 0)
+        schedule_soon(d);
+}
+
 static void on_runners_changed(void *ud)
 {
     schedule_soon(ud);
@@ -472,7 +486,9 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
             char *line = rd_config_error_str(&errs.v[i]);
-            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s", line);
+            /* ERROR also on a reload: the file would fail the next start too, and an
+             * operator running with --log-level error must still see it. */
+            rd_log(RD_LOG_ERROR, "config", "%s", line);
             if (i == 0) {
                 free(d->last_reload_error);
                 d->last_reload_error = line;
@@ -481,8 +497,7 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
             }
         }
         if (errs.n == 0) {
-            rd_log(fatal ? RD_LOG_ERROR : RD_LOG_WARN, "config", "%s: %s", d->opts.config_path,
-                   rd_strerror(rc));
+            rd_log(RD_LOG_ERROR, "config", "%s: %s", d->opts.config_path, rd_strerror(rc));
             free(d->last_reload_error);
             d->last_reload_error = rd_xasprintf("%s: %s", d->opts.config_path, rd_strerror(rc));
         }
@@ -956,7 +971,7 @@ static void reload(rd_daemon_t *d)
     }
     if (cfg == NULL) {
         d->reloads_failed++;
-        rd_warn(LOGC, "reload failed: still running the previous configuration");
+        rd_error(LOGC, "reload failed: still running the previous configuration");
         if (d->notify != NULL)
             rd_notify_ready(d->notify, "reload failed; running the previous configuration");
         return;
@@ -1043,6 +1058,7 @@ static void begin_close(rd_daemon_t *d)
     close_signal((uv_handle_t *)&d->sched_timer);
     close_signal((uv_handle_t *)&d->tick_timer);
     close_signal((uv_handle_t *)&d->once_timer);
+    close_signal((uv_handle_t *)&d->adopt_timer);
     close_signal((uv_handle_t *)&d->sighup);
     close_signal((uv_handle_t *)&d->sigterm);
     close_signal((uv_handle_t *)&d->sigint);
@@ -1070,6 +1086,7 @@ static void stop(rd_daemon_t *d, const char *why)
     if (d->notify != NULL)
         rd_notify_stopping(d->notify, "draining runners");
     uv_timer_stop(&d->tick_timer);
+    uv_timer_stop(&d->adopt_timer);
     if (d->poller != NULL) {
         d->open_modules++;
         rd_poller_close(d->poller, on_module_closed, d);
@@ -1149,15 +1166,60 @@ static void on_once_cycle(void *ud, size_t failed)
     uv_timer_start(&d->once_timer, on_once_timer, 100, 100);
 }
 
+static void on_adopt_timer(uv_timer_t *t);
+
+/* Containers of a previous run that could not be listed at start (docker down)
+ * are looked for again, 5 s then doubling up to 5 min, until a listing works:
+ * until then they run unsupervised and their capacity is not counted. */
+static void adopt_retry_later(rd_daemon_t *d)
+{
+    d->adopt_retry_ms = d->adopt_retry_ms == 0 ? 5000 : d->adopt_retry_ms * 2;
+    if (d->adopt_retry_ms > 300000)
+        d->adopt_retry_ms = 300000;
+    uv_timer_start(&d->adopt_timer, on_adopt_timer, d->adopt_retry_ms, 0);
+}
+
+static void on_readopted(void *ud, int err)
+{
+    rd_daemon_t *d = ud;
+    if (d->phase != PHASE_RUNNING)
+        return;
+    if (err != 0) {
+        adopt_retry_later(d);
+        rd_warn(LOGC, "could not list containers (%s) again: retrying in %" PRIu64 " s",
+                rd_strerror(err), d->adopt_retry_ms / 1000);
+        return;
+    }
+    rd_info(LOGC, "containers listed: adoption of a previous run's runners done");
+    d->adopt_retry_ms = 0;
+    run_schedule(d);
+}
+
+static void on_adopt_timer(uv_timer_t *t)
+{
+    rd_daemon_t *d = rd_container_of(t, rd_daemon_t, adopt_timer);
+    if (d->phase != PHASE_RUNNING || d->sup == NULL)
+        return;
+    int rc = rd_supervisor_adopt(d->sup, on_readopted, d);
+    if (rc != 0)
+        on_readopted(d, rc);
+}
+
 static void on_adopted(void *ud, int err)
 {
     rd_daemon_t *d = ud;
     if (d->phase != PHASE_ADOPTING)
         return;
-    if (err != 0)
+    if (err != 0 && !d->opts.once) {
+        adopt_retry_later(d);
+        rd_warn(LOGC, "could not list containers (%s): nothing adopted yet; retrying in %" PRIu64
+                      " s (runners of a previous run are left as they are until then)",
+                rd_strerror(err), d->adopt_retry_ms / 1000);
+    } else if (err != 0) {
         rd_warn(LOGC, "could not list containers (%s): nothing adopted; runners of a previous run"
                       " are left as they are",
                 rd_strerror(err));
+    }
     if (d->opts.once) {
         int rc = rd_poller_run_once(d->poller, on_once_cycle, d);
         if (rc != 0) {
@@ -1208,6 +1270,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     uv_timer_init(&d->loop, &d->sched_timer);
     uv_timer_init(&d->loop, &d->tick_timer);
     uv_timer_init(&d->loop, &d->once_timer);
+    uv_timer_init(&d->loop, &d->adopt_timer);
     uv_signal_init(&d->loop, &d->sighup);
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
@@ -1230,6 +1293,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         begin_close(d);
         goto run;
     }
+    rd_poller_set_assigned_cb(d->poller, on_job_assigned);
     if (!opts->dry_run) {
         rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = on_runner_exited,
                                          .ud = d};

@@ -253,6 +253,8 @@ struct rd_github {
     size_t cache_bytes;
     rd_github_stats_t stats;
     unsigned cb_sent, cb_charged; /* for rd_github_op_counts */
+    const rd_github_assignment_t *cb_assign; /* for rd_github_op_assignments */
+    size_t cb_nassign;
     /* close */
     bool closing;
     int open_parts;
@@ -1448,6 +1450,8 @@ typedef struct {
     size_t nruns, cruns;
     rd_gh_jobs_t jobs;
     size_t cjobs;
+    rd_github_assignment_t *assign; /* in_progress jobs and their runners (names owned) */
+    size_t nassign, cassign;
     unsigned ctr[2];
 } qj_op_t;
 
@@ -1460,8 +1464,15 @@ static void qj_finish_if_done(qj_op_t *op)
         scope_ok(gh, op->scope);
     gh->cb_sent = op->ctr[0];
     gh->cb_charged = op->ctr[1];
+    gh->cb_assign = op->err == 0 ? op->assign : NULL;
+    gh->cb_nassign = op->err == 0 ? op->nassign : 0;
     op->cb(op->ud, op->err, op->err == 0 ? &op->jobs : NULL);
     gh->cb_sent = gh->cb_charged = 0;
+    gh->cb_assign = NULL;
+    gh->cb_nassign = 0;
+    for (size_t i = 0; i < op->nassign; i++)
+        free((char *)op->assign[i].runner_name);
+    free(op->assign);
     rd_gh_jobs_free(&op->jobs);
     free(op->runs);
     free(op->owner);
@@ -1485,6 +1496,16 @@ static int qj_jobs_page(pager_t *pg, const char *body, size_t len)
         return RD_EPROTO;
     for (size_t i = 0; i < page.n; i++) {
         rd_gh_job_t *j = &page.v[i];
+        if (j->status == RD_GH_IN_PROGRESS && j->runner_name != NULL && j->runner_name[0]) {
+            if (op->nassign == op->cassign) {
+                op->cassign = op->cassign ? op->cassign * 2 : 8;
+                op->assign = rd_xrealloc(op->assign, op->cassign * sizeof(*op->assign));
+            }
+            op->assign[op->nassign].job_id = j->id;
+            op->assign[op->nassign].runner_name = rd_xstrdup(j->runner_name);
+            op->nassign++;
+            continue;
+        }
         if (j->status != RD_GH_QUEUED)
             continue;
         bool dup = false;
@@ -2156,4 +2177,10 @@ void rd_github_op_counts(const rd_github_t *gh, unsigned *sent, unsigned *charge
 {
     *sent = gh->cb_sent;
     *charged = gh->cb_charged;
+}
+
+const rd_github_assignment_t *rd_github_op_assignments(const rd_github_t *gh, size_t *n)
+{
+    *n = gh->cb_nassign;
+    return gh->cb_assign;
 }

@@ -77,6 +77,7 @@ struct rd_poller {
     rd_demand_t *demand;
     const rd_config_t *cfg;
     rd_poller_changed_cb changed;
+    rd_poller_assigned_cb assigned;
     void *ud;
     uv_timer_t timer;
     bool started;
@@ -438,6 +439,12 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
         if (rd_demand_reconcile(p->demand, r->full, seen, jobs->n, r->poll_started_ms) > 0)
             changed = true;
         free(seen);
+        if (p->assigned != NULL) {
+            size_t na = 0;
+            const rd_github_assignment_t *as = rd_github_op_assignments(p->gh, &na);
+            for (size_t i = 0; i < na; i++)
+                p->assigned(p->ud, as[i].job_id, as[i].runner_name);
+        }
         r->queued = jobs->n;
         if (r->last_err != 0 && r->last_err != RD_EAGAIN)
             rd_info(LOGC, "%s: polling again", r->full);
@@ -715,6 +722,11 @@ int rd_poller_reconfigure(rd_poller_t *p, const rd_config_t *cfg)
         uv_timer_start(&p->timer, on_timer, 0, 0);
     }
     return 0;
+}
+
+void rd_poller_set_assigned_cb(rd_poller_t *p, rd_poller_assigned_cb cb)
+{
+    p->assigned = cb;
 }
 
 void rd_poller_note_activity(rd_poller_t *p, const char *repo)

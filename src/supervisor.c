@@ -1801,6 +1801,9 @@ static void adopt_ps_done(sup_t *s, sup_proc_t *p)
     ad->c = rd_xcalloc(l.n ? l.n : 1, sizeof *ad->c);
     for (size_t i = 0; i < l.n; i++) {
         rd_container_t *c = &l.v[i];
+        /* A retried adoption (docker was down at start) also lists our own. */
+        if (find_name(s, c->name))
+            continue;
         if (c->state != RD_CSTATE_RUNNING) {
             rd_info(COMP, "restart: removing dead container %s", c->name);
             docker_simple(s, PK_RM, 0, c->name);
@@ -1886,7 +1889,8 @@ static void adopt_list_cb(void *ud, int err, const rd_gh_runners_t *list)
                 pools[np++] = ad->c[i].pool;
         for (size_t k = 0; k < list->n; k++) {
             const rd_gh_runner_t *g = &list->v[k];
-            if (g->name == NULL || !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np))
+            if (g->name == NULL || !rd_dockerargv_owns_name(g->name, s->cfg->instance, pools, np) ||
+                find_name(s, g->name))
                 continue;
             bool has_container = false;
             for (size_t i = 0; i < ad->n && !has_container; i++)

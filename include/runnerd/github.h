@@ -85,4 +85,16 @@ rd_pace_t *rd_github_pace(rd_github_t *gh);
 /** Only inside an rd_github_jobs_cb: requests that operation sent, and how many were charged (not 304). */
 void rd_github_op_counts(const rd_github_t *gh, unsigned *sent, unsigned *charged);
 
+/** A job that GitHub lists in_progress on a named runner (seen by a queued-jobs poll). */
+typedef struct {
+    int64_t job_id;
+    const char *runner_name; /* borrowed for the duration of the callback */
+} rd_github_assignment_t;
+/**
+ * Only inside an rd_github_jobs_cb: the in_progress jobs of the runs that operation
+ * read, with the runner GitHub gave each (a runner may take another job than the one
+ * it was started for). *n = 0 when none. The array is valid during the callback only.
+ */
+const rd_github_assignment_t *rd_github_op_assignments(const rd_github_t *gh, size_t *n);
+
 #endif

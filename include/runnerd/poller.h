@@ -65,6 +65,14 @@ int rd_poller_run_once(rd_poller_t *p, rd_poller_cycle_cb cb, void *ud);
 int rd_poller_reconfigure(rd_poller_t *p, const rd_config_t *cfg);
 /** A webhook saw a queued job in REPO ("owner/name"): poll it at the active rate. */
 void rd_poller_note_activity(rd_poller_t *p, const char *repo);
+/**
+ * Optional: called for each in_progress job a poll saw with the runner GitHub gave it
+ * (runner_name borrowed for the call), before the demand-changed callback. GitHub
+ * hands a queued job to any idle runner whose labels fit, not necessarily to the
+ * one started for it; this tells the supervisor which job a runner really runs.
+ */
+typedef void (*rd_poller_assigned_cb)(void *ud, int64_t job_id, const char *runner_name);
+void rd_poller_set_assigned_cb(rd_poller_t *p, rd_poller_assigned_cb cb);
 /** Per-target status, in config order; returns the number of targets (writes at most max). */
 size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max);
 /** Durations of the repository polls that succeeded since start (for /metrics). */

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Contract audit (DESIGN.md section 3, Signals): a SIGHUP that shrinks a pool drains it.
+"""Contract audit (DESIGN.md section 3, Signals): a SIGHUP with a broken file logs every
+error at ERROR with file:line:col and keeps the old config; a SIGHUP that shrinks a pool
+drains it.
 Three warm idle runners (min_idle 3, idle_timeout 10 min); a reload lowers max_runners to 1:
 the two idle runners over the limit stop at once (they used to wait for their idle timeout),
 a busy runner of the pool is not touched and finishes its job. Then a reload moves `listen`,
 and SIGINT drains and exits 0 with no container and no registration left."""
+import re
 import signal
 import sys
 import time
@@ -30,6 +33,19 @@ def main():
             s.gh.jobs("octo/app", X64, count=1, duration_ms=6000)
             rdtest.wait_until(lambda: pool_state(s)["busy"] == 1 and pool_state(s)["idle"] == 3,
                               30, 0.1, "1 busy + 3 idle runners")
+            # a broken file first: every error logged at ERROR with file:line:col, the old
+            # config keeps serving (3 idle runners stay)
+            good = open(rd.cfg_path).read()
+            rd.write_config(good.replace("min_idle: 3", "min_idle: 99") + "bogus: 1\n")
+            start = len(rd.logs())
+            rd.signal(signal.SIGHUP)
+            s.wait_log(r"reload failed", timeout=15, start=start)
+            tail = rd.logs()[start:]
+            for key in (r"pools\[0\]\.min_idle", r"bogus: unknown key"):
+                assert re.search(r"ERROR config: \S+runnerd\.yaml:\d+:\d+: " + key, tail), tail
+            assert re.search(r"ERROR daemon: reload failed", tail), tail
+            st = pool_state(s)
+            assert st["idle"] == 3 and st["min_idle"] == 3 and rd.alive(), st
             small = dict(big, max_runners=1, min_idle=0)
             cfg = s.config(pools=[small])
             rd.write_config(cfg)
