@@ -70,7 +70,9 @@ def scenario(sc, flag):
     os.remove(flag)  # docker is back
     rdtest.wait_until(lambda: "restart: adopted" in rd2.logs(), 30, 0.1,
                       "the busy container to be adopted on a retry")
-    assert "adoption of a previous run's runners done" in rd2.logs()
+    # Logged once the listing's callback is through, just after the adoptions.
+    rdtest.wait_until(lambda: "adoption of a previous run's runners done" in rd2.logs(), 10, 0.1,
+                      "the retried adoption to be logged as done")
     rdtest.wait_until(lambda: [j for j in sc.state()["jobs"] if j["id"] == job][0]["status"]
                       == "completed", 40, 0.2, "the adopted job to complete")
     rdtest.wait_until(lambda: sc.containers() == [], 30, 0.2, "the runner's container to exit")
