@@ -167,7 +167,10 @@ class Bench:
         if os.path.exists(path):
             with open(path) as f:
                 for line in f:
-                    c = json.loads(line)
+                    try:
+                        c = json.loads(line)
+                    except ValueError:
+                        continue  # a line the double is still writing: read it next time
                     if c.get("cmd") == "run" and "--name" in c["argv"]:
                         out[c["argv"][c["argv"].index("--name") + 1]] = c["t"]
         return out
