@@ -270,7 +270,7 @@ static void bind_adopted(rd_daemon_t *d, bool exited_only)
                 d->taken[k].active = true;
                 rd_demand_remove(d->demand, best->id);
             } else {
-                rd_supervisor_job_started(d->sup, ab.names[i], best->id);
+                rd_supervisor_job_assumed(d->sup, ab.names[i], best->id);
             }
         }
         free(ab.names[i]);

@@ -781,6 +781,123 @@ static void test_rounds_starting_then_busy_swapped(void **state)
     world_free(w);
 }
 
+/* GitHub gives job 3 to the runner started for job 4 (it came online first)
+ * and job 4 to the one started for job 3; a poll sees job 3 in_progress on the
+ * first while job 4 still shows queued, and a runner list already shows both
+ * busy. The swap keeps job 4 covered: no third runner. */
+static void test_confirm_job_swaps_within_pool(void **state)
+{
+    (void)state;
+    world_t *w = world_new();
+    size_t p = add_pool(w, "arm64", LABELS(L_X64), 1, 1 * GiB, 10);
+    size_t s = add_scope(w, "orgs/o", NULL);
+    add_job(w, 3, s, LABELS(J_X64), 1);
+    add_job(w, 4, s, LABELS(J_X64), 2);
+    add_runner(w, 1, s, p, RD_RSTATE_BUSY, 3);
+    add_runner(w, 2, s, p, RD_RSTATE_BUSY, 4);
+    rd_job_claim_t c[2] = {{p, 3, false}, {p, 4, false}};
+    assert_int_equal(rd_sched_confirm_job(c, 2, 1, 3), 0);
+    assert_int_equal(c[0].job_id, 4);
+    assert_false(c[0].known);
+    assert_int_equal(c[1].job_id, 3);
+    assert_true(c[1].known);
+    w->runners[0].job_id = c[0].job_id;
+    w->runners[1].job_id = c[1].job_id;
+    remove_job(w, 3); /* the poll saw it in_progress */
+    assert_int_equal(total_starts(plan(w)), 0);
+    /* without the swap the runner started for job 3 would cover nothing */
+    w->runners[0].job_id = 3;
+    assert_int_equal(total_starts(plan(w)), 1);
+    /* the same word again, and the second runner's own: nothing moves */
+    assert_int_equal(rd_sched_confirm_job(c, 2, 1, 3), 2);
+    assert_int_equal(rd_sched_confirm_job(c, 2, 0, 4), 2);
+    assert_int_equal(c[0].job_id, 4);
+    assert_true(c[0].known);
+    /* job 0 (no job) is not a word about anything; an index out of range neither */
+    assert_int_equal(rd_sched_confirm_job(c, 2, 0, 0), 2);
+    assert_int_equal(c[0].job_id, 4);
+    assert_int_equal(rd_sched_confirm_job(c, 2, 5, 7), 2);
+    world_free(w);
+}
+
+/* Runners of another pool, and runners whose job GitHub already named, keep theirs. */
+static void test_confirm_job_keeps_other_pools_and_known(void **state)
+{
+    (void)state;
+    rd_job_claim_t c[3] = {{0, 1, false}, {1, 2, false}, {1, 3, true}};
+    /* the pool-1 runner started for job 2 takes job 1: the pool-0 runner started
+     * for job 1 may not be able to run job 2, so it is not counted against it */
+    assert_int_equal(rd_sched_confirm_job(c, 3, 1, 1), 3);
+    assert_int_equal(c[0].job_id, 1);
+    assert_int_equal(c[1].job_id, 1);
+    /* GitHub named job 3's runner: a later word about job 3 elsewhere moves nothing */
+    c[1] = (rd_job_claim_t){1, 4, false};
+    assert_int_equal(rd_sched_confirm_job(c, 3, 1, 3), 3);
+    assert_int_equal(c[2].job_id, 3);
+    assert_int_equal(c[1].job_id, 3);
+}
+
+/* Property: N runners of one pool started for N distinct jobs; GitHub hands
+ * the jobs out in a random permutation, and polls reveal it one runner at a
+ * time in a random order while the job list still shows every job queued and
+ * the runner list shows every runner busy. After every reveal the runners
+ * account for exactly the N jobs (no job uncovered, so no start), and once all
+ * are revealed each runner holds the job it really runs. */
+static void test_confirm_job_property(void **state)
+{
+    (void)state;
+    uint64_t seed = 20261205;
+    for (int iter = 0; iter < 300; iter++) {
+        world_t *w = world_new();
+        size_t p = add_pool(w, "x64", LABELS(L_X64), 1, 1 * GiB, 100);
+        size_t q = add_pool(w, "gpu", LABELS(L_GPU), 1, 1 * GiB, 100);
+        size_t s = add_scope(w, "orgs/o", NULL);
+        size_t n = 1 + rd_rand_next(&seed) % 12;
+        size_t real[MAXR], order[MAXR];
+        rd_job_claim_t c[MAXR];
+        for (size_t i = 0; i < n; i++) {
+            add_job(w, (int64_t)(100 + i), s, LABELS(J_X64), (int64_t)i);
+            add_runner(w, i + 1, s, p, RD_RSTATE_BUSY, (int64_t)(100 + i));
+            c[i] = (rd_job_claim_t){p, (int64_t)(100 + i), false};
+            real[i] = order[i] = i;
+        }
+        /* a gpu runner of the other pool, started for a job of its own */
+        add_job(w, 999, s, LABELS(J_GPU), 50);
+        add_runner(w, n + 1, s, q, RD_RSTATE_BUSY, 999);
+        c[n] = (rd_job_claim_t){q, 999, false};
+        for (size_t i = n; i > 1; i--) {
+            size_t k = rd_rand_next(&seed) % i, t = real[i - 1];
+            real[i - 1] = real[k];
+            real[k] = t;
+            k = rd_rand_next(&seed) % i;
+            t = order[i - 1];
+            order[i - 1] = order[k];
+            order[k] = t;
+        }
+        size_t reveal = 1 + rd_rand_next(&seed) % n;
+        for (size_t k = 0; k < reveal; k++) {
+            size_t who = order[k];
+            rd_sched_confirm_job(c, n + 1, who, (int64_t)(100 + real[who]));
+            bool held[MAXR] = {false};
+            for (size_t i = 0; i < n; i++) {
+                int64_t id = c[i].job_id - 100;
+                assert_true(id >= 0 && (size_t)id < n);
+                assert_false(held[id]);
+                held[id] = true;
+                w->runners[i].job_id = c[i].job_id;
+            }
+            assert_int_equal(c[n].job_id, 999);
+            assert_int_equal(total_starts(plan(w)), 0);
+        }
+        for (size_t k = 0; k < reveal; k++)
+            assert_int_equal(c[order[k]].job_id, (int64_t)(100 + real[order[k]]));
+        if (reveal == n)
+            for (size_t i = 0; i < n; i++)
+                assert_int_equal(c[i].job_id, (int64_t)(100 + real[i]));
+        world_free(w);
+    }
+}
+
 static bool stopped(const rd_sched_plan_t *pl, uint64_t key)
 {
     for (size_t i = 0; i < pl->nstops; i++)
@@ -1147,6 +1264,9 @@ int main(void)
         cmocka_unit_test(test_busy_beats_starting_for_same_job),
         cmocka_unit_test(test_rounds_never_double_start),
         cmocka_unit_test(test_rounds_starting_then_busy_swapped),
+        cmocka_unit_test(test_confirm_job_swaps_within_pool),
+        cmocka_unit_test(test_confirm_job_keeps_other_pools_and_known),
+        cmocka_unit_test(test_confirm_job_property),
         cmocka_unit_test(test_stops_idle_timeout),
         cmocka_unit_test(test_stops_min_idle_across_scopes),
         cmocka_unit_test(test_stops_keep_runner_tied_to_queued_job),
