@@ -66,16 +66,17 @@ host_busybox() {
     echo /bin/busybox
 }
 
-# Prints the path of an arm64 static busybox extracted from Debian's package.
+# Prints the path of an arm64 static busybox extracted from Debian's package
+# (and nothing else on stdout: the caller takes it with $(...)).
 arm64_busybox() {
     local dir=$1
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-        say "dpkg --add-architecture arm64"
-        $SUDO dpkg --add-architecture arm64
+        say "dpkg --add-architecture arm64" >&2
+        $SUDO dpkg --add-architecture arm64 >&2
     fi
     if ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
-        say "apt-get update (arm64 package lists)"
-        $SUDO apt-get update -qq
+        say "apt-get update (arm64 package lists)" >&2
+        $SUDO apt-get update -qq >&2
     fi
     # (apt warns when _apt cannot write the folder; the download works anyway)
     if ! (cd "$dir" && apt-get download -q busybox-static:arm64 >"$dir/apt.log" 2>&1); then
