@@ -128,27 +128,14 @@ int rd_auth_key_load(const char *pem, size_t len, rd_auth_key_t **out)
 int rd_auth_key_load_file(const char *path, rd_auth_key_t **out)
 {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL)
-        return errno == ENOENT ? RD_ENOENT : RD_EIO;
     /* A PEM RSA key is a few KiB; anything much larger is not one. */
-    size_t cap = 64 * 1024, len = 0;
-    char *buf = rd_xmalloc(cap);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, fp)) > 0) {
-        len += n;
-        if (len == cap)
-            break;
-    }
-    int rc;
-    if (ferror(fp))
-        rc = RD_EIO;
-    else if (len == cap)
-        rc = RD_EINVAL;
-    else
-        rc = rd_auth_key_load(buf, len, out);
-    fclose(fp);
-    OPENSSL_cleanse(buf, cap);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = rd_read_file(path, 64 * 1024, RD_READ_SECRET, &buf, &len);
+    if (rc != 0)
+        return rc == RD_EIO && errno == ENOENT ? RD_ENOENT : rc == RD_ERANGE ? RD_EINVAL : rc;
+    rc = rd_auth_key_load(buf, len, out);
+    OPENSSL_cleanse(buf, len);
     free(buf);
     return rc;
 }

@@ -1788,39 +1788,20 @@ int rd_config_load(const char *file, const rd_host_facts_t *facts, rd_config_t *
                    rd_config_errors_t *errs)
 {
     *out = NULL;
-    FILE *fp = fopen(file, "rb");
-    if (fp == NULL) {
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = rd_read_file(file, RD_CONFIG_MAX_FILE, 0, &buf, &len);
+    if (rc == RD_ERANGE) {
+        add_error(errs, file, 0, 0, "", "larger than 4 MiB: not a configuration file");
+        return RD_EINVAL;
+    }
+    if (rc != 0) {
         char reason[256];
         snprintf(reason, sizeof(reason), "cannot open: %s", strerror(errno));
         add_error(errs, file, 0, 0, "", reason);
         return RD_EIO;
     }
-    size_t cap = 8192, len = 0;
-    char *buf = rd_xmalloc(cap);
-    for (;;) {
-        if (len == cap) {
-            if (cap >= RD_CONFIG_MAX_FILE) {
-                fclose(fp);
-                free(buf);
-                add_error(errs, file, 0, 0, "", "larger than 4 MiB: not a configuration file");
-                return RD_EINVAL;
-            }
-            cap *= 2;
-            buf = rd_xrealloc(buf, cap);
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    bool failed = ferror(fp) != 0;
-    fclose(fp);
-    if (failed) {
-        free(buf);
-        add_error(errs, file, 0, 0, "", "read error");
-        return RD_EIO;
-    }
-    int rc = rd_config_load_buffer(file, buf, len, facts, out, errs);
+    rc = rd_config_load_buffer(file, buf, len, facts, out, errs);
     free(buf);
     return rc;
 }

@@ -515,27 +515,27 @@ static int read_secret(const char *path, char **out, size_t *out_len)
     *out_len = 0;
     if (path == NULL)
         return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rd_error("config", "webhook_secret_file %s: %s", path, strerror(errno));
-        return RD_EIO;
+    char *buf = NULL;
+    size_t n = 0;
+    int rc = rd_read_file(path, 64 * 1024, RD_READ_SECRET, &buf, &n);
+    if (rc != 0) {
+        rd_error("config", "webhook_secret_file %s: %s", path,
+                 rc == RD_ERANGE ? "larger than 64 KiB" : strerror(errno));
+        return rc;
     }
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n < 0) {
-        rd_error("config", "webhook_secret_file %s: %s", path, strerror(errno));
-        return RD_EIO;
-    }
+    size_t all = n;
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
         n--;
     if (n == 0) {
+        explicit_bzero(buf, all);
+        free(buf);
         rd_error("config", "webhook_secret_file %s: empty", path);
         return RD_EINVAL;
     }
-    *out = rd_xstrndup(buf, (size_t)n);
-    *out_len = (size_t)n;
-    explicit_bzero(buf, sizeof(buf));
+    *out = rd_xstrndup(buf, n);
+    *out_len = n;
+    explicit_bzero(buf, all);
+    free(buf);
     rd_log_add_secret(*out);
     return 0;
 }

@@ -298,44 +298,19 @@ static bool same_origin(const rd_github_t *gh, const char *url)
 static int read_secret_file(const char *path, char **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return RD_EIO;
-    size_t cap = 4096, len = 0;
-    char *buf = rd_xmalloc(cap);
-    for (;;) {
-        if (len + 1 >= cap) {
-            if (cap >= (1u << 20)) {
-                close(fd);
-                free(buf);
-                return RD_ERANGE;
-            }
-            cap *= 2;
-            buf = rd_xrealloc(buf, cap);
-        }
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            close(fd);
-            free(buf);
-            return RD_EIO;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    size_t a = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = rd_read_file(path, 1u << 20, RD_READ_SECRET, &buf, &len);
+    if (rc != 0)
+        return rc;
+    size_t all = len, a = 0;
     while (a < len && isspace((unsigned char)buf[a]))
         a++;
     while (len > a && isspace((unsigned char)buf[len - 1]))
         len--;
-    char *s = rd_xstrndup(buf + a, len - a);
-    memset(buf, 0, cap);
+    *out = rd_xstrndup(buf + a, len - a);
+    explicit_bzero(buf, all);
     free(buf);
-    *out = s;
     return 0;
 }
 

@@ -47,30 +47,18 @@ static void usage(FILE *f)
  * host is reached over loopback. */
 static char *url_from_config(const char *file, const char **why)
 {
-    *why = "cannot read it";
-    FILE *f = fopen(file, "r");
-    if (f == NULL)
-        return NULL;
     char *buf = NULL;
     size_t len = 0;
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && len < MAX_BODY) {
-        buf = rd_xrealloc(buf, len + n + 1);
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    bool bad = ferror(f) != 0;
-    fclose(f);
-    if (bad) {
-        free(buf);
+    int rc = rd_read_file(file, MAX_BODY, 0, &buf, &len);
+    if (rc != 0) {
+        *why = rc == RD_ERANGE ? "too large for a configuration file" : "cannot read it";
         return NULL;
     }
     rd_ynode_t *root = NULL;
     rd_yaml_error_t yerr;
     char *url = NULL;
     *why = "not valid YAML";
-    if (rd_yaml_parse(buf ? buf : "", len, &root, &yerr) != 0)
+    if (rd_yaml_parse(buf, len, &root, &yerr) != 0)
         goto out;
     *why = "no listen: in it";
     if (root == NULL || root->kind != RD_YNODE_MAP)
