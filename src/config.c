@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -2035,6 +2036,47 @@ static void check_perms(const rd_config_t *cfg, const char *path, const struct s
     }
 }
 
+/* The folders on the way to PATH: whoever can write one of them can replace the
+ * file, whatever its own mode. Says so for the first such folder (writable by
+ * group or others without the sticky bit, or owned by someone but root and
+ * runnerd's user). */
+static void check_dirs(const rd_config_t *cfg, const char *path, rd_pos_t pos, const char *key,
+                       rd_config_errors_t *warnings)
+{
+    char *real = realpath(path, NULL);
+    if (real == NULL)
+        return;
+    char reason[PATH_MAX + 256];
+    uid_t me = geteuid();
+    char *slash;
+    while ((slash = strrchr(real, '/')) != NULL) {
+        if (slash == real)
+            slash[1] = '\0'; /* "/" itself */
+        else
+            *slash = '\0';
+        struct stat st;
+        if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+            break;
+        unsigned mode = (unsigned)(st.st_mode & 07777);
+        const char *why = NULL;
+        if ((mode & 022) != 0 && (mode & S_ISVTX) == 0)
+            why = "is writable by group or others";
+        else if (st.st_uid != 0 && st.st_uid != me)
+            why = "is owned by another user";
+        if (why != NULL) {
+            snprintf(reason, sizeof(reason),
+                     "warning: folder %s %s (mode %04o, uid %u): they can replace %s; "
+                     "chmod go-w / chown it",
+                     real, why, mode, (unsigned)st.st_uid, path);
+            add_error(warnings, cfg->path, pos.line, pos.col, key, reason);
+            break;
+        }
+        if (strcmp(real, "/") == 0)
+            break;
+    }
+    free(real);
+}
+
 static void check_file(const rd_config_t *cfg, const char *path, rd_pos_t pos, const char *key,
                        file_kind_t kind, rd_config_errors_t *errs, rd_config_errors_t *warnings)
 {
@@ -2053,6 +2095,7 @@ static void check_file(const rd_config_t *cfg, const char *path, rd_pos_t pos, c
         add_error(errs, cfg->path, pos.line, pos.col, key, reason);
     } else if (warnings != NULL) {
         check_perms(cfg, path, &st, pos, key, kind, warnings);
+        check_dirs(cfg, path, pos, key, warnings);
     }
     close(fd);
 }
@@ -2067,6 +2110,7 @@ static void check_config_file(const rd_config_t *cfg, rd_config_errors_t *warnin
         !S_ISREG(st.st_mode))
         return;
     check_perms(cfg, cfg->path, &st, (rd_pos_t){0, 0}, "", FILE_CONFIG, warnings);
+    check_dirs(cfg, cfg->path, (rd_pos_t){0, 0}, "", warnings);
 }
 
 static int check_files(const rd_config_t *cfg, rd_config_errors_t *errs,

@@ -8,6 +8,9 @@
 2. chmod 600 the token, make the config file group-writable (mode 664), SIGHUP:
    the reload succeeds and logs a WARN that the config file is writable by group or
    others (whoever can write it controls docker.extra_args), and no token warning.
+3. back to 644: nothing warned;
+4. the token moved into a group-writable folder (mode 775): the reload warns that the
+   folder's group can replace the file; folder back to 755: nothing warned.
 --check-config's side is in test_check_config.py.
 """
 import os
@@ -65,6 +68,37 @@ def main():
             tail = rd.logs()[mark:]
             check(re.search(r"WARN config: .*warning", tail) is None,
                   "reload: nothing to warn about, nothing warned")
+
+            # 4. the token in a group-writable folder: its group can replace the file
+            sub = os.path.join(tmp, "secrets")
+            os.mkdir(sub)
+            os.chmod(sub, 0o775)
+            tok2 = os.path.join(sub, "token")
+            with open(tok2, "w") as f:
+                f.write(rdtest.TOKEN + "\n")
+            os.chmod(tok2, 0o600)
+            with open(rd.cfg_path) as f:
+                text = f.read()
+            with open(rd.cfg_path, "w") as f:
+                f.write(text.replace(tok, tok2))
+            mark = s.log_size()
+            rd.signal(signal.SIGHUP)
+            s.wait_log(r"reloaded: \d+ pools", start=mark)
+            tail = rd.logs()[mark:]
+            want = ("github.token_file: warning: folder %s is writable by group or others "
+                    "(mode 0775, uid %d): they can replace %s; chmod go-w / chown it\n"
+                    % (os.path.realpath(sub), os.getuid(), tok2))
+            check(want in tail, "reload: token in a group-writable folder warned")
+            check(len(re.findall(r"WARN config: .*warning", tail)) == 1,
+                  "reload: one warning for that folder, nothing else")
+
+            os.chmod(sub, 0o755)
+            mark = s.log_size()
+            rd.signal(signal.SIGHUP)
+            s.wait_log(r"reloaded: \d+ pools", start=mark)
+            tail = rd.logs()[mark:]
+            check(re.search(r"WARN config: .*warning", tail) is None,
+                  "reload: folder mode 755, nothing warned")
             check(rdtest.TOKEN not in rd.logs(), "the token is never logged")
             ok = True
         finally:
