@@ -30,6 +30,14 @@ def check(cond, what):
         failures.append(what)
 
 
+def reload(s, rd):
+    """SIGHUP, wait for the reload, return what runnerd logged meanwhile."""
+    mark = s.log_size()
+    rd.signal(signal.SIGHUP)
+    s.wait_log(r"reloaded: \d+ pools", start=mark)
+    return rd.logs()[mark:]
+
+
 def main():
     with rdtest.TempDir() as tmp:
         s = opskit.Setup(tmp, instance="perms", secret=None, listen=True,
@@ -51,10 +59,7 @@ def main():
 
             os.chmod(tok, 0o600)
             os.chmod(rd.cfg_path, 0o664)
-            mark = s.log_size()
-            rd.signal(signal.SIGHUP)
-            s.wait_log(r"reloaded: \d+ pools", start=mark)
-            tail = rd.logs()[mark:]
+            tail = reload(s, rd)
             want = ("WARN config: %s: warning: this file is writable by group or others "
                     "(mode 664): whoever can write it controls docker.extra_args, and so root; "
                     "chmod go-w it\n" % rd.cfg_path)
@@ -62,10 +67,7 @@ def main():
             check("token_file: warning" not in tail, "reload: mode 600 token no longer warned")
 
             os.chmod(rd.cfg_path, 0o644)
-            mark = s.log_size()
-            rd.signal(signal.SIGHUP)
-            s.wait_log(r"reloaded: \d+ pools", start=mark)
-            tail = rd.logs()[mark:]
+            tail = reload(s, rd)
             check(re.search(r"WARN config: .*warning", tail) is None,
                   "reload: nothing to warn about, nothing warned")
 
@@ -81,10 +83,7 @@ def main():
                 text = f.read()
             with open(rd.cfg_path, "w") as f:
                 f.write(text.replace(tok, tok2))
-            mark = s.log_size()
-            rd.signal(signal.SIGHUP)
-            s.wait_log(r"reloaded: \d+ pools", start=mark)
-            tail = rd.logs()[mark:]
+            tail = reload(s, rd)
             want = ("github.token_file: warning: folder %s is writable by group or others "
                     "(mode 0775, uid %d): they can replace %s; chmod go-w / chown it\n"
                     % (os.path.realpath(sub), os.getuid(), tok2))
@@ -93,10 +92,7 @@ def main():
                   "reload: one warning for that folder, nothing else")
 
             os.chmod(sub, 0o755)
-            mark = s.log_size()
-            rd.signal(signal.SIGHUP)
-            s.wait_log(r"reloaded: \d+ pools", start=mark)
-            tail = rd.logs()[mark:]
+            tail = reload(s, rd)
             check(re.search(r"WARN config: .*warning", tail) is None,
                   "reload: folder mode 755, nothing warned")
             check(rdtest.TOKEN not in rd.logs(), "the token is never logged")
