@@ -363,8 +363,8 @@ def write(a, m, results, idle, load):
     L.append("| kernel | %s |" % m["kernel"])
     L.append("| OS | %s |" % m["os"])
     L.append("| load average (1 min) | %.1f at start, %.1f at end; the benchmarks print the load "
-             "during their runs below. This is a shared 2-core machine: other people's builds and "
-             "tests ran at the same time, so latencies are pessimistic |" % (load[0], load[1]))
+             "during their runs below (on a shared machine, a load above ~1 means other work ran "
+             "at the same time and the latencies are pessimistic) |" % (load[0], load[1]))
     L.append("")
     L.append("## Figures")
     L.append("")
