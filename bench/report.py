@@ -136,8 +136,9 @@ def idle_api(build, nrepos, minutes, warm):
         env = {"FAKE_DOCKER_STATE": os.path.join(tmp, "docker")}
         rd = rdtest.Runnerd(tmp, cfg, env=env)
         rd.start()
-        # Not the cold first cycle (200s that set the ETags), nor the ramp of an idle repo's
-        # interval (15 s doubling to 8 x poll_interval = 2 min): the steady state.
+        # Not the cold first cycle (200s that set the ETags), nor the pacer settling on the
+        # idle repos' interval (poll_interval, slowed only as far as the rate cap needs): the
+        # steady state.
         time.sleep(warm)
         gh.call("POST", "/_control/stats/reset")
         t0 = time.monotonic()
@@ -380,8 +381,9 @@ def write(a, m, results, idle, load):
     L.append("")
     if idle and "stats" in idle:
         L.append("runnerd ran against the fake GitHub with %d idle repositories (%s) for %.1f "
-                 "minutes after a %.0f s warm-up (the cold first cycle and the ramp of the idle "
-                 "repos' poll interval to its ceiling, 8 x poll_interval = 2 min). The figures "
+                 "minutes after a %.0f s warm-up (the cold first cycle, and the pacer settling the idle "
+                 "repos' interval: poll_interval, slowed only as far as the budget and the rate "
+                 "cap need). The figures "
                  "are the fake's counters (`/_control/stats`) over that window, extrapolated "
                  "to one hour. The fake counts every TCP connection, the harness's own control "
                  "calls included." % (idle["repos"], idle["config"], idle["seconds"] / 60.0,

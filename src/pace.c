@@ -26,9 +26,10 @@ struct rd_pace {
     /* Priority (registration/deletion) bucket. */
     double ptokens;
     int64_t ptokens_ms;
-    /* Planned rates of registered targets, per ms. */
-    double plan_cost;
-    double plan_sent;
+    /* Registered targets' requests per poll (charged, sent), summed over the
+     * active ones and over the idle ones; rates follow from the poll interval. */
+    double act_cost, act_sent;
+    double idle_cost, idle_sent;
     size_t ntargets;
 };
 
@@ -218,18 +219,25 @@ void rd_pace_refund(rd_pace_t *p, int64_t charged_ms, int64_t now_ms)
 
 static void plan_sub(rd_pace_t *p, const rd_pace_target_t *t)
 {
-    p->plan_cost -= t->cost / t->base_ms;
-    p->plan_sent -= t->sent / t->base_ms;
-    if (p->plan_cost < 0)
-        p->plan_cost = 0;
-    if (p->plan_sent < 0)
-        p->plan_sent = 0;
+    double *cost = t->idle ? &p->idle_cost : &p->act_cost;
+    double *sent = t->idle ? &p->idle_sent : &p->act_sent;
+    *cost -= t->cost;
+    *sent -= t->sent;
+    if (*cost < 0)
+        *cost = 0;
+    if (*sent < 0)
+        *sent = 0;
 }
 
 static void plan_add(rd_pace_t *p, const rd_pace_target_t *t)
 {
-    p->plan_cost += t->cost / t->base_ms;
-    p->plan_sent += t->sent / t->base_ms;
+    if (t->idle) {
+        p->idle_cost += t->cost;
+        p->idle_sent += t->sent;
+    } else {
+        p->act_cost += t->cost;
+        p->act_sent += t->sent;
+    }
 }
 
 static double idle_cap_ms(const rd_pace_t *p)
@@ -241,18 +249,56 @@ static double idle_cap_ms(const rd_pace_t *p)
     return cap < poll ? poll : cap;
 }
 
+/* How many times slower than the active targets the idle ones must go so that
+ * act + idle / f fits limit (rates per ms); 1 when everything fits. */
+static double idle_fit(double act, double idle, double limit)
+{
+    if (act + idle <= limit)
+        return 1.0;
+    if (limit > act)
+        return idle / (limit - act);
+    return INFINITY;
+}
+
+/* The idle targets' factor (1 .. the idle cap / poll_interval) and the stretch of
+ * every interval (>= 1) that keep the planned rates within the budget's fill rate
+ * (poll_share of it) and RATE_PLAN_SHARE of the rate cap. */
+static void plan_factors(const rd_pace_t *p, double *idle_f, double *stretch)
+{
+    double poll = (double)p->cfg.poll_interval_ms;
+    double ac = p->act_cost / poll, ic = p->idle_cost / poll;
+    double as = p->act_sent / poll, is = p->idle_sent / poll;
+    double budget = (double)p->cfg.budget_per_hour * p->cfg.poll_share / 3600000.0;
+    double rate = p->cfg.max_rate_per_s > 0 ? p->cfg.max_rate_per_s * RATE_PLAN_SHARE / 1000.0 : 0;
+    double f = 1.0;
+    if (budget > 0)
+        f = fmax(f, idle_fit(ac, ic, budget));
+    if (rate > 0)
+        f = fmax(f, idle_fit(as, is, rate));
+    double cap = idle_cap_ms(p) / poll;
+    if (f > cap)
+        f = cap;
+    double st = 1.0;
+    if (budget > 0)
+        st = fmax(st, (ac + ic / f) / budget);
+    if (rate > 0)
+        st = fmax(st, (as + is / f) / rate);
+    *idle_f = f;
+    *stretch = st;
+}
+
 void rd_pace_target_add(rd_pace_t *p, rd_pace_target_t *t)
 {
     if (t->registered)
         return;
-    if (t->base_ms <= 0) {
+    if (t->last_poll_ms == 0 && t->sent <= 0) {
         /* Before its first poll, assume a poll sends 2 requests (queued and
          * in_progress runs) and that most come back 304, as they do for the
          * idle repositories that make up most of a large fleet. Polls soon
          * correct this; the budget gate holds meanwhile. */
-        t->base_ms = (double)p->cfg.poll_interval_ms;
         t->cost = 0.2;
         t->sent = 2.0;
+        t->idle = true;
     }
     t->registered = true;
     p->ntargets++;
@@ -267,22 +313,14 @@ void rd_pace_target_remove(rd_pace_t *p, rd_pace_target_t *t)
     t->registered = false;
     p->ntargets--;
     if (p->ntargets == 0)
-        p->plan_cost = p->plan_sent = 0;
+        p->act_cost = p->act_sent = p->idle_cost = p->idle_sent = 0;
 }
 
-static void set_base(rd_pace_t *p, rd_pace_target_t *t, int64_t now_ms)
+/* Active: queued jobs seen within active_window_ms. */
+static void set_idle(const rd_pace_t *p, rd_pace_target_t *t, int64_t now_ms)
 {
-    double poll = (double)p->cfg.poll_interval_ms;
-    if (t->last_active_ms > 0 && now_ms - t->last_active_ms < (int64_t)p->cfg.active_window_ms) {
-        t->idle_polls = 0;
-        t->base_ms = poll;
-    } else {
-        if (t->idle_polls < 30)
-            t->idle_polls++;
-        double b = poll * pow(2.0, (double)t->idle_polls);
-        double cap = idle_cap_ms(p);
-        t->base_ms = b > cap ? cap : b;
-    }
+    t->idle = !(t->last_active_ms > 0 &&
+                now_ms - t->last_active_ms < (int64_t)p->cfg.active_window_ms);
 }
 
 void rd_pace_target_polled(rd_pace_t *p, rd_pace_target_t *t, int64_t started_ms, int64_t now_ms,
@@ -299,7 +337,7 @@ void rd_pace_target_polled(rd_pace_t *p, rd_pace_target_t *t, int64_t started_ms
     if (!first)
         t->cost = (1 - EWMA_ALPHA) * t->cost + EWMA_ALPHA * charged;
     t->last_poll_ms = started_ms > 0 ? started_ms : 1;
-    set_base(p, t, now_ms);
+    set_idle(p, t, now_ms);
     if (t->registered)
         plan_add(p, t);
 }
@@ -309,30 +347,31 @@ void rd_pace_target_activate(rd_pace_t *p, rd_pace_target_t *t, int64_t now_ms)
     if (t->registered)
         plan_sub(p, t);
     t->last_active_ms = now_ms;
-    t->idle_polls = 0;
-    t->base_ms = (double)p->cfg.poll_interval_ms;
+    t->idle = false;
     if (t->registered)
         plan_add(p, t);
 }
 
 double rd_pace_stretch(const rd_pace_t *p)
 {
-    double s = 1.0;
-    double budget_rate = (double)p->cfg.budget_per_hour * p->cfg.poll_share / 3600000.0;
-    if (budget_rate > 0 && p->plan_cost / budget_rate > s)
-        s = p->plan_cost / budget_rate;
-    if (p->cfg.max_rate_per_s > 0) {
-        double rate = p->cfg.max_rate_per_s * RATE_PLAN_SHARE / 1000.0;
-        if (p->plan_sent / rate > s)
-            s = p->plan_sent / rate;
-    }
-    return s;
+    double f, st;
+    plan_factors(p, &f, &st);
+    return st;
+}
+
+double rd_pace_idle_factor(const rd_pace_t *p)
+{
+    double f, st;
+    plan_factors(p, &f, &st);
+    return f;
 }
 
 int64_t rd_pace_target_due(const rd_pace_t *p, const rd_pace_target_t *t)
 {
     if (t->last_poll_ms == 0)
         return 0;
-    double base = t->base_ms > 0 ? t->base_ms : (double)p->cfg.poll_interval_ms;
-    return t->last_poll_ms + (int64_t)(base * rd_pace_stretch(p));
+    double f, st;
+    plan_factors(p, &f, &st);
+    double base = (double)p->cfg.poll_interval_ms * (t->idle ? f : 1.0);
+    return t->last_poll_ms + (int64_t)(base * st);
 }

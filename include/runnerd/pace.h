@@ -16,14 +16,15 @@
  *    gets its runners at once instead of behind the polls' rate cap.
  *
  * Targets (one per polled repository) are registered with the pacer, which
- * keeps the sum of their planned request rates. A target with queued jobs in
- * the last `active_window_ms` is polled every `poll_interval_ms`; an idle one
- * doubles its interval after each empty poll up to
+ * keeps the sums of their requests per poll, for active targets (queued jobs in
+ * the last `active_window_ms`) and idle ones. Every target is polled every
+ * `poll_interval_ms` while all of them together fit what the budget's fill rate
+ * (poll_share of it) and 80% of the rate cap sustain. When they do not, the idle
+ * targets slow down first, just enough to fit, up to
  * min(idle_factor * poll_interval, max_idle_interval_ms) (never below
- * poll_interval). When the planned rates of all targets would exceed what the
- * budget's fill rate or the rate cap can sustain, every interval is stretched
- * by the same factor. The gate above makes the budget a hard ceiling even
- * when the plan is wrong. */
+ * poll_interval); if that is still too much, every interval is stretched by the
+ * same factor. The gate above makes the budget a hard ceiling even when the
+ * plan is wrong. */
 #ifndef RUNNERD_PACE_H
 #define RUNNERD_PACE_H
 
@@ -39,7 +40,7 @@ typedef struct {
     double priority_rate_per_s;    /* registrations/deletes; 0 = 10000/h; < 0 = no cap */
     double priority_burst;         /* their bucket size; 0 = 100 */
     uint64_t poll_interval_ms;     /* active targets; 0 = 15 s */
-    unsigned idle_factor;          /* idle targets up to this many intervals; 0 = 8 */
+    unsigned idle_factor;          /* idle targets slow to this many intervals at most; 0 = 8 */
     uint64_t max_idle_interval_ms; /* ...and at most this; 0 = 5 min */
     uint64_t active_window_ms;     /* "recent queued jobs"; 0 = 10 min */
 } rd_pace_config_t;
@@ -50,10 +51,9 @@ typedef struct rd_pace rd_pace_t;
 typedef struct {
     int64_t last_poll_ms;   /* start of the last completed poll; 0 = never polled */
     int64_t last_active_ms; /* last poll that saw queued jobs; 0 = never */
-    unsigned idle_polls;    /* consecutive empty polls after the active window */
     double cost;            /* charged requests per poll (moving average) */
     double sent;            /* requests sent per poll (moving average) */
-    double base_ms;         /* interval before stretching */
+    bool idle;              /* no queued jobs within active_window_ms (counted with the idle) */
     bool registered;
 } rd_pace_target_t;
 
@@ -94,5 +94,7 @@ void rd_pace_target_activate(rd_pace_t *p, rd_pace_target_t *t, int64_t now_ms);
 int64_t rd_pace_target_due(const rd_pace_t *p, const rd_pace_target_t *t);
 /** The current stretch factor (>= 1) applied to every interval. */
 double rd_pace_stretch(const rd_pace_t *p);
+/** How many times poll_interval idle targets wait now, before the stretch (>= 1). */
+double rd_pace_idle_factor(const rd_pace_t *p);
 
 #endif

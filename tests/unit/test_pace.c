@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -113,9 +114,21 @@ static void test_burst_after_idle(void **state)
     rd_pace_free(p);
 }
 
+/* N targets polled once at `now` (2 requests each, none charged); the first
+ * `active` of them saw queued jobs. */
+static void poll_all(rd_pace_t *p, rd_pace_target_t *ts, size_t n, size_t active, int64_t now)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ts[i].registered)
+            rd_pace_target_add(p, &ts[i]);
+        rd_pace_target_polled(p, &ts[i], now, now + 100, 2, 0, i < active);
+    }
+}
+
 static void test_intervals(void **state)
 {
     (void)state;
+    /* No pressure: active and idle targets alike are polled every poll_interval. */
     rd_pace_config_t cfg = {
         .budget_per_hour = 1000000, .max_rate_per_s = -1, .poll_interval_ms = 15000};
     rd_pace_t *p = rd_pace_new(&cfg, T0);
@@ -125,35 +138,88 @@ static void test_intervals(void **state)
     int64_t now = T0;
     rd_pace_target_polled(p, &t, now, now + 100, 2, 2, true);
     assert_int_equal(rd_pace_target_due(p, &t), now + 15000);
-    /* Stays at the base interval within 10 min of the last job. */
-    now += 5 * 60000;
+    now += 11 * 60000; /* past the 10 min active window: idle */
     rd_pace_target_polled(p, &t, now, now + 100, 2, 0, false);
+    assert_true(t.idle);
     assert_int_equal(rd_pace_target_due(p, &t), now + 15000);
-    /* Then doubles after each empty poll: 30 s, 60 s, 120 s, 120 s (8 x 15 s). */
-    now += 6 * 60000;
-    int64_t expect[] = {30000, 60000, 120000, 120000};
-    for (size_t i = 0; i < RD_ARRAY_SIZE(expect); i++) {
-        rd_pace_target_polled(p, &t, now, now + 100, 2, 0, false);
-        assert_int_equal(rd_pace_target_due(p, &t) - now, expect[i]);
-        now += expect[i];
-    }
-    /* A job (webhook) brings it straight back to the base interval. */
-    rd_pace_target_activate(p, &t, now);
-    assert_int_equal(rd_pace_target_due(p, &t), t.last_poll_ms + 15000);
+    assert_true(rd_pace_idle_factor(p) == 1.0);
     rd_pace_target_remove(p, &t);
     rd_pace_free(p);
 
-    /* The idle cap is at most 5 min even with a long poll interval x 8. */
-    cfg.poll_interval_ms = 60000;
+    /* 1 active + 10 idle targets, 2 requests per poll each, every 15 s: 22 requests
+     * per 15 s. A rate cap whose 80% allows 6 per 15 s (0.5/s): the idle targets
+     * slow down just enough, 20 / (6 - 2) = 5 times; the active one keeps 15 s. */
+    rd_pace_target_t ts[11];
+    memset(ts, 0, sizeof ts);
+    cfg.max_rate_per_s = 0.5;
     p = rd_pace_new(&cfg, T0);
-    rd_pace_target_t u = {0};
-    rd_pace_target_add(p, &u);
-    now = T0;
-    for (int i = 0; i < 6; i++) {
-        rd_pace_target_polled(p, &u, now, now, 2, 0, false);
-        now = rd_pace_target_due(p, &u);
-    }
-    assert_int_equal(rd_pace_target_due(p, &u) - u.last_poll_ms, 300000);
+    poll_all(p, ts, 11, 1, T0);
+    assert_false(ts[0].idle);
+    assert_true(ts[1].idle);
+    assert_true(fabs(rd_pace_idle_factor(p) - 5.0) < 1e-9);
+    assert_true(fabs(rd_pace_stretch(p) - 1.0) < 1e-9);
+    assert_true(llabs(rd_pace_target_due(p, &ts[0]) - (T0 + 15000)) <= 1);
+    assert_true(llabs(rd_pace_target_due(p, &ts[5]) - (T0 + 75000)) <= 1);
+    /* A job in an idle one (webhook): back to the active interval at once. The idle
+     * ones would need 18 / (6 - 4) = 9 times, over their cap of 8, so every interval
+     * stretches a little: (4 + 18 / 8) / 6. */
+    rd_pace_target_activate(p, &ts[5], T0 + 1000);
+    assert_true(fabs(rd_pace_idle_factor(p) - 8.0) < 1e-9);
+    double st = (4.0 + 18.0 / 8.0) / 6.0;
+    assert_true(fabs(rd_pace_stretch(p) - st) < 1e-9);
+    assert_true(llabs(rd_pace_target_due(p, &ts[5]) - T0 - (int64_t)(15000 * st)) <= 1);
+    assert_true(llabs(rd_pace_target_due(p, &ts[6]) - T0 - (int64_t)(120000 * st)) <= 1);
+    for (size_t i = 0; i < 11; i++)
+        rd_pace_target_remove(p, &ts[i]);
+    rd_pace_free(p);
+
+    /* Half that cap (3 per 15 s): idle targets at their cap (8 x 15 s) are still too
+     * many, so every interval stretches by (2 + 20 / 8) / 3 = 1.5. */
+    memset(ts, 0, sizeof ts);
+    cfg.max_rate_per_s = 0.25;
+    p = rd_pace_new(&cfg, T0);
+    poll_all(p, ts, 11, 1, T0);
+    assert_true(fabs(rd_pace_idle_factor(p) - 8.0) < 1e-9);
+    assert_true(fabs(rd_pace_stretch(p) - 1.5) < 1e-9);
+    assert_true(llabs(rd_pace_target_due(p, &ts[0]) - (T0 + 22500)) <= 1);
+    assert_true(llabs(rd_pace_target_due(p, &ts[1]) - (T0 + 180000)) <= 1);
+    for (size_t i = 0; i < 11; i++)
+        rd_pace_target_remove(p, &ts[i]);
+    rd_pace_free(p);
+
+    /* The idle cap is at most 5 min even with a long poll interval x 8. */
+    memset(ts, 0, sizeof ts);
+    cfg.poll_interval_ms = 60000;
+    cfg.max_rate_per_s = 0.001;
+    p = rd_pace_new(&cfg, T0);
+    poll_all(p, ts, 11, 0, T0);
+    assert_true(fabs(rd_pace_idle_factor(p) - 5.0) < 1e-9);
+    assert_true(llabs(rd_pace_target_due(p, &ts[3]) - T0 -
+                      (int64_t)(300000 * rd_pace_stretch(p))) <= 1);
+    for (size_t i = 0; i < 11; i++)
+        rd_pace_target_remove(p, &ts[i]);
+    rd_pace_free(p);
+}
+
+/* The documented defaults (budget 4000/h, 12 requests/s) and 50 repositories, one
+ * with jobs, mostly 304s: all of them fit, so an idle repository is polled every
+ * poll_interval too (a job queued there is seen within 15 s without webhooks). */
+static void test_small_fleet_full_rate(void **state)
+{
+    (void)state;
+    rd_pace_config_t cfg = {.poll_interval_ms = 15000};
+    rd_pace_t *p = rd_pace_new(&cfg, T0);
+    rd_pace_target_t ts[50];
+    memset(ts, 0, sizeof ts);
+    poll_all(p, ts, 50, 1, T0);
+    int64_t now = T0 + 11 * 60000;
+    poll_all(p, ts, 50, 1, now); /* a second poll: the cost averages see the 304s */
+    assert_true(ts[7].idle);
+    assert_true(rd_pace_idle_factor(p) == 1.0);
+    assert_true(rd_pace_stretch(p) == 1.0);
+    assert_int_equal(rd_pace_target_due(p, &ts[7]), now + 15000);
+    for (size_t i = 0; i < 50; i++)
+        rd_pace_target_remove(p, &ts[i]);
     rd_pace_free(p);
 }
 
@@ -300,7 +366,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_budget_gate),      cmocka_unit_test(test_burst_after_idle),
-        cmocka_unit_test(test_intervals),        cmocka_unit_test(test_hour_mostly_304),
+        cmocka_unit_test(test_intervals),        cmocka_unit_test(test_small_fleet_full_rate),        cmocka_unit_test(test_hour_mostly_304),
         cmocka_unit_test(test_hour_all_charged), cmocka_unit_test(test_priority_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
