@@ -1074,7 +1074,7 @@ static void on_drained(void *ud)
 static void stop(rd_daemon_t *d, const char *why)
 {
     if (d->phase >= PHASE_DRAINING) {
-        if (d->sup != NULL && d->phase == PHASE_DRAINING) {
+        if (d->sup != NULL && !d->opts.dry_run && d->phase == PHASE_DRAINING) {
             rd_info(LOGC, "%s again: stopping busy runners now", why);
             rd_supervisor_drain(d->sup, 0, on_drained, d);
         }
@@ -1092,7 +1092,7 @@ static void stop(rd_daemon_t *d, const char *why)
         rd_poller_close(d->poller, on_module_closed, d);
         d->poller = NULL;
     }
-    if (d->sup != NULL)
+    if (d->sup != NULL && !d->opts.dry_run)
         rd_supervisor_drain(d->sup, d->cfg->shutdown_grace_ms, on_drained, d);
     else
         begin_close(d);
@@ -1294,10 +1294,12 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto run;
     }
     rd_poller_set_assigned_cb(d->poller, on_job_assigned);
-    if (!opts->dry_run) {
+    /* --once --dry-run (the plan) looks at this instance's runners, read-only, so that
+     * supply and the capacity they hold are counted as --once would count them. */
+    if (!opts->dry_run || opts->once) {
         rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = on_runner_exited,
                                          .ud = d};
-        rd_supervisor_options_t so = {0};
+        rd_supervisor_options_t so = {.read_only = opts->dry_run};
         rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);
         if (rc != 0) {
             rd_error(LOGC, "supervisor: %s", rd_strerror(rc));

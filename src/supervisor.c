@@ -978,7 +978,7 @@ static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
 {
     sup_t *s = r->sup;
     unsigned f = a->flags;
-    if (r->done)
+    if (r->done || s->opt.read_only)
         return;
     if (f & RD_RACT_CANCEL_STARTUP)
         uv_timer_stop(&r->t_startup);
@@ -1368,7 +1368,7 @@ static void list_scope(sup_t *s, const char *scope)
 
 void rd_supervisor_reconcile(rd_supervisor_t *s)
 {
-    if (s->closing)
+    if (s->closing || s->opt.read_only)
         return;
     for (sup_runner_t *r = s->runners; r; r = r->next) {
         if (r->m.runner_id == 0 || r->m.state == RD_RUNNER_EXITED)
@@ -1476,7 +1476,8 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
     uint64_t every = s->opt.reconcile_ms ? s->opt.reconcile_ms : cfg->github.poll_interval_ms;
     if (every < 1000)
         every = 1000;
-    uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
+    if (!s->opt.read_only)
+        uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
     *out = s;
     return 0;
 }
@@ -1488,7 +1489,8 @@ void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
     uint64_t every = s->opt.reconcile_ms ? s->opt.reconcile_ms : cfg->github.poll_interval_ms;
     if (every < 1000)
         every = 1000;
-    uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
+    if (!s->opt.read_only)
+        uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
     sup_runner_t *next;
     for (sup_runner_t *r = s->runners; r; r = next) {
         next = r->next;
@@ -1515,7 +1517,7 @@ int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t 
 {
     if (key_out)
         *key_out = 0;
-    if (s->closing || s->draining)
+    if (s->closing || s->draining || s->opt.read_only)
         return RD_ECANCELED;
     if (target >= s->cfg->ntargets || pool >= s->cfg->npools)
         return RD_EINVAL;
@@ -1554,6 +1556,8 @@ int rd_supervisor_stop(rd_supervisor_t *s, uint64_t key)
     sup_runner_t *r = find_key(s, key);
     if (r == NULL)
         return RD_ENOENT;
+    if (s->opt.read_only)
+        return RD_ECANCELED;
     /* A registered runner we believe idle may have taken a job since the last runner
      * list: stopping it now would cancel that job. Stop it once a fresh list says it is
      * not busy (list_cb). */
@@ -1575,6 +1579,8 @@ int rd_supervisor_stop_force(rd_supervisor_t *s, uint64_t key)
     sup_runner_t *r = find_key(s, key);
     if (r == NULL)
         return RD_ENOENT;
+    if (s->opt.read_only)
+        return RD_ECANCELED;
     feed(r, RD_REV_STOP_FORCE, 0);
     return 0;
 }
@@ -1843,6 +1849,10 @@ static void adopt_ps_done(sup_t *s, sup_proc_t *p)
         if (find_name(s, c->name))
             continue;
         if (c->state != RD_CSTATE_RUNNING) {
+            if (s->opt.read_only) {
+                rd_info(COMP, "dry run: would remove dead container %s", c->name);
+                continue;
+            }
             rd_info(COMP, "restart: removing dead container %s", c->name);
             docker_simple(s, PK_RM, 0, c->name);
             continue;
@@ -1933,7 +1943,7 @@ static void adopt_list_cb(void *ud, int err, const rd_gh_runners_t *list)
             bool has_container = false;
             for (size_t i = 0; i < ad->n && !has_container; i++)
                 has_container = strcmp(ad->c[i].name, g->name) == 0;
-            if (has_container)
+            if (has_container || s->opt.read_only)
                 continue;
             if (g->online || g->busy) {
                 /* No container, yet GitHub has not noticed: delete it once it shows offline
@@ -2001,9 +2011,12 @@ static void adopt_finish(sup_t *s)
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,
                         now, &a);
         r->adopted_unbusy = r->m.state != RD_RUNNER_BUSY;
-        rd_info(COMP, "restart: adopted %s (pool %s, scope %s, %s, up %" PRId64 "s)", r->name,
+        rd_info(COMP, "%s %s (pool %s, scope %s, %s, up %" PRId64 "s)",
+                s->opt.read_only ? "dry run: found" : "restart: adopted", r->name,
                 r->pool_name, r->scope, rd_runner_state_name(r->m.state),
                 (now - cd->started_ms) / 1000);
+        if (s->opt.read_only)
+            continue; /* counted as supply and capacity; not supervised */
         apply(r, &a);
         uint64_t key = r->key;
         docker_simple(s, PK_WAIT, key, cd->name);
