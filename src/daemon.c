@@ -347,6 +347,8 @@ static void build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runner_
 /* Runner keys in the planner input are the supervisor's; pool names used by the
  * planner point into d->cfg or the input itself, so everything here is freed
  * together at the end of the pass. */
+static void log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan);
+
 static void run_schedule(rd_daemon_t *d)
 {
     if (d->phase != PHASE_RUNNING && !(d->opts.dry_run && d->phase == PHASE_ADOPTING))
@@ -400,10 +402,18 @@ static void run_schedule(rd_daemon_t *d)
     }
     for (size_t i = 0; i < plan.nstops && d->sup != NULL && !d->opts.dry_run; i++)
         rd_supervisor_stop(d->sup, plan.stop_keys[i]);
+    log_unmatched(d, &plan);
 
-    /* Jobs no pool serves are counted in every plan and logged once each. */
-    for (size_t i = 0; i < plan.unmatched; i++) {
-        rd_job_t *uj = plan.unmatched_ids ? rd_demand_get(d->demand, plan.unmatched_ids[i]) : NULL;
+    rd_sched_plan_free(&plan);
+    rd_planner_input_free(&pi);
+    free(snap);
+}
+
+/* Jobs no pool serves are counted in every plan and logged once each. */
+static void log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan)
+{
+    for (size_t i = 0; i < plan->unmatched; i++) {
+        rd_job_t *uj = plan->unmatched_ids ? rd_demand_get(d->demand, plan->unmatched_ids[i]) : NULL;
         if (uj == NULL || uj->unmatched_logged)
             continue;
         uj->unmatched_logged = true;
@@ -415,10 +425,6 @@ static void run_schedule(rd_daemon_t *d)
         rd_warn("sched", "job %" PRId64 " in %s (runs-on: %s) matches no pool: not served",
                 uj->id, uj->repo, labels);
     }
-
-    rd_sched_plan_free(&plan);
-    rd_planner_input_free(&pi);
-    free(snap);
 }
 
 static void on_sched_timer(uv_timer_t *t)
@@ -1155,6 +1161,7 @@ static void on_once_cycle(void *ud, size_t failed)
         rd_sched_plan_t plan;
         rd_sched_plan(&pi.in, &plan);
         rd_planner_print_plan(&pi, &plan, stdout);
+        log_unmatched(d, &plan);
         rd_sched_plan_free(&plan);
         rd_planner_input_free(&pi);
         free(snap);
