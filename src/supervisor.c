@@ -33,6 +33,9 @@
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 300000
 #define STOP_RETRY_MS 2000
+/* After a generate-jitconfig whose registration may exist anyway, the scope's runner list
+ * is read (each reconcile) for this long, so a late or lost one is found and deleted. */
+#define JIT_LOST_WATCH_MS 120000
 
 extern char **environ;
 
@@ -151,6 +154,7 @@ struct rd_supervisor {
     char **listing; /* scopes with a runner list in flight */
     size_t nlisting;
     char **suspects; /* scopes that may hold registrations of ours that no runner tracks */
+    int64_t *suspect_until; /* listed at least until then (0: until a list looks clean) */
     size_t nsuspects;
     adopt_t *adopt;
     uint64_t next_key;
@@ -171,6 +175,7 @@ static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner
 static void list_scope(sup_t *s, const char *scope);
 static void schedule_changed(sup_t *s);
 static void suspect_add(sup_t *s, const char *scope);
+static void suspect_add_until(sup_t *s, const char *scope, int64_t until);
 static void adopt_inspected(sup_t *s);
 static void adopt_finish(sup_t *s);
 static void on_backoff_timer(uv_timer_t *t);
@@ -1063,6 +1068,15 @@ static void register_jit(sup_runner_t *r, int64_t group_id)
     }
 }
 
+/* A failed generate-jitconfig after which the registration may exist anyway: the
+ * transfer failed or timed out, a 5xx, an unreadable answer, or 409 (the name is
+ * taken: an earlier attempt did make it). Refusals (401/403/404/422), rate-limit
+ * holds and cancellations made nothing. */
+static bool jit_maybe_made(int err)
+{
+    return err == RD_EIO || err == RD_EPROTO || err == RD_EEXIST || err == 0;
+}
+
 static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit)
 {
     ticket_t *t = ud;
@@ -1084,6 +1098,14 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     free(scope);
     if (err != 0 || encoded_jit == NULL) {
         rd_warn(COMP, "%s: generate-jitconfig failed: %s", r->name, rd_strerror(err ? err : RD_EPROTO));
+        if (jit_maybe_made(err)) {
+            /* GitHub may have made it (the answer was lost, or came after the timeout;
+             * a 409 says the name exists). Read the scope's runner list for a while:
+             * list_cb deletes registrations of ours that no runner tracks once offline. */
+            rd_info(COMP, "%s: the registration may exist on GitHub; looking for it to delete it",
+                    r->name);
+            suspect_add_until(s, r->scope, now_wall() + JIT_LOST_WATCH_MS);
+        }
         feed(r, RD_REV_REGISTER_FAILED, 0);
         return;
     }
@@ -1186,6 +1208,7 @@ static void handle_closed(sup_t *s)
     free(s->groups);
     rd_strv_free(s->listing, s->nlisting);
     rd_strv_free(s->suspects, s->nsuspects);
+    free(s->suspect_until);
     if (s->adopt) {
         for (size_t i = 0; i < s->adopt->n; i++) {
             free(s->adopt->c[i].name);
@@ -1239,21 +1262,40 @@ static void on_backoff_timer(uv_timer_t *t)
     arm_backoff_timer(s);
 }
 
+/* A scope whose runner list is read on every reconcile until it shows no
+ * registration of ours that no runner tracks, and not before `until` (0: no
+ * minimum; a registration GitHub may still be making needs one). */
+static void suspect_add_until(sup_t *s, const char *scope, int64_t until)
+{
+    for (size_t i = 0; i < s->nsuspects; i++) {
+        if (strcmp(s->suspects[i], scope) == 0) {
+            if (until > s->suspect_until[i])
+                s->suspect_until[i] = until;
+            return;
+        }
+    }
+    s->suspects = rd_xrealloc(s->suspects, (s->nsuspects + 1) * sizeof *s->suspects);
+    s->suspect_until =
+        rd_xrealloc(s->suspect_until, (s->nsuspects + 1) * sizeof *s->suspect_until);
+    s->suspect_until[s->nsuspects] = until;
+    s->suspects[s->nsuspects++] = rd_xstrdup(scope);
+}
+
 static void suspect_add(sup_t *s, const char *scope)
 {
-    for (size_t i = 0; i < s->nsuspects; i++)
-        if (strcmp(s->suspects[i], scope) == 0)
-            return;
-    s->suspects = rd_xrealloc(s->suspects, (s->nsuspects + 1) * sizeof *s->suspects);
-    s->suspects[s->nsuspects++] = rd_xstrdup(scope);
+    suspect_add_until(s, scope, 0);
 }
 
 static void suspect_remove(sup_t *s, const char *scope)
 {
     for (size_t i = 0; i < s->nsuspects; i++) {
         if (strcmp(s->suspects[i], scope) == 0) {
+            if (s->suspect_until[i] > now_wall())
+                return;
             free(s->suspects[i]);
-            s->suspects[i] = s->suspects[--s->nsuspects];
+            s->nsuspects--;
+            s->suspects[i] = s->suspects[s->nsuspects];
+            s->suspect_until[i] = s->suspect_until[s->nsuspects];
             return;
         }
     }
