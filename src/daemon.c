@@ -347,6 +347,8 @@ static void build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runner_
 /* Runner keys in the planner input are the supervisor's; pool names used by the
  * planner point into d->cfg or the input itself, so everything here is freed
  * together at the end of the pass. */
+static void log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan);
+
 static void run_schedule(rd_daemon_t *d)
 {
     if (d->phase != PHASE_RUNNING && !(d->opts.dry_run && d->phase == PHASE_ADOPTING))
@@ -400,10 +402,18 @@ static void run_schedule(rd_daemon_t *d)
     }
     for (size_t i = 0; i < plan.nstops && d->sup != NULL && !d->opts.dry_run; i++)
         rd_supervisor_stop(d->sup, plan.stop_keys[i]);
+    log_unmatched(d, &plan);
 
-    /* Jobs no pool serves are counted in every plan and logged once each. */
-    for (size_t i = 0; i < plan.unmatched; i++) {
-        rd_job_t *uj = plan.unmatched_ids ? rd_demand_get(d->demand, plan.unmatched_ids[i]) : NULL;
+    rd_sched_plan_free(&plan);
+    rd_planner_input_free(&pi);
+    free(snap);
+}
+
+/* Jobs no pool serves are counted in every plan and logged once each. */
+static void log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan)
+{
+    for (size_t i = 0; i < plan->unmatched; i++) {
+        rd_job_t *uj = plan->unmatched_ids ? rd_demand_get(d->demand, plan->unmatched_ids[i]) : NULL;
         if (uj == NULL || uj->unmatched_logged)
             continue;
         uj->unmatched_logged = true;
@@ -415,10 +425,6 @@ static void run_schedule(rd_daemon_t *d)
         rd_warn("sched", "job %" PRId64 " in %s (runs-on: %s) matches no pool: not served",
                 uj->id, uj->repo, labels);
     }
-
-    rd_sched_plan_free(&plan);
-    rd_planner_input_free(&pi);
-    free(snap);
 }
 
 static void on_sched_timer(uv_timer_t *t)
@@ -1074,7 +1080,7 @@ static void on_drained(void *ud)
 static void stop(rd_daemon_t *d, const char *why)
 {
     if (d->phase >= PHASE_DRAINING) {
-        if (d->sup != NULL && d->phase == PHASE_DRAINING) {
+        if (d->sup != NULL && !d->opts.dry_run && d->phase == PHASE_DRAINING) {
             rd_info(LOGC, "%s again: stopping busy runners now", why);
             rd_supervisor_drain(d->sup, 0, on_drained, d);
         }
@@ -1092,7 +1098,7 @@ static void stop(rd_daemon_t *d, const char *why)
         rd_poller_close(d->poller, on_module_closed, d);
         d->poller = NULL;
     }
-    if (d->sup != NULL)
+    if (d->sup != NULL && !d->opts.dry_run)
         rd_supervisor_drain(d->sup, d->cfg->shutdown_grace_ms, on_drained, d);
     else
         begin_close(d);
@@ -1155,6 +1161,7 @@ static void on_once_cycle(void *ud, size_t failed)
         rd_sched_plan_t plan;
         rd_sched_plan(&pi.in, &plan);
         rd_planner_print_plan(&pi, &plan, stdout);
+        log_unmatched(d, &plan);
         rd_sched_plan_free(&plan);
         rd_planner_input_free(&pi);
         free(snap);
@@ -1294,10 +1301,12 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto run;
     }
     rd_poller_set_assigned_cb(d->poller, on_job_assigned);
-    if (!opts->dry_run) {
+    /* --once --dry-run (the plan) looks at this instance's runners, read-only, so that
+     * supply and the capacity they hold are counted as --once would count them. */
+    if (!opts->dry_run || opts->once) {
         rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = on_runner_exited,
                                          .ud = d};
-        rd_supervisor_options_t so = {0};
+        rd_supervisor_options_t so = {.read_only = opts->dry_run};
         rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);
         if (rc != 0) {
             rd_error(LOGC, "supervisor: %s", rd_strerror(rc));

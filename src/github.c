@@ -713,6 +713,12 @@ static bool handle_rate_limit(rd_github_t *gh, const rd_http_response_t *res)
         hold(gh, now + (retry_after >= 0 ? retry_after : GH_SECONDARY_DEFAULT_MS), "429");
         return true;
     }
+    if (retry_after >= 0) {
+        /* GitHub's retry rule, step 1: Retry-After present, wait that long, whatever
+         * the message says (its wording drifts). */
+        hold(gh, now + retry_after, "403 with Retry-After");
+        return true;
+    }
     return false;
 }
 

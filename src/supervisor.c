@@ -33,6 +33,9 @@
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 300000
 #define STOP_RETRY_MS 2000
+/* After a generate-jitconfig whose registration may exist anyway, the scope's runner list
+ * is read (each reconcile) for this long, so a late or lost one is found and deleted. */
+#define JIT_LOST_WATCH_MS 120000
 
 extern char **environ;
 
@@ -151,6 +154,7 @@ struct rd_supervisor {
     char **listing; /* scopes with a runner list in flight */
     size_t nlisting;
     char **suspects; /* scopes that may hold registrations of ours that no runner tracks */
+    int64_t *suspect_until; /* listed at least until then (0: until a list looks clean) */
     size_t nsuspects;
     adopt_t *adopt;
     uint64_t next_key;
@@ -171,6 +175,7 @@ static void runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner
 static void list_scope(sup_t *s, const char *scope);
 static void schedule_changed(sup_t *s);
 static void suspect_add(sup_t *s, const char *scope);
+static void suspect_add_until(sup_t *s, const char *scope, int64_t until);
 static void adopt_inspected(sup_t *s);
 static void adopt_finish(sup_t *s);
 static void on_backoff_timer(uv_timer_t *t);
@@ -978,7 +983,7 @@ static void apply(sup_runner_t *r, const rd_runner_actions_t *a)
 {
     sup_t *s = r->sup;
     unsigned f = a->flags;
-    if (r->done)
+    if (r->done || s->opt.read_only)
         return;
     if (f & RD_RACT_CANCEL_STARTUP)
         uv_timer_stop(&r->t_startup);
@@ -1063,6 +1068,15 @@ static void register_jit(sup_runner_t *r, int64_t group_id)
     }
 }
 
+/* A failed generate-jitconfig after which the registration may exist anyway: the
+ * transfer failed or timed out, a 5xx, an unreadable answer, or 409 (the name is
+ * taken: an earlier attempt did make it). Refusals (401/403/404/422), rate-limit
+ * holds and cancellations made nothing. */
+static bool jit_maybe_made(int err)
+{
+    return err == RD_EIO || err == RD_EPROTO || err == RD_EEXIST || err == 0;
+}
+
 static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit)
 {
     ticket_t *t = ud;
@@ -1084,6 +1098,14 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     free(scope);
     if (err != 0 || encoded_jit == NULL) {
         rd_warn(COMP, "%s: generate-jitconfig failed: %s", r->name, rd_strerror(err ? err : RD_EPROTO));
+        if (jit_maybe_made(err)) {
+            /* GitHub may have made it (the answer was lost, or came after the timeout;
+             * a 409 says the name exists). Read the scope's runner list for a while:
+             * list_cb deletes registrations of ours that no runner tracks once offline. */
+            rd_info(COMP, "%s: the registration may exist on GitHub; looking for it to delete it",
+                    r->name);
+            suspect_add_until(s, r->scope, now_wall() + JIT_LOST_WATCH_MS);
+        }
         feed(r, RD_REV_REGISTER_FAILED, 0);
         return;
     }
@@ -1186,6 +1208,7 @@ static void handle_closed(sup_t *s)
     free(s->groups);
     rd_strv_free(s->listing, s->nlisting);
     rd_strv_free(s->suspects, s->nsuspects);
+    free(s->suspect_until);
     if (s->adopt) {
         for (size_t i = 0; i < s->adopt->n; i++) {
             free(s->adopt->c[i].name);
@@ -1239,21 +1262,40 @@ static void on_backoff_timer(uv_timer_t *t)
     arm_backoff_timer(s);
 }
 
+/* A scope whose runner list is read on every reconcile until it shows no
+ * registration of ours that no runner tracks, and not before `until` (0: no
+ * minimum; a registration GitHub may still be making needs one). */
+static void suspect_add_until(sup_t *s, const char *scope, int64_t until)
+{
+    for (size_t i = 0; i < s->nsuspects; i++) {
+        if (strcmp(s->suspects[i], scope) == 0) {
+            if (until > s->suspect_until[i])
+                s->suspect_until[i] = until;
+            return;
+        }
+    }
+    s->suspects = rd_xrealloc(s->suspects, (s->nsuspects + 1) * sizeof *s->suspects);
+    s->suspect_until =
+        rd_xrealloc(s->suspect_until, (s->nsuspects + 1) * sizeof *s->suspect_until);
+    s->suspect_until[s->nsuspects] = until;
+    s->suspects[s->nsuspects++] = rd_xstrdup(scope);
+}
+
 static void suspect_add(sup_t *s, const char *scope)
 {
-    for (size_t i = 0; i < s->nsuspects; i++)
-        if (strcmp(s->suspects[i], scope) == 0)
-            return;
-    s->suspects = rd_xrealloc(s->suspects, (s->nsuspects + 1) * sizeof *s->suspects);
-    s->suspects[s->nsuspects++] = rd_xstrdup(scope);
+    suspect_add_until(s, scope, 0);
 }
 
 static void suspect_remove(sup_t *s, const char *scope)
 {
     for (size_t i = 0; i < s->nsuspects; i++) {
         if (strcmp(s->suspects[i], scope) == 0) {
+            if (s->suspect_until[i] > now_wall())
+                return;
             free(s->suspects[i]);
-            s->suspects[i] = s->suspects[--s->nsuspects];
+            s->nsuspects--;
+            s->suspects[i] = s->suspects[s->nsuspects];
+            s->suspect_until[i] = s->suspect_until[s->nsuspects];
             return;
         }
     }
@@ -1368,7 +1410,7 @@ static void list_scope(sup_t *s, const char *scope)
 
 void rd_supervisor_reconcile(rd_supervisor_t *s)
 {
-    if (s->closing)
+    if (s->closing || s->opt.read_only)
         return;
     for (sup_runner_t *r = s->runners; r; r = r->next) {
         if (r->m.runner_id == 0 || r->m.state == RD_RUNNER_EXITED)
@@ -1476,7 +1518,8 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
     uint64_t every = s->opt.reconcile_ms ? s->opt.reconcile_ms : cfg->github.poll_interval_ms;
     if (every < 1000)
         every = 1000;
-    uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
+    if (!s->opt.read_only)
+        uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
     *out = s;
     return 0;
 }
@@ -1488,7 +1531,8 @@ void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
     uint64_t every = s->opt.reconcile_ms ? s->opt.reconcile_ms : cfg->github.poll_interval_ms;
     if (every < 1000)
         every = 1000;
-    uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
+    if (!s->opt.read_only)
+        uv_timer_start(&s->t_reconcile, on_reconcile_timer, every, every);
     sup_runner_t *next;
     for (sup_runner_t *r = s->runners; r; r = next) {
         next = r->next;
@@ -1515,7 +1559,7 @@ int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t 
 {
     if (key_out)
         *key_out = 0;
-    if (s->closing || s->draining)
+    if (s->closing || s->draining || s->opt.read_only)
         return RD_ECANCELED;
     if (target >= s->cfg->ntargets || pool >= s->cfg->npools)
         return RD_EINVAL;
@@ -1554,6 +1598,8 @@ int rd_supervisor_stop(rd_supervisor_t *s, uint64_t key)
     sup_runner_t *r = find_key(s, key);
     if (r == NULL)
         return RD_ENOENT;
+    if (s->opt.read_only)
+        return RD_ECANCELED;
     /* A registered runner we believe idle may have taken a job since the last runner
      * list: stopping it now would cancel that job. Stop it once a fresh list says it is
      * not busy (list_cb). */
@@ -1575,6 +1621,8 @@ int rd_supervisor_stop_force(rd_supervisor_t *s, uint64_t key)
     sup_runner_t *r = find_key(s, key);
     if (r == NULL)
         return RD_ENOENT;
+    if (s->opt.read_only)
+        return RD_ECANCELED;
     feed(r, RD_REV_STOP_FORCE, 0);
     return 0;
 }
@@ -1843,6 +1891,10 @@ static void adopt_ps_done(sup_t *s, sup_proc_t *p)
         if (find_name(s, c->name))
             continue;
         if (c->state != RD_CSTATE_RUNNING) {
+            if (s->opt.read_only) {
+                rd_info(COMP, "dry run: would remove dead container %s", c->name);
+                continue;
+            }
             rd_info(COMP, "restart: removing dead container %s", c->name);
             docker_simple(s, PK_RM, 0, c->name);
             continue;
@@ -1933,7 +1985,7 @@ static void adopt_list_cb(void *ud, int err, const rd_gh_runners_t *list)
             bool has_container = false;
             for (size_t i = 0; i < ad->n && !has_container; i++)
                 has_container = strcmp(ad->c[i].name, g->name) == 0;
-            if (has_container)
+            if (has_container || s->opt.read_only)
                 continue;
             if (g->online || g->busy) {
                 /* No container, yet GitHub has not noticed: delete it once it shows offline
@@ -2001,9 +2053,12 @@ static void adopt_finish(sup_t *s)
         rd_runner_adopt(&r->m, &lim, cd->runner_id, cd->started_ms, cd->gh, ADOPT_MIN_STARTUP_MS,
                         now, &a);
         r->adopted_unbusy = r->m.state != RD_RUNNER_BUSY;
-        rd_info(COMP, "restart: adopted %s (pool %s, scope %s, %s, up %" PRId64 "s)", r->name,
+        rd_info(COMP, "%s %s (pool %s, scope %s, %s, up %" PRId64 "s)",
+                s->opt.read_only ? "dry run: found" : "restart: adopted", r->name,
                 r->pool_name, r->scope, rd_runner_state_name(r->m.state),
                 (now - cd->started_ms) / 1000);
+        if (s->opt.read_only)
+            continue; /* counted as supply and capacity; not supervised */
         apply(r, &a);
         uint64_t key = r->key;
         docker_simple(s, PK_WAIT, key, cd->name);

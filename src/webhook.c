@@ -273,11 +273,16 @@ void rd_webhook_process(const void *secret, size_t secret_len, rd_webhook_dedup_
         set_result(out, RD_WEBHOOK_IGNORED, 202, "ignored");
         return;
     }
-    if (delivery == NULL || *delivery == '\0' || strlen(delivery) > RD_WEBHOOK_DELIVERY_MAX) {
-        set_result(out, RD_WEBHOOK_MALFORMED, 400, "missing or bad X-GitHub-Delivery");
+    /* X-GitHub-Delivery is not signed: anyone replaying a captured body can send
+     * any id, so requiring one protects nothing. A signed delivery without it is
+     * applied; only the replay cache needs it. */
+    if (delivery != NULL && *delivery == '\0')
+        delivery = NULL;
+    if (delivery != NULL && strlen(delivery) > RD_WEBHOOK_DELIVERY_MAX) {
+        set_result(out, RD_WEBHOOK_MALFORMED, 400, "bad X-GitHub-Delivery");
         return;
     }
-    if (dedup != NULL && rd_webhook_dedup_contains(dedup, delivery, now_ms)) {
+    if (dedup != NULL && delivery != NULL && rd_webhook_dedup_contains(dedup, delivery, now_ms)) {
         set_result(out, RD_WEBHOOK_DUPLICATE, 200, "duplicate");
         return;
     }
@@ -304,7 +309,7 @@ void rd_webhook_process(const void *secret, size_t secret_len, rd_webhook_dedup_
         a = RD_WEBHOOK_JOB_WAITING;
     free(action);
 
-    if (dedup != NULL)
+    if (dedup != NULL && delivery != NULL)
         rd_webhook_dedup_add(dedup, delivery, now_ms);
     if (a == RD_WEBHOOK_JOB_NONE) {
         rd_gh_job_clear(&job);

@@ -49,6 +49,10 @@ typedef struct {
     size_t log_line_max;     /* longest child output line logged; 0 = 2048 */
     unsigned degraded_after; /* consecutive failures before a pool shows degraded; 0 = 3 */
     uint64_t drain_delete_ms; /* drain: retry registration deletes this long after the grace; 0 = 15 s */
+    /* --dry-run: adoption only looks (`docker ps`, `docker inspect`, runner lists) so the
+     * plan counts this instance's runners as supply and capacity; nothing is removed,
+     * deleted, waited on, started or stopped, and no timer or periodic list runs. */
+    bool read_only;
 } rd_supervisor_options_t;
 
 /**

@@ -29,6 +29,8 @@ def main():
             lines = [json.loads(x) for x in out.strip().split("\n")]
             plan = {(x["scope"], x["pool"]): x for x in lines if "scope" in x}
             assert lines[-1] == {"unmatched": 2}, lines
+            # DESIGN.md: unmatched jobs are counted and logged once (each)
+            assert err.count("matches no pool") == 2, err
             hello = plan[("repos/octo-cat/hello", "linux-x64")]
             org = plan[("orgs/octo-org", "linux-x64")]
             assert hello["demand"] == 3 and org["demand"] == 3, lines
