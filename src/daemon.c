@@ -80,6 +80,7 @@ typedef struct rd_daemon {
     uv_signal_t sigint;
     uv_timer_t sched_timer; /* coalesces "something changed" into one pass */
     uv_timer_t tick_timer;  /* periodic pass: idle timeouts, backoff expiry */
+    char *dry_plan;         /* the plan lines a dry run logged last (NULL: none) */
     uv_timer_t once_timer;  /* --once: waits for registrations in flight */
     uv_timer_t adopt_timer; /* retries the restart adoption when docker ps failed */
     uint64_t adopt_retry_ms;
@@ -363,6 +364,7 @@ static void run_schedule(rd_daemon_t *d)
     build_input(d, &pi, &snap);
     rd_sched_plan_t plan;
     rd_sched_plan(&pi.in, &plan);
+    char *dry_plan = NULL; /* this pass's plan lines (dry run), owned by d->dry_plan after */
 
     if (d->npool_queued != d->cfg->npools) {
         free(d->pool_queued);
@@ -382,9 +384,14 @@ static void run_schedule(rd_daemon_t *d)
         const char *pool = rd_planner_pool_name(&pi, dec->pool);
         const char *lim = rd_limit_name(dec->limit);
         if (d->opts.dry_run || d->sup == NULL) {
-            rd_info("sched", "plan: %s pool %s: demand %u supply %u start %u%s%s (dry run)", scope,
-                    pool, dec->demand, dec->supply, dec->start, lim ? " limit " : "",
-                    lim ? lim : "");
+            char *line = rd_xasprintf("plan: %s pool %s: demand %u supply %u start %u%s%s (dry run)",
+                                      scope, pool, dec->demand, dec->supply, dec->start,
+                                      lim ? " limit " : "", lim ? lim : "");
+            size_t ll = strlen(line), had = dry_plan ? strlen(dry_plan) : 0;
+            dry_plan = rd_xrealloc(dry_plan, had + ll + 2);
+            memcpy(dry_plan + had, line, ll);
+            memcpy(dry_plan + had + ll, "\n", 2);
+            free(line);
             continue;
         }
         rd_info("sched", "%s pool %s: demand %u supply %u: starting %u%s%s", scope, pool,
@@ -403,6 +410,13 @@ static void run_schedule(rd_daemon_t *d)
     for (size_t i = 0; i < plan.nstops && d->sup != NULL && !d->opts.dry_run; i++)
         rd_supervisor_stop(d->sup, plan.stop_keys[i]);
     log_unmatched(d, &plan);
+    /* A dry run logs its plan when it changes, not on every pass (1 s tick). */
+    if (dry_plan != NULL && (d->dry_plan == NULL || strcmp(dry_plan, d->dry_plan) != 0)) {
+        for (char *l = dry_plan, *nl; (nl = strchr(l, '\n')) != NULL; l = nl + 1)
+            rd_info("sched", "%.*s", (int)(nl - l), l);
+    }
+    free(d->dry_plan);
+    d->dry_plan = dry_plan;
 
     rd_sched_plan_free(&plan);
     rd_planner_input_free(&pi);
@@ -1342,6 +1356,7 @@ run:
     rd_webhook_dedup_free(d->dedup);
     rd_demand_free(d->demand);
     free(d->pool_queued);
+    free(d->dry_plan);
 fail_early:
     free(d->last_reload_error);
     free_secret(d->webhook_secret, d->webhook_secret_len);
