@@ -1321,6 +1321,10 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         rd_supervisor_callbacks_t cbs = {.changed = on_runners_changed, .exited = on_runner_exited,
                                          .ud = d};
         rd_supervisor_options_t so = {.read_only = opts->dry_run};
+        /* Tests shorten the docker command deadline (default 60 s). */
+        const char *dt = getenv("RUNNERD_DOCKER_TIMEOUT_MS");
+        if (dt != NULL && *dt)
+            so.docker_timeout_ms = strtoull(dt, NULL, 10);
         rc = rd_supervisor_new(&d->loop, d->cfg, d->gh, &cbs, &so, &d->sup);
         if (rc != 0) {
             rd_error(LOGC, "supervisor: %s", rd_strerror(rc));

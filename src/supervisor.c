@@ -13,6 +13,7 @@
 #include "runnerd/supervisor.h"
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -59,6 +60,8 @@ typedef struct sup_proc {
     size_t index;  /* PK_INSPECT: adoption candidate */
     char *label;   /* runner/container name for logs */
     uint64_t child;  /* rd_spawn id; 0 = not running */
+    pid_t pid;       /* for the deadline's SIGKILL while !exited */
+    bool timed_out;  /* killed by its deadline (dockerd did not answer) */
     uv_pipe_t out, err;
     uv_timer_t linger;
     int open;
@@ -435,6 +438,31 @@ static void proc_linger(uv_timer_t *t)
         proc_finished(p);
 }
 
+/* How long a one-shot docker command (ps, inspect, rm, kill, stop) may take before
+ * it is killed and counted as failed: a hung dockerd must not hold adoption, a stop
+ * or a removal forever. `run` and `wait` live as long as their container. */
+static uint64_t proc_deadline_ms(const sup_t *s, proc_kind_t kind)
+{
+    uint64_t base = s->opt.docker_timeout_ms ? s->opt.docker_timeout_ms : 60000;
+    switch (kind) {
+    case PK_RUN:
+    case PK_WAIT: return 0;
+    case PK_STOP: return s->opt.stop_grace_ms + base;
+    default: return base;
+    }
+}
+
+static void proc_deadline(uv_timer_t *t)
+{
+    sup_proc_t *p = rd_container_of(t, sup_proc_t, linger);
+    if (p->exited || p->pid <= 0)
+        return;
+    rd_warn(COMP, "docker %s %s: no answer within %" PRIu64 " s; killing it (is dockerd hung?)",
+            proc_kind_names[p->kind], p->label, proc_deadline_ms(p->sup, p->kind) / 1000);
+    p->timed_out = true;
+    kill(p->pid, SIGKILL); /* still our unreaped child: the pid cannot be reused */
+}
+
 static void proc_exit(void *ud, int64_t status, int sig)
 {
     sup_proc_t *p = ud;
@@ -571,6 +599,11 @@ static sup_proc_t *proc_spawn(sup_t *s, proc_kind_t kind, uint64_t key, const ch
         uv_read_start((uv_stream_t *)&p->out, proc_alloc, proc_read);
     if (!p->err_eof)
         uv_read_start((uv_stream_t *)&p->err, proc_alloc, proc_read);
+    p->pid = pid;
+    /* The linger timer doubles as the deadline until the child exits. */
+    uint64_t deadline = proc_deadline_ms(s, kind);
+    if (deadline > 0)
+        uv_timer_start(&p->linger, proc_deadline, deadline, 0);
     return p;
 }
 

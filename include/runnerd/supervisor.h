@@ -49,6 +49,9 @@ typedef struct {
     size_t log_line_max;     /* longest child output line logged; 0 = 2048 */
     unsigned degraded_after; /* consecutive failures before a pool shows degraded; 0 = 3 */
     uint64_t drain_delete_ms; /* drain: retry registration deletes this long after the grace; 0 = 15 s */
+    /* One-shot docker commands (ps, inspect, rm, kill; stop: this plus the grace) still
+     * running after this are killed and count as failed (a hung dockerd); 0 = 60 s. */
+    uint64_t docker_timeout_ms;
     /* --dry-run: adoption only looks (`docker ps`, `docker inspect`, runner lists) so the
      * plan counts this instance's runners as supply and capacity; nothing is removed,
      * deleted, waited on, started or stopped, and no timer or periodic list runs. */

@@ -198,6 +198,39 @@ def run_scenarios(funcs, parallel=3):
     return 1 if failed else 0
 
 
+def busy_then_kill9(sc, repo, owner_repos=("octo-cat", ["hello"])):
+    """One x64 pool, one 15 s job in REPO; runnerd is killed with SIGKILL while the
+    job runs, leaving its container behind. Returns (cfg, job id) for the next runnerd."""
+    gh = sc.gh
+    gh.repos(*owner_repos)
+    cfg = sc.config([rdtest.pool("x64", X64, "fake-runner:x64")], [{"repo": repo}],
+                    shutdown_grace="20s")
+    job = gh.jobs(repo, X64, duration_ms=15000)["job_ids"][0]
+    rd1 = sc.runnerd(cfg, name="runnerd1")
+    rdtest.wait_until(lambda: events_of(sc.state(), "job_started"), 30, 0.1, "the job to start")
+    rd1.kill9()
+    assert len(sc.containers()) == 1, "the container must outlive runnerd"
+    return cfg, job
+
+
+def adopted_job_finishes(sc, rd, job):
+    """After busy_then_kill9 and a runnerd RD that adopted the container: the job
+    completes on its one runner (one registration, one `docker run`), RD exits 0 on
+    SIGTERM, and nothing is left behind."""
+    rdtest.wait_until(lambda: [j for j in sc.state()["jobs"] if j["id"] == job][0]["status"]
+                      == "completed", 40, 0.2, "the adopted job to complete")
+    rdtest.wait_until(lambda: sc.containers() == [], 30, 0.2, "the runner's container to exit")
+    rdtest.wait_until(lambda: "capacity released" in rd.logs(), 30, 0.2,
+                      "runnerd to see the adopted runner exit")
+    created = events_of(sc.state(), "jit_created")
+    assert len(created) == 1, "one registration for one job, got %r" % created
+    assert len(sc.calls("run")) == 1, "a second docker run: %r" % sc.calls("run")
+    rd.signal(signal.SIGTERM)
+    code = rd.proc.wait(40)
+    assert code == 0, "runnerd exit %r" % code
+    sc.check_clean()
+
+
 def dump_on_failure(sc, tail=6000):
     sys.stderr.write("---- runnerd log (%s) tail:\n%s\n" % (sc.instance, sc.logs()[-tail:]))
 

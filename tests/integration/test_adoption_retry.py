@@ -6,13 +6,11 @@ doubling), and once docker answers again adopt the running container: the job co
 on its one runner (no second registration), the runner's exit is seen, and after SIGTERM
 (exit 0) no container and no registration remain; no JIT config in argv or logs."""
 import os
-import signal
 import sys
 import time
 
 import e2eutil
 import rdtest
-from e2eutil import X64, events_of
 
 REPO = "octo-cat/hello"
 INSTANCE = "readopt"
@@ -50,15 +48,7 @@ def main():
 
 
 def scenario(sc, flag):
-    gh = sc.gh
-    gh.repos("octo-cat", ["hello"])
-    cfg = sc.config([rdtest.pool("x64", X64, "fake-runner:x64")], [{"repo": REPO}],
-                    shutdown_grace="20s")
-    job = gh.jobs(REPO, X64, duration_ms=15000)["job_ids"][0]
-    rd1 = sc.runnerd(cfg, name="runnerd1")
-    rdtest.wait_until(lambda: events_of(sc.state(), "job_started"), 30, 0.1, "the job to start")
-    rd1.kill9()
-    assert len(sc.containers()) == 1, "the container must outlive runnerd"
+    cfg, job = e2eutil.busy_then_kill9(sc, REPO)
 
     open(flag, "w").close()
     rd2 = sc.runnerd(cfg, name="runnerd2")
@@ -73,19 +63,7 @@ def scenario(sc, flag):
     # Logged once the listing's callback is through, just after the adoptions.
     rdtest.wait_until(lambda: "adoption of a previous run's runners done" in rd2.logs(), 10, 0.1,
                       "the retried adoption to be logged as done")
-    rdtest.wait_until(lambda: [j for j in sc.state()["jobs"] if j["id"] == job][0]["status"]
-                      == "completed", 40, 0.2, "the adopted job to complete")
-    rdtest.wait_until(lambda: sc.containers() == [], 30, 0.2, "the runner's container to exit")
-    rdtest.wait_until(lambda: "capacity released" in rd2.logs(), 30, 0.2,
-                      "runnerd2 to see the adopted runner exit")
-    st = sc.state()
-    created = events_of(st, "jit_created")
-    assert len(created) == 1, "one registration for one job, got %r" % created
-    assert len(sc.calls("run")) == 1, "a second docker run: %r" % sc.calls("run")
-    rd2.signal(signal.SIGTERM)
-    code = rd2.proc.wait(40)
-    assert code == 0, "runnerd exit %r" % code
-    sc.check_clean()
+    e2eutil.adopted_job_finishes(sc, rd2, job)
     print("adoption retried: adopted after docker came back, job completed on its one runner")
 
 
