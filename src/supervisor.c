@@ -1908,8 +1908,14 @@ static void adopt_ps_done(sup_t *s, sup_proc_t *p)
     if (ad == NULL)
         return;
     if (p->term_signal || p->exit_status != 0) {
-        rd_error(COMP, "restart: docker ps failed (exit %" PRId64 "); adopting nothing",
-                 p->exit_status);
+        if (p->timed_out)
+            rd_error(COMP, "restart: docker ps did not answer; adopting nothing yet");
+        else if (p->term_signal)
+            rd_error(COMP, "restart: docker ps died of signal %d; adopting nothing yet",
+                     p->term_signal);
+        else
+            rd_error(COMP, "restart: docker ps failed (exit %" PRId64 "); adopting nothing yet",
+                     p->exit_status);
         adopt_end(s, RD_EIO);
         return;
     }

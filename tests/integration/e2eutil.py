@@ -198,14 +198,14 @@ def run_scenarios(funcs, parallel=3):
     return 1 if failed else 0
 
 
-def busy_then_kill9(sc, repo, owner_repos=("octo-cat", ["hello"])):
-    """One x64 pool, one 15 s job in REPO; runnerd is killed with SIGKILL while the
-    job runs, leaving its container behind. Returns (cfg, job id) for the next runnerd."""
+def busy_then_kill9(sc, repo, owner_repos=("octo-cat", ["hello"]), duration_ms=15000):
+    """One x64 pool, one job of duration_ms in REPO; runnerd is killed with SIGKILL while
+    the job runs, leaving its container behind. Returns (cfg, job id) for the next runnerd."""
     gh = sc.gh
     gh.repos(*owner_repos)
     cfg = sc.config([rdtest.pool("x64", X64, "fake-runner:x64")], [{"repo": repo}],
                     shutdown_grace="20s")
-    job = gh.jobs(repo, X64, duration_ms=15000)["job_ids"][0]
+    job = gh.jobs(repo, X64, duration_ms=duration_ms)["job_ids"][0]
     rd1 = sc.runnerd(cfg, name="runnerd1")
     rdtest.wait_until(lambda: events_of(sc.state(), "job_started"), 30, 0.1, "the job to start")
     rd1.kill9()

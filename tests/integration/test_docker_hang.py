@@ -33,12 +33,14 @@ def main():
 
 
 def scenario(sc, hang):
-    cfg, job = e2eutil.busy_then_kill9(sc, REPO)
+    # Long enough for the double's other calls (inspect, wait) under CI load.
+    deadline_s = int(rdtest.scaled(3))
+    # The job must outlast the hung listing, its deadline and the 5 s retry (valgrind
+    # stretches the deadline), else there is nothing left to adopt.
+    cfg, job = e2eutil.busy_then_kill9(sc, REPO, duration_ms=(deadline_s + 20) * 1000)
 
     with open(hang, "w") as f:
         f.write("ps\n")
-    # Long enough for the double's other calls (inspect, wait) under CI load.
-    deadline_s = int(rdtest.scaled(3))
     sc.env["RUNNERD_DOCKER_TIMEOUT_MS"] = str(deadline_s * 1000)
     rd2 = sc.runnerd(cfg, name="runnerd2")
     rdtest.wait_until(lambda: "no answer within %d s; killing it" % deadline_s in rd2.logs(),
