@@ -31,6 +31,7 @@ os.environ.setdefault("RUNNERD_SRC", SRC)
 
 # GitHub's published limits (shared/github-api.md section 4).
 RATE_CAP = 12  # src/pace.c default: requests/s, bursts of 60
+POLL_S = 15  # github.poll_interval default
 PRIMARY_PER_HOUR = 5000        # PAT / App installation floor, requests per hour (304s free)
 SECONDARY_POINTS_PER_MIN = 900  # per REST endpoint; GET = 1 point, mutations = 5
 JIT_PER_MIN = 10000 / 60.0     # actions_runner_registration bucket: 10,000/h, about 166/min
@@ -326,13 +327,16 @@ def write(a, m, results, idle, load):
             ("runnerd's rate cap: %d requests/s (all requests but registrations, 304s too)" % RATE_CAP,
              "%.0f requests/h for %d repos (%.2f per repo)" % (req_h, n, req_h / n),
              "%.1f%%" % (100.0 * req_h / (RATE_CAP * 3600)),
-             "%.0f idle repos at 80%% of the cap; beyond, the pacer stretches intervals" % (
-                 0.8 * RATE_CAP * 3600 / (req_h / n))),
+             "idle repos are polled at poll_interval while the fleet fits 80%% of the cap "
+             "(%.0f repos at 2 requests per %d s poll); past that the pacer slows them, so "
+             "polls never pass 80%% of it" % (0.8 * RATE_CAP * POLL_S / 2, POLL_S)),
             ("Secondary: %d points/min per endpoint (GET 1, POST/DELETE 5; 304s count)" %
              SECONDARY_POINTS_PER_MIN,
              "%.1f points/min on the busiest endpoint (%.1f run-list GETs/min)" % (
                  per_min_points, runs_per_min),
              "%.1f%%" % (100.0 * per_min_points / SECONDARY_POINTS_PER_MIN),
+             "any number of repos: the rate cap keeps every endpoint under %d GETs/min" % (
+                 RATE_CAP * 60) if RATE_CAP * 60 < SECONDARY_POINTS_PER_MIN else
              "%.0f idle repos per endpoint" % (SECONDARY_POINTS_PER_MIN / (per_min_points / n))
              if per_min_points else ""),
             ("Secondary: %d concurrent requests" % CONCURRENT_MAX,
