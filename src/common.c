@@ -1,4 +1,5 @@
-/* common.c: allocation helpers that abort on exhaustion, error strings. */
+/* common.c: allocation helpers that abort on exhaustion, error strings, and the
+ * one whole-file reader (rd_read_file) for config and secret files. */
 #include "runnerd/common.h"
 
 #include <errno.h>

@@ -80,7 +80,6 @@ typedef struct rd_daemon {
     uv_signal_t sigint;
     uv_timer_t sched_timer; /* coalesces "something changed" into one pass */
     uv_timer_t tick_timer;  /* periodic pass: idle timeouts, backoff expiry */
-    char *dry_plan;         /* the plan lines a dry run logged last (NULL: none) */
     uv_timer_t once_timer;  /* --once: waits for registrations in flight */
     uv_timer_t adopt_timer; /* retries the restart adoption when docker ps failed */
     uint64_t adopt_retry_ms;
@@ -119,6 +118,7 @@ typedef struct rd_daemon {
     unsigned last_unmatched;
     unsigned *pool_queued; /* per cfg pool: queued jobs it was chosen for, last plan */
     size_t npool_queued;
+    char *dry_plan; /* the plan lines a dry run logged last (NULL: none) */
 } rd_daemon_t;
 
 static int64_t wall_ms(void)
@@ -384,14 +384,12 @@ static void run_schedule(rd_daemon_t *d)
         const char *pool = rd_planner_pool_name(&pi, dec->pool);
         const char *lim = rd_limit_name(dec->limit);
         if (d->opts.dry_run || d->sup == NULL) {
-            char *line = rd_xasprintf("plan: %s pool %s: demand %u supply %u start %u%s%s (dry run)",
-                                      scope, pool, dec->demand, dec->supply, dec->start,
+            char *more = rd_xasprintf("%splan: %s pool %s: demand %u supply %u start %u%s%s"
+                                      " (dry run)\n", dry_plan ? dry_plan : "", scope, pool,
+                                      dec->demand, dec->supply, dec->start,
                                       lim ? " limit " : "", lim ? lim : "");
-            size_t ll = strlen(line), had = dry_plan ? strlen(dry_plan) : 0;
-            dry_plan = rd_xrealloc(dry_plan, had + ll + 2);
-            memcpy(dry_plan + had, line, ll);
-            memcpy(dry_plan + had + ll, "\n", 2);
-            free(line);
+            free(dry_plan);
+            dry_plan = more;
             continue;
         }
         rd_info("sched", "%s pool %s: demand %u supply %u: starting %u%s%s", scope, pool,

@@ -673,8 +673,10 @@ static bool handle_rate_limit(rd_github_t *gh, const rd_http_response_t *res)
     if (res->retry_after) {
         char *end;
         long long v = strtoll(res->retry_after, &end, 10);
+        /* Capped at an hour before scaling: a huge value would overflow, and no
+         * limit GitHub sets lasts longer than its hourly window. */
         if (end != res->retry_after && v >= 0)
-            retry_after = v * 1000;
+            retry_after = (v > 3600 ? 3600 : v) * 1000;
     }
     if (res->rl_remaining == 0) {
         int64_t until = res->rl_reset > 0 ? res->rl_reset * 1000 + 1000 : now + 60000;

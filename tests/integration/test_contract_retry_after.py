@@ -7,7 +7,10 @@ limit only by its message or documentation_url; a 403 with Retry-After and anoth
 per-repository backoff, and the repository was asked again long before Retry-After.
 
 A tiny API double answers the first runs request with 403 + Retry-After: 4 and a message
-runnerd does not know, then normally; rd_discover runs cycles every 300 ms."""
+runnerd does not know, then normally; rd_discover runs cycles every 300 ms.
+
+Then a 429 with an absurd Retry-After (20 digits): the wait is capped at an hour (it used to
+be multiplied into a signed overflow, which the ASan+UBSan pass aborts on)."""
 import http.server
 import json
 import os
@@ -25,6 +28,7 @@ RETRY_AFTER = 4
 class _Api(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen = []  # (time, path)
+    first = (403, str(RETRY_AFTER))  # the first answer's status and Retry-After
 
     def log_message(self, *a):
         pass
@@ -35,9 +39,9 @@ class _Api(http.server.BaseHTTPRequestHandler):
                    ("x-ratelimit-reset", str(int(time.time()) + 3600)),
                    ("x-ratelimit-resource", "core")]
         if len(_Api.seen) == 1:
-            status, body = 403, {"message": "You are being throttled; slow down.",
-                                 "documentation_url": "https://docs.github.com/rest"}
-            headers.append(("Retry-After", str(RETRY_AFTER)))
+            status, body = _Api.first[0], {"message": "You are being throttled; slow down.",
+                                           "documentation_url": "https://docs.github.com/rest"}
+            headers.append(("Retry-After", _Api.first[1]))
         else:
             status, body = 200, {"total_count": 0, "workflow_runs": []}
         data = json.dumps(body).encode()
@@ -79,6 +83,27 @@ def main():
                 "asked again %.1f s after a 403 with Retry-After: %d\n%s"
                 % (gap, RETRY_AFTER, p.stderr[-2000:]))
             assert rdtest.TOKEN not in p.stderr
+
+            _Api.seen = []
+            _Api.first = (429, "9" * 20)
+            d = subprocess.Popen(rdtest.wrap([DISCOVER, "-c", path, "--cycles", "1",
+                                              "--log-level", "debug"]),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 env=env)
+            try:
+                want = "429: holding all requests for 3600 s"
+                got = ""
+                deadline = time.monotonic() + rdtest.scaled(30)
+                while want not in got and time.monotonic() < deadline:
+                    line = d.stderr.readline()
+                    if not line:
+                        break
+                    got += line
+                assert want in got, "absurd Retry-After: want %r in\n%s" % (want, got[-2000:])
+                assert d.poll() is None, "rd_discover died: %s" % got[-2000:]
+            finally:
+                d.kill()
+                d.wait()
     finally:
         api.shutdown()
         api.server_close()
