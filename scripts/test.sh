@@ -21,6 +21,7 @@ scripts/install-deps.sh
 if [ -x scripts/start-dockerd.sh ]; then scripts/start-dockerd.sh; fi
 if [ -x scripts/build-runner-images.sh ]; then scripts/build-runner-images.sh; fi
 
+scripts/check-format.sh
 jobs=$(nproc)
 # Tests that run no code of runnerd (see scripts/valgrind.sh).
 no_binary='^integration/(test_bench_poll|test_fake_docker|test_fake_docker_zygote|test_fake_github|test_listener_helpers|test_runner_image)$'

@@ -6,11 +6,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "runnerd/common.h"
-#include "runnerd/config.h"
-#include "runnerd/daemon.h"
-#include "runnerd/hostfacts.h"
-#include "runnerd/log.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/config.h"
+#include "runnerd/core/log.h"
+#include "runnerd/io/daemon.h"
+#include "runnerd/io/hostfacts.h"
 
 #define RD_DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runnerd/common.h"
+#include "runnerd/core/common.h"
 #include "yamltree.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9464"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runnerd/log.h"
+#include "runnerd/core/log.h"
 
 #define FZ_CHECK(cond)                                                                   \
     do {                                                                                 \

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 
 #include "fuzz_common.h"
-#include "runnerd/common.h"
-#include "runnerd/config.h"
-#include "runnerd/dockerargv.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/config.h"
+#include "runnerd/core/dockerargv.h"
 
 static const rd_host_facts_t facts = {
     .cores = 8, .mem_total = 32ULL << 30, .arch = RD_ARCH_X64, .hostname = "Fuzz-Host.example"};

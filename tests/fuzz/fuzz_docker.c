@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "runnerd/dockerargv.h"
+#include "runnerd/core/dockerargv.h"
 
 static void mode_ps(const char *buf, size_t len)
 {

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 
 #include "fuzz_common.h"
-#include "runnerd/common.h"
-#include "runnerd/ghjson.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/ghjson.h"
 
 static void check_job(const rd_gh_job_t *j)
 {

@@ -23,9 +23,9 @@
 #include <uv.h>
 
 #include "fuzz_common.h"
-#include "runnerd/common.h"
-#include "runnerd/listener.h"
-#include "runnerd/webhook.h"
+#include "runnerd/core/common.h"
+#include "runnerd/io/listener.h"
+#include "runnerd/core/webhook.h"
 
 #define SECRET "fuzz-listener-secret"
 

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "runnerd/sched.h"
+#include "runnerd/core/sched.h"
 
 #define MAXP 4
 #define MAXS 4

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "runnerd/webhook.h"
+#include "runnerd/core/webhook.h"
 
 #define SECRET "fuzz-webhook-secret"
 #define MAX_AGE_MS 60000

@@ -1,8 +1,8 @@
-/* hdr_http.c: reaches the static response-header parser of src/http.c
+/* hdr_http.c: reaches the static response-header parser of src/io/http.c
  * (on_header: ETag, Link, Retry-After, X-RateLimit-*) for fuzz_headers.
  * The file is included whole because the parser is static to it; CMake builds
  * this only while the functions used below keep their signatures. */
-#include "../../src/http.c"
+#include "../../src/io/http.c"
 
 #include "fuzz_headers.h"
 

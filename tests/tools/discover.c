@@ -17,12 +17,12 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-#include "runnerd/common.h"
-#include "runnerd/config.h"
-#include "runnerd/demand.h"
-#include "runnerd/github.h"
-#include "runnerd/log.h"
-#include "runnerd/poller.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/config.h"
+#include "runnerd/core/demand.h"
+#include "runnerd/io/github.h"
+#include "runnerd/core/log.h"
+#include "runnerd/io/poller.h"
 
 typedef struct {
     uv_loop_t *loop;

@@ -21,11 +21,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "runnerd/common.h"
-#include "runnerd/config.h"
-#include "runnerd/github.h"
-#include "runnerd/log.h"
-#include "runnerd/supervisor.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/config.h"
+#include "runnerd/io/github.h"
+#include "runnerd/core/log.h"
+#include "runnerd/io/supervisor.h"
 
 typedef struct {
     uv_loop_t loop;

@@ -18,8 +18,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/auth.h"
-#include "runnerd/common.h"
+#include "runnerd/core/auth.h"
+#include "runnerd/core/common.h"
 
 static EVP_PKEY *rsa_key;     /* generated once */
 static char *pem_pkcs1;       /* "BEGIN RSA PRIVATE KEY" */

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "runnerd/backoff.h"
+#include "runnerd/core/backoff.h"
 
 /* rnd = 0 picks the low end d/2; rnd = UINT64_MAX % (span+1) may be anything,
  * so the high end is reached with rnd = span (d - d/2). */

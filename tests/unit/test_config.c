@@ -1,4 +1,4 @@
-/* test_config.c: the config loader (src/config.c, src/yamltree.c). */
+/* test_config.c: the config loader (src/core/config.c, src/core/yamltree.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/config.h"
-#include "runnerd/dockerargv.h"
+#include "runnerd/core/config.h"
+#include "runnerd/core/dockerargv.h"
 #include "yamltree.h"
 
 #define GIB (1024ULL * 1024 * 1024)

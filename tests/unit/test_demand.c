@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runnerd/backoff.h"
-#include "runnerd/demand.h"
+#include "runnerd/core/backoff.h"
+#include "runnerd/core/demand.h"
 
 static const char *L[] = {"self-hosted", "linux", "x64"};
 

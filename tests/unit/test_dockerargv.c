@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "runnerd/dockerargv.h"
+#include "runnerd/core/dockerargv.h"
 
 static char *labels[] = {"self-hosted", "linux", "x64"};
 static char *envk[] = {"FOO", "BAR_2"};

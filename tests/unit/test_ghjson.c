@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/common.h"
-#include "runnerd/ghjson.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/ghjson.h"
 
 static char *slurp(const char *name, size_t *len)
 {

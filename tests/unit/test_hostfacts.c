@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/common.h"
-#include "runnerd/hostfacts.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/hostfacts_parse.h"
 
 static const char meminfo[] = "MemTotal:       16318156 kB\n"
                               "MemFree:         1234567 kB\n"

@@ -26,9 +26,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "runnerd/common.h"
-#include "runnerd/github.h"
-#include "runnerd/log.h"
+#include "runnerd/core/common.h"
+#include "runnerd/io/github.h"
+#include "runnerd/core/log.h"
 
 /* HTTP/1.0: every request on a new connection, so each one verifies the peer. */
 static const char server_py[] =

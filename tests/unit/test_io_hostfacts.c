@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/common.h"
-#include "runnerd/hostfacts.h"
+#include "runnerd/core/common.h"
+#include "runnerd/io/hostfacts.h"
 
 static void test_gather(void **state)
 {

@@ -32,8 +32,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "runnerd/common.h"
-#include "runnerd/http.h"
+#include "runnerd/core/common.h"
+#include "runnerd/io/http.h"
 
 static const char server_py[] =
     "import ssl, sys, threading, time\n"

@@ -13,10 +13,10 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "runnerd/common.h"
-#include "runnerd/listener.h"
-#include "runnerd/log.h"
-#include "runnerd/webhook.h"
+#include "runnerd/core/common.h"
+#include "runnerd/io/listener.h"
+#include "runnerd/core/log.h"
+#include "runnerd/core/webhook.h"
 
 static const char secret[] = "It's a Secret to Everybody";
 

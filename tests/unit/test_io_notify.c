@@ -14,9 +14,9 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "runnerd/common.h"
-#include "runnerd/log.h"
-#include "runnerd/notify.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/log.h"
+#include "runnerd/io/notify.h"
 
 typedef struct {
     int fd;

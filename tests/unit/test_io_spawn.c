@@ -15,9 +15,9 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "runnerd/common.h"
-#include "runnerd/log.h"
-#include "runnerd/spawn.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/log.h"
+#include "runnerd/io/spawn.h"
 
 typedef struct {
     uv_pipe_t out, err;

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runnerd/labels.h"
+#include "runnerd/core/labels.h"
 
 #define MAXL 8
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runnerd/log.h"
+#include "runnerd/core/log.h"
 
 #define T0 INT64_C(1795982400123) /* 2026-11-29T20:00:00.123Z */
 

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/common.h"
-#include "runnerd/metrics.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/metrics.h"
 
 /* ---- a small exposition-format checker ---- */
 

@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/common.h"
-#include "runnerd/pace.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/pace.h"
 
 #define T0 1790000000000LL /* an arbitrary epoch ms */
 #define HOUR_MS 3600000LL

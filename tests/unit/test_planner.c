@@ -9,11 +9,11 @@
 
 #include <cmocka.h>
 
-#include "runnerd/common.h"
-#include "runnerd/config.h"
-#include "runnerd/demand.h"
-#include "runnerd/planner.h"
-#include "runnerd/sched.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/config.h"
+#include "runnerd/core/demand.h"
+#include "runnerd/core/planner.h"
+#include "runnerd/core/sched.h"
 
 static const char *CFG =
     "github:\n"

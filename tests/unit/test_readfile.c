@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runnerd/common.h"
+#include "runnerd/core/common.h"
 
 static char dir[64];
 

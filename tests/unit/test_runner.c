@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "runnerd/runner.h"
+#include "runnerd/core/runner.h"
 
 static const rd_runner_limits_t L = {
     .startup_timeout_ms = 300000,

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runnerd/backoff.h"
-#include "runnerd/common.h"
-#include "runnerd/sched.h"
+#include "runnerd/core/backoff.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/sched.h"
 
 #define GiB (UINT64_C(1) << 30)
 #define MAXP 8

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "runnerd/common.h"
-#include "runnerd/webhook.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/webhook.h"
 
 static const char vec_secret[] = "It's a Secret to Everybody";
 static const char vec_body[] = "Hello, World!";

@@ -1,0 +1,56 @@
+/* common.h: allocation, error codes and small helpers shared by every module. */
+#ifndef RUNNERD_COMMON_H
+#define RUNNERD_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RD_VERSION_STRING RD_VERSION
+
+/* Error codes: functions return 0 or one of these (negative). */
+enum {
+    RD_OK = 0,
+    RD_ENOMEM = -1,
+    RD_EINVAL = -2, /* bad input: config, API payload, child output */
+    RD_EIO = -3,    /* a file or socket failed */
+    RD_ENOENT = -4, /* no such thing */
+    RD_EAGAIN = -5, /* try again later (rate limit, busy) */
+    RD_ERANGE = -6, /* value or size out of range */
+    RD_EPROTO = -7, /* peer broke the protocol (HTTP, JSON shape) */
+    RD_EAUTH = -8,  /* credentials refused */
+    RD_EEXIST = -9, /* already exists (409) */
+    RD_EBUSY = -10, /* busy (422 "still running a job") */
+    RD_ECANCELED = -11,
+};
+
+/** Text for an RD_E* code. */
+const char *rd_strerror(int err);
+
+/** malloc/calloc/realloc/strdup that abort with a message on exhaustion. */
+void *rd_xmalloc(size_t n);
+void *rd_xcalloc(size_t nmemb, size_t size);
+void *rd_xrealloc(void *p, size_t n);
+char *rd_xstrdup(const char *s);
+char *rd_xstrndup(const char *s, size_t n);
+/** printf into a fresh heap string. */
+char *rd_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** Free a NULL-terminated or counted array of heap strings and the array. */
+void rd_strv_free(char **v, size_t n);
+
+/** rd_read_file flags. */
+enum {
+    RD_READ_SECRET = 1, /* growing the buffer leaves no copy behind; wipe it when done */
+};
+/**
+ * Read the whole file PATH into a fresh buffer, NUL-terminated (*out_len excludes
+ * the NUL). 0; RD_EIO when it cannot be opened or read (errno tells why, e.g.
+ * EISDIR); RD_ERANGE when it holds more than max bytes. *out is NULL on failure.
+ */
+int rd_read_file(const char *path, size_t max, unsigned flags, char **out, size_t *out_len);
+
+#define RD_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define rd_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#endif

@@ -1,0 +1,260 @@
+/* metrics.c: Prometheus text exposition from a snapshot (pure). */
+#include "runnerd/core/metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runnerd/core/common.h"
+
+const double rd_metrics_poll_bounds[RD_METRICS_POLL_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1,
+                                                                2.5,  5,   10,   30,  60};
+
+static const char *const rstate_names[RD_METRICS_RSTATE_COUNT] = {"starting", "idle", "busy",
+                                                                  "stopping"};
+static const char *const http_names[RD_METRICS_HTTP_COUNT] = {"2xx", "3xx", "4xx", "5xx", "error"};
+static const char *const webhook_names[RD_METRICS_WEBHOOK_COUNT] = {
+    "accepted",      "duplicate", "ping",      "ignored",
+    "bad_signature", "malformed", "too_large", "disabled"};
+
+void rd_metrics_hist_observe(rd_metrics_hist_t *h, double seconds)
+{
+    if (!(seconds >= 0)) /* NaN or negative: a clock step; count it as 0 */
+        seconds = 0;
+    size_t i = 0;
+    while (i < RD_METRICS_POLL_BUCKETS && seconds > rd_metrics_poll_bounds[i])
+        i++;
+    h->counts[i]++;
+    h->count++;
+    h->sum += seconds;
+}
+
+void rd_metrics_snapshot_init(rd_metrics_snapshot_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->rate_limit_remaining = -1;
+    s->rate_limit_limit = -1;
+    s->rate_limit_reset_s = -1;
+}
+
+/* A growable output buffer. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf_t;
+
+static void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(buf_t *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = (b->cap + (size_t)n + 1) * 2;
+        b->p = rd_xrealloc(b->p, b->cap);
+    }
+}
+
+void rd_metrics_escape_label(const char *v, char *out, size_t out_size)
+{
+    size_t o = 0;
+    if (out_size == 0)
+        return;
+    for (; v != NULL && *v; v++) {
+        const char *rep = NULL;
+        char one[2] = {*v, 0};
+        if (*v == '\\')
+            rep = "\\\\";
+        else if (*v == '"')
+            rep = "\\\"";
+        else if (*v == '\n')
+            rep = "\\n";
+        else
+            rep = one;
+        size_t rl = strlen(rep);
+        if (o + rl >= out_size)
+            break;
+        memcpy(out + o, rep, rl);
+        o += rl;
+    }
+    out[o] = '\0';
+}
+
+/* Label values come from the config (pool names) and are short, but escape
+ * them anyway; a pool name is at most a few dozen bytes. */
+static void buf_label(buf_t *b, const char *v)
+{
+    char esc[512];
+    rd_metrics_escape_label(v ? v : "", esc, sizeof(esc));
+    buf_printf(b, "%s", esc);
+}
+
+static void head(buf_t *b, const char *name, const char *type, const char *help)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Go-style float text: integers without a fraction, +Inf/-Inf/NaN spelled out. */
+static void buf_double(buf_t *b, double v)
+{
+    if (isnan(v))
+        buf_printf(b, "NaN");
+    else if (isinf(v))
+        buf_printf(b, v > 0 ? "+Inf" : "-Inf");
+    else if (v == floor(v) && fabs(v) < 1e15)
+        buf_printf(b, "%.0f", v);
+    else
+        buf_printf(b, "%.15g", v);
+}
+
+char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
+{
+    buf_t b = {rd_xmalloc(8192), 0, 8192};
+    b.p[0] = '\0';
+
+    head(&b, "runnerd_build_info", "gauge", "Always 1; labels carry the version and instance.");
+    buf_printf(&b, "runnerd_build_info{version=\"");
+    buf_label(&b, s->version ? s->version : RD_VERSION_STRING);
+    buf_printf(&b, "\",instance=\"");
+    buf_label(&b, s->instance);
+    buf_printf(&b, "\"} 1\n");
+
+    if (s->start_time_s > 0) {
+        head(&b, "runnerd_start_time_seconds", "gauge",
+             "Start time of the process since the Unix epoch in seconds.");
+        buf_printf(&b, "runnerd_start_time_seconds ");
+        buf_double(&b, s->start_time_s);
+        buf_printf(&b, "\n");
+    }
+
+    head(&b, "runnerd_queued_jobs", "gauge", "Queued jobs assigned to a pool.");
+    for (size_t i = 0; i < s->npools; i++) {
+        buf_printf(&b, "runnerd_queued_jobs{pool=\"");
+        buf_label(&b, s->pools[i].name);
+        buf_printf(&b, "\"} %lld\n", (long long)s->pools[i].queued_jobs);
+    }
+    head(&b, "runnerd_queued_jobs_total", "gauge",
+         "All queued jobs known from polls and webhooks, matched or not.");
+    buf_printf(&b, "runnerd_queued_jobs_total %lld\n", (long long)s->queued_jobs_total);
+    head(&b, "runnerd_unmatched_jobs", "gauge", "Queued jobs whose labels no pool serves.");
+    buf_printf(&b, "runnerd_unmatched_jobs %lld\n", (long long)s->unmatched_jobs);
+
+    head(&b, "runnerd_runners", "gauge", "Runners by pool and state.");
+    for (size_t i = 0; i < s->npools; i++) {
+        for (int st = 0; st < RD_METRICS_RSTATE_COUNT; st++) {
+            buf_printf(&b, "runnerd_runners{pool=\"");
+            buf_label(&b, s->pools[i].name);
+            buf_printf(&b, "\",state=\"%s\"} %lld\n", rstate_names[st],
+                       (long long)s->pools[i].runners[st]);
+        }
+    }
+    head(&b, "runnerd_pool_max_runners", "gauge", "Configured max_runners of the pool.");
+    for (size_t i = 0; i < s->npools; i++) {
+        buf_printf(&b, "runnerd_pool_max_runners{pool=\"");
+        buf_label(&b, s->pools[i].name);
+        buf_printf(&b, "\"} %lld\n", (long long)s->pools[i].max_runners);
+    }
+    head(&b, "runnerd_pool_degraded", "gauge",
+         "1 while the pool backs off after failed starts, else 0.");
+    for (size_t i = 0; i < s->npools; i++) {
+        buf_printf(&b, "runnerd_pool_degraded{pool=\"");
+        buf_label(&b, s->pools[i].name);
+        buf_printf(&b, "\"} %d\n", s->pools[i].degraded ? 1 : 0);
+    }
+    head(&b, "runnerd_pool_draining", "gauge",
+         "1 while the pool drains (removed or shrunk by a reload, or shutdown), else 0.");
+    for (size_t i = 0; i < s->npools; i++) {
+        buf_printf(&b, "runnerd_pool_draining{pool=\"");
+        buf_label(&b, s->pools[i].name);
+        buf_printf(&b, "\"} %d\n", s->pools[i].draining ? 1 : 0);
+    }
+    head(&b, "runnerd_runner_starts_total", "counter", "Runners started (docker run spawned).");
+    for (size_t i = 0; i < s->npools; i++) {
+        buf_printf(&b, "runnerd_runner_starts_total{pool=\"");
+        buf_label(&b, s->pools[i].name);
+        buf_printf(&b, "\"} %llu\n", (unsigned long long)s->pools[i].starts_total);
+    }
+    head(&b, "runnerd_runner_failures_total", "counter",
+         "Runner starts that failed (JIT config, spawn, startup timeout, bad exit).");
+    for (size_t i = 0; i < s->npools; i++) {
+        buf_printf(&b, "runnerd_runner_failures_total{pool=\"");
+        buf_label(&b, s->pools[i].name);
+        buf_printf(&b, "\"} %llu\n", (unsigned long long)s->pools[i].failures_total);
+    }
+
+    head(&b, "runnerd_targets", "gauge", "Configured targets (repositories and organisations).");
+    buf_printf(&b, "runnerd_targets %lld\n", (long long)s->targets);
+    head(&b, "runnerd_targets_backoff", "gauge", "Targets backing off after poll errors.");
+    buf_printf(&b, "runnerd_targets_backoff %lld\n", (long long)s->targets_backoff);
+
+    head(&b, "runnerd_github_requests_total", "counter",
+         "GitHub API requests by status class (error: no HTTP response).");
+    for (int c = 0; c < RD_METRICS_HTTP_COUNT; c++)
+        buf_printf(&b, "runnerd_github_requests_total{class=\"%s\"} %llu\n", http_names[c],
+                   (unsigned long long)s->api_requests[c]);
+    if (s->rate_limit_remaining >= 0) {
+        head(&b, "runnerd_github_rate_limit_remaining", "gauge",
+             "X-RateLimit-Remaining of the core bucket in the last response.");
+        buf_printf(&b, "runnerd_github_rate_limit_remaining %lld\n",
+                   (long long)s->rate_limit_remaining);
+    }
+    if (s->rate_limit_limit >= 0) {
+        head(&b, "runnerd_github_rate_limit_limit", "gauge",
+             "X-RateLimit-Limit of the core bucket in the last response.");
+        buf_printf(&b, "runnerd_github_rate_limit_limit %lld\n", (long long)s->rate_limit_limit);
+    }
+    if (s->rate_limit_reset_s >= 0) {
+        head(&b, "runnerd_github_rate_limit_reset_timestamp_seconds", "gauge",
+             "X-RateLimit-Reset of the core bucket (Unix epoch seconds).");
+        buf_printf(&b, "runnerd_github_rate_limit_reset_timestamp_seconds %lld\n",
+                   (long long)s->rate_limit_reset_s);
+    }
+
+    head(&b, "runnerd_poll_duration_seconds", "histogram",
+         "Duration of one target's discovery cycle (runs, jobs, pages).");
+    uint64_t cum = 0;
+    for (int i = 0; i < RD_METRICS_POLL_BUCKETS; i++) {
+        cum += s->poll_duration.counts[i];
+        buf_printf(&b, "runnerd_poll_duration_seconds_bucket{le=\"");
+        buf_double(&b, rd_metrics_poll_bounds[i]);
+        buf_printf(&b, "\"} %llu\n", (unsigned long long)cum);
+    }
+    cum += s->poll_duration.counts[RD_METRICS_POLL_BUCKETS];
+    buf_printf(&b, "runnerd_poll_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+               (unsigned long long)cum);
+    buf_printf(&b, "runnerd_poll_duration_seconds_sum ");
+    buf_double(&b, s->poll_duration.sum);
+    buf_printf(&b, "\nrunnerd_poll_duration_seconds_count %llu\n", (unsigned long long)cum);
+
+    head(&b, "runnerd_webhook_deliveries_total", "counter", "Webhook deliveries by result.");
+    for (int r = 0; r < RD_METRICS_WEBHOOK_COUNT; r++)
+        buf_printf(&b, "runnerd_webhook_deliveries_total{result=\"%s\"} %llu\n", webhook_names[r],
+                   (unsigned long long)s->webhook_deliveries[r]);
+
+    head(&b, "runnerd_config_reloads_total", "counter",
+         "Configuration reloads (SIGHUP) by result.");
+    buf_printf(&b, "runnerd_config_reloads_total{result=\"ok\"} %llu\n",
+               (unsigned long long)s->reloads_ok);
+    buf_printf(&b, "runnerd_config_reloads_total{result=\"failed\"} %llu\n",
+               (unsigned long long)s->reloads_failed);
+    if (s->last_reload_success_s > 0) {
+        head(&b, "runnerd_config_last_reload_success_timestamp_seconds", "gauge",
+             "When the configuration was last loaded successfully (Unix epoch seconds).");
+        buf_printf(&b, "runnerd_config_last_reload_success_timestamp_seconds ");
+        buf_double(&b, s->last_reload_success_s);
+        buf_printf(&b, "\n");
+    }
+
+    if (len != NULL)
+        *len = b.len;
+    return b.p;
+}

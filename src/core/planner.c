@@ -1,0 +1,172 @@
+/* planner.c: daemon state -> scheduler input, scheduler output -> plan lines. */
+#include "runnerd/core/planner.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runnerd/core/common.h"
+
+static size_t pool_for_runner(const rd_planner_state_t *st, rd_planner_input_t *pi,
+                              const rd_planner_runner_t *r)
+{
+    int idx = rd_config_pool_index(st->cfg, r->pool);
+    if (idx >= 0)
+        return (size_t)idx;
+    for (size_t i = 0; i < pi->nretired; i++)
+        if (strcmp(pi->retired[i].name, r->pool) == 0)
+            return st->cfg->npools + i;
+    /* A pool that a reload removed: keep its runners accounted as a draining pool. */
+    rd_pool_t *p = &pi->retired[pi->nretired++];
+    memset(p, 0, sizeof(*p));
+    p->name = rd_xstrdup(r->pool);
+    p->cpus = r->cpus;
+    p->memory = r->memory;
+    p->gpus = r->gpus;
+    p->max_runners = 0;
+    return st->cfg->npools + pi->nretired - 1;
+}
+
+static size_t scope_for_runner(const rd_config_t *cfg, const char *scope)
+{
+    for (size_t i = 0; i < cfg->ntargets; i++)
+        if (strcmp(cfg->targets[i].scope, scope) == 0)
+            return i;
+    return (size_t)-1;
+}
+
+void rd_planner_build(const rd_planner_state_t *st, rd_planner_input_t *pi)
+{
+    const rd_config_t *cfg = st->cfg;
+    memset(pi, 0, sizeof(*pi));
+
+    /* Retired pools: at most one per runner. */
+    pi->retired = rd_xcalloc(st->nrunners ? st->nrunners : 1, sizeof(rd_pool_t));
+    pi->runners = rd_xcalloc(st->nrunners ? st->nrunners : 1, sizeof(rd_sched_runner_t));
+    for (size_t i = 0; i < st->nrunners; i++) {
+        const rd_planner_runner_t *r = &st->runners[i];
+        rd_sched_runner_t *sr = &pi->runners[pi->nrunners++];
+        sr->key = r->key;
+        sr->pool = pool_for_runner(st, pi, r);
+        sr->scope = scope_for_runner(cfg, r->scope);
+        sr->state = r->state;
+        sr->job_id = r->job_id;
+        sr->idle_since_ms = r->idle_since_ms;
+        sr->cpus = r->cpus;
+        sr->memory = r->memory;
+        sr->gpus = r->gpus;
+    }
+
+    pi->npools = cfg->npools + pi->nretired;
+    pi->pools = rd_xcalloc(pi->npools ? pi->npools : 1, sizeof(rd_sched_pool_t));
+    for (size_t i = 0; i < cfg->npools; i++) {
+        pi->pools[i].pool = &cfg->pools[i];
+        pi->pools[i].backoff = st->pool_backoff != NULL && st->pool_backoff[i];
+    }
+    for (size_t i = 0; i < pi->nretired; i++) {
+        pi->pools[cfg->npools + i].pool = &pi->retired[i];
+        pi->pools[cfg->npools + i].draining = true;
+    }
+
+    size_t total = 0;
+    for (size_t i = 0; i < cfg->ntargets; i++)
+        total += cfg->targets[i].npools;
+    pi->scope_pools = rd_xcalloc(total ? total : 1, sizeof(size_t));
+    pi->nscopes = cfg->ntargets;
+    pi->scopes = rd_xcalloc(pi->nscopes ? pi->nscopes : 1, sizeof(rd_sched_scope_t));
+    size_t off = 0;
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        const rd_target_t *t = &cfg->targets[i];
+        memcpy(pi->scope_pools + off, t->pools, t->npools * sizeof(size_t));
+        pi->scopes[i].name = t->scope;
+        pi->scopes[i].pools = pi->scope_pools + off;
+        pi->scopes[i].npools = t->npools;
+        off += t->npools;
+    }
+
+    size_t njobs = rd_demand_count(st->demand);
+    pi->jobs = rd_xcalloc(njobs ? njobs : 1, sizeof(rd_sched_job_t));
+    size_t it = 0;
+    rd_job_t *j;
+    while ((j = rd_demand_next(st->demand, &it)) != NULL) {
+        int t = rd_config_target_for_repo(cfg, j->repo);
+        j->target = t;
+        if (t < 0)
+            continue; /* no longer watched (reload); the poller drops it */
+        rd_sched_job_t *sj = &pi->jobs[pi->njobs++];
+        sj->id = j->id;
+        sj->scope = (size_t)t;
+        sj->labels = (const char *const *)j->labels;
+        sj->nlabels = j->nlabels;
+        sj->queued_ms = j->queued_ms;
+    }
+
+    pi->in.host = &cfg->host;
+    pi->in.pools = pi->pools;
+    pi->in.npools = pi->npools;
+    pi->in.scopes = pi->scopes;
+    pi->in.nscopes = pi->nscopes;
+    pi->in.jobs = pi->jobs;
+    pi->in.njobs = pi->njobs;
+    pi->in.runners = pi->runners;
+    pi->in.nrunners = pi->nrunners;
+    pi->in.now_ms = st->now_ms;
+    pi->in.stopping = st->stopping;
+}
+
+void rd_planner_input_free(rd_planner_input_t *pi)
+{
+    for (size_t i = 0; i < pi->nretired; i++)
+        free(pi->retired[i].name);
+    free(pi->retired);
+    free(pi->runners);
+    free(pi->pools);
+    free(pi->scope_pools);
+    free(pi->scopes);
+    free(pi->jobs);
+    memset(pi, 0, sizeof(*pi));
+}
+
+const char *rd_planner_pool_name(const rd_planner_input_t *pi, size_t pool)
+{
+    return pool < pi->npools ? pi->pools[pool].pool->name : "?";
+}
+
+/* Names in plan lines come from a validated config (no quotes or controls),
+ * but escape anyway so the output is always valid JSON. */
+static void json_str(FILE *fp, const char *s)
+{
+    fputc('"', fp);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(fp, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(fp, "\\u%04x", c);
+        else
+            fputc(c, fp);
+    }
+    fputc('"', fp);
+}
+
+void rd_planner_print_plan(const rd_planner_input_t *pi, const rd_sched_plan_t *plan, FILE *fp)
+{
+    for (size_t i = 0; i < plan->ndecisions; i++) {
+        const rd_sched_decision_t *d = &plan->decisions[i];
+        if (d->demand == 0 && d->start == 0)
+            continue;
+        fputs("{\"scope\":", fp);
+        json_str(fp, d->scope < pi->nscopes ? pi->scopes[d->scope].name : "");
+        fputs(",\"pool\":", fp);
+        json_str(fp, rd_planner_pool_name(pi, d->pool));
+        fprintf(fp, ",\"demand\":%u,\"supply\":%u,\"start\":%u,\"limit\":", d->demand, d->supply,
+                d->start);
+        const char *lim = rd_limit_name(d->limit);
+        if (lim != NULL)
+            json_str(fp, lim);
+        else
+            fputs("null", fp);
+        fputs("}\n", fp);
+    }
+    fprintf(fp, "{\"unmatched\":%u}\n", plan->unmatched);
+    fflush(fp);
+}

@@ -1,0 +1,331 @@
+/* webhook.c: GitHub webhook deliveries: HMAC-SHA256 signatures, replay cache,
+ * workflow_job classification (pure; OpenSSL libcrypto for the HMAC). */
+#include "runnerd/core/webhook.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runnerd/core/common.h"
+
+#define SHA256_LEN 32
+static const char sig_prefix[] = "sha256=";
+#define SIG_PREFIX_LEN (sizeof(sig_prefix) - 1)
+
+static void hmac_sha256(const void *secret, size_t secret_len, const void *body, size_t len,
+                        unsigned char out[SHA256_LEN])
+{
+    unsigned int outlen = SHA256_LEN;
+    /* HMAC() takes an int key length; a secret file is never that large, but
+     * clamp rather than wrap. */
+    int klen = secret_len > (size_t)1 << 30 ? 1 << 30 : (int)secret_len;
+    static const unsigned char empty = 0;
+    if (HMAC(EVP_sha256(), secret, klen, len ? body : &empty, len, out, &outlen) == NULL ||
+        outlen != SHA256_LEN) {
+        /* Only a broken libcrypto gets here; never let it look like a match. */
+        memset(out, 0xff, SHA256_LEN);
+    }
+}
+
+void rd_webhook_sign(const void *secret, size_t secret_len, const void *body, size_t len,
+                     char out[RD_WEBHOOK_SIG_SIZE])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[SHA256_LEN];
+    hmac_sha256(secret, secret_len, body, len, mac);
+    memcpy(out, sig_prefix, SIG_PREFIX_LEN);
+    for (size_t i = 0; i < SHA256_LEN; i++) {
+        out[SIG_PREFIX_LEN + 2 * i] = hex[mac[i] >> 4];
+        out[SIG_PREFIX_LEN + 2 * i + 1] = hex[mac[i] & 15];
+    }
+    out[SIG_PREFIX_LEN + 2 * SHA256_LEN] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int rd_webhook_verify(const void *secret, size_t secret_len, const void *body, size_t len,
+                      const char *signature)
+{
+    unsigned char want[SHA256_LEN], got[SHA256_LEN];
+
+    if (signature == NULL || strncmp(signature, sig_prefix, SIG_PREFIX_LEN) != 0)
+        return RD_EINVAL;
+    const char *hexs = signature + SIG_PREFIX_LEN;
+    if (strlen(hexs) != 2 * SHA256_LEN)
+        return RD_EINVAL;
+    for (size_t i = 0; i < SHA256_LEN; i++) {
+        int hi = hexval(hexs[2 * i]), lo = hexval(hexs[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return RD_EINVAL;
+        got[i] = (unsigned char)(hi << 4 | lo);
+    }
+    if (secret == NULL || secret_len == 0)
+        return RD_EAUTH;
+    hmac_sha256(secret, secret_len, body, len, want);
+    /* Constant time: the comparison must not tell an attacker how many leading
+     * bytes of a forged signature were right. */
+    return CRYPTO_memcmp(want, got, SHA256_LEN) == 0 ? 0 : RD_EAUTH;
+}
+
+/* ---- replay cache ----
+ * A ring of `cap` slots written in order (the oldest is overwritten first) and a
+ * chained hash index over the live slots. */
+
+typedef struct {
+    char *id; /* NULL: empty or forgotten slot */
+    int64_t t_ms;
+    uint32_t hash;
+    int32_t next; /* next slot in the same bucket, -1 at the end */
+} dedup_slot_t;
+
+struct rd_webhook_dedup {
+    dedup_slot_t *slots;
+    size_t cap;
+    size_t pos; /* next slot to write */
+    size_t live;
+    int32_t *buckets;
+    size_t mask;
+    int64_t max_age_ms;
+};
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+rd_webhook_dedup_t *rd_webhook_dedup_new(size_t capacity, int64_t max_age_ms)
+{
+    if (capacity == 0)
+        capacity = 1;
+    if (capacity > (1u << 24))
+        capacity = 1u << 24;
+    rd_webhook_dedup_t *d = rd_xcalloc(1, sizeof(*d));
+    d->cap = capacity;
+    d->slots = rd_xcalloc(capacity, sizeof(*d->slots));
+    size_t nb = 16;
+    while (nb < 2 * capacity)
+        nb <<= 1;
+    d->buckets = rd_xmalloc(nb * sizeof(*d->buckets));
+    for (size_t i = 0; i < nb; i++)
+        d->buckets[i] = -1;
+    d->mask = nb - 1;
+    d->max_age_ms = max_age_ms;
+    return d;
+}
+
+void rd_webhook_dedup_free(rd_webhook_dedup_t *d)
+{
+    if (d == NULL)
+        return;
+    for (size_t i = 0; i < d->cap; i++)
+        free(d->slots[i].id);
+    free(d->slots);
+    free(d->buckets);
+    free(d);
+}
+
+static int32_t dedup_find(const rd_webhook_dedup_t *d, const char *id, uint32_t h)
+{
+    for (int32_t i = d->buckets[h & d->mask]; i >= 0; i = d->slots[i].next) {
+        if (d->slots[i].hash == h && strcmp(d->slots[i].id, id) == 0)
+            return i;
+    }
+    return -1;
+}
+
+static void dedup_forget(rd_webhook_dedup_t *d, int32_t idx)
+{
+    dedup_slot_t *s = &d->slots[idx];
+    int32_t *link = &d->buckets[s->hash & d->mask];
+    while (*link != idx)
+        link = &d->slots[*link].next;
+    *link = s->next;
+    free(s->id);
+    s->id = NULL;
+    s->next = -1;
+    d->live--;
+}
+
+bool rd_webhook_dedup_contains(rd_webhook_dedup_t *d, const char *id, int64_t now_ms)
+{
+    int32_t i = dedup_find(d, id, fnv1a(id));
+    if (i < 0)
+        return false;
+    return now_ms - d->slots[i].t_ms < d->max_age_ms;
+}
+
+void rd_webhook_dedup_add(rd_webhook_dedup_t *d, const char *id, int64_t now_ms)
+{
+    uint32_t h = fnv1a(id);
+    int32_t old = dedup_find(d, id, h);
+    if (old >= 0)
+        dedup_forget(d, old);
+    int32_t idx = (int32_t)d->pos;
+    if (d->slots[idx].id != NULL)
+        dedup_forget(d, idx);
+    dedup_slot_t *s = &d->slots[idx];
+    s->id = rd_xstrdup(id);
+    s->t_ms = now_ms;
+    s->hash = h;
+    s->next = d->buckets[h & d->mask];
+    d->buckets[h & d->mask] = idx;
+    d->live++;
+    d->pos = (d->pos + 1) % d->cap;
+}
+
+size_t rd_webhook_dedup_count(const rd_webhook_dedup_t *d)
+{
+    return d->live;
+}
+
+/* ---- classification ---- */
+
+const char *rd_webhook_result_name(rd_webhook_result_t r)
+{
+    switch (r) {
+    case RD_WEBHOOK_ACCEPTED:
+        return "accepted";
+    case RD_WEBHOOK_DUPLICATE:
+        return "duplicate";
+    case RD_WEBHOOK_PING:
+        return "ping";
+    case RD_WEBHOOK_IGNORED:
+        return "ignored";
+    case RD_WEBHOOK_BAD_SIGNATURE:
+        return "bad_signature";
+    case RD_WEBHOOK_MALFORMED:
+        return "malformed";
+    case RD_WEBHOOK_TOO_LARGE:
+        return "too_large";
+    case RD_WEBHOOK_DISABLED:
+        return "disabled";
+    case RD_WEBHOOK_RESULT_COUNT:
+        break;
+    }
+    return "unknown";
+}
+
+const char *rd_webhook_job_action_name(rd_webhook_job_action_t a)
+{
+    switch (a) {
+    case RD_WEBHOOK_JOB_NONE:
+        return "none";
+    case RD_WEBHOOK_JOB_QUEUED:
+        return "queued";
+    case RD_WEBHOOK_JOB_IN_PROGRESS:
+        return "in_progress";
+    case RD_WEBHOOK_JOB_COMPLETED:
+        return "completed";
+    case RD_WEBHOOK_JOB_WAITING:
+        return "waiting";
+    }
+    return "unknown";
+}
+
+static void set_result(rd_webhook_outcome_t *out, rd_webhook_result_t r, int status,
+                       const char *msg)
+{
+    out->result = r;
+    out->http_status = status;
+    out->message = msg;
+}
+
+void rd_webhook_process(const void *secret, size_t secret_len, rd_webhook_dedup_t *dedup,
+                        const char *event, const char *delivery, const char *signature,
+                        const char *body, size_t len, int64_t now_ms, rd_webhook_outcome_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->action = RD_WEBHOOK_JOB_NONE;
+
+    if (secret == NULL || secret_len == 0) {
+        set_result(out, RD_WEBHOOK_DISABLED, 404, "webhook not configured");
+        return;
+    }
+    if (rd_webhook_verify(secret, secret_len, body, len, signature) != 0) {
+        set_result(out, RD_WEBHOOK_BAD_SIGNATURE, 401, "bad signature");
+        return;
+    }
+    if (event == NULL || *event == '\0') {
+        set_result(out, RD_WEBHOOK_MALFORMED, 400, "missing X-GitHub-Event");
+        return;
+    }
+    if (strcmp(event, "ping") == 0) {
+        set_result(out, RD_WEBHOOK_PING, 200, "pong");
+        return;
+    }
+    if (strcmp(event, "workflow_job") != 0) {
+        set_result(out, RD_WEBHOOK_IGNORED, 202, "ignored");
+        return;
+    }
+    /* X-GitHub-Delivery is not signed: anyone replaying a captured body can send
+     * any id, so requiring one protects nothing. A signed delivery without it is
+     * applied; only the replay cache needs it. */
+    if (delivery != NULL && *delivery == '\0')
+        delivery = NULL;
+    if (delivery != NULL && strlen(delivery) > RD_WEBHOOK_DELIVERY_MAX) {
+        set_result(out, RD_WEBHOOK_MALFORMED, 400, "bad X-GitHub-Delivery");
+        return;
+    }
+    if (dedup != NULL && delivery != NULL && rd_webhook_dedup_contains(dedup, delivery, now_ms)) {
+        set_result(out, RD_WEBHOOK_DUPLICATE, 200, "duplicate");
+        return;
+    }
+
+    char *action = NULL;
+    rd_gh_job_t job;
+    memset(&job, 0, sizeof(job));
+    if (rd_ghjson_parse_workflow_job_event(body, len, &action, &job) != 0) {
+        free(action);
+        set_result(out, RD_WEBHOOK_MALFORMED, 400, "malformed workflow_job payload");
+        return;
+    }
+
+    rd_webhook_job_action_t a = RD_WEBHOOK_JOB_NONE;
+    if (action == NULL)
+        a = RD_WEBHOOK_JOB_NONE;
+    else if (strcmp(action, "queued") == 0)
+        a = job.status == RD_GH_WAITING ? RD_WEBHOOK_JOB_WAITING : RD_WEBHOOK_JOB_QUEUED;
+    else if (strcmp(action, "in_progress") == 0)
+        a = RD_WEBHOOK_JOB_IN_PROGRESS;
+    else if (strcmp(action, "completed") == 0)
+        a = RD_WEBHOOK_JOB_COMPLETED;
+    else if (strcmp(action, "waiting") == 0)
+        a = RD_WEBHOOK_JOB_WAITING;
+    free(action);
+
+    if (dedup != NULL && delivery != NULL)
+        rd_webhook_dedup_add(dedup, delivery, now_ms);
+    if (a == RD_WEBHOOK_JOB_NONE) {
+        rd_gh_job_clear(&job);
+        set_result(out, RD_WEBHOOK_IGNORED, 202, "ignored action");
+        return;
+    }
+    out->action = a;
+    out->job = job;
+    set_result(out, RD_WEBHOOK_ACCEPTED, 200, "accepted");
+}
+
+void rd_webhook_outcome_clear(rd_webhook_outcome_t *o)
+{
+    if (o == NULL)
+        return;
+    if (o->action != RD_WEBHOOK_JOB_NONE)
+        rd_gh_job_clear(&o->job);
+    memset(o, 0, sizeof(*o));
+}
