@@ -1,0 +1,134 @@
+/* daemon_int.h: the daemon's root struct and the functions its files share
+ * (daemon.c: start-up, signals, reload, shutdown; daemon_plan.c: demand
+ * corrections and the scheduling pass; daemon_status.c: /metrics /healthz
+ * /status; daemon_webhook.c: /webhook and the listener). Private to src/io. */
+#ifndef RUNNERD_DAEMON_INT_H
+#define RUNNERD_DAEMON_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "runnerd/core/config.h"
+#include "runnerd/core/demand.h"
+#include "runnerd/core/planner.h"
+#include "runnerd/core/sched.h"
+#include "runnerd/core/webhook.h"
+#include "runnerd/io/daemon.h"
+#include "runnerd/io/github.h"
+#include "runnerd/io/hostfacts.h"
+#include "runnerd/io/listener.h"
+#include "runnerd/io/notify.h"
+#include "runnerd/io/poller.h"
+#include "runnerd/io/supervisor.h"
+
+#define RECENT_JOBS 4096
+#define TAKEN_JOBS 256
+/* A runner that exited after a job took (most likely) the job it was started for:
+ * that job is no demand until a poll that ends this long after the exit lists it
+ * queued again (a poll already in flight at the exit may still list it). */
+#define TAKEN_MARGIN_MS 10000
+
+typedef enum {
+    PHASE_ADOPTING = 0, /* looking at what a previous run left behind */
+    PHASE_RUNNING,
+    PHASE_DRAINING, /* SIGTERM: busy runners finishing */
+    PHASE_CLOSING,  /* closing handles; the loop ends when they are closed */
+} phase_t;
+
+typedef struct rd_daemon {
+    uv_loop_t loop;
+    rd_daemon_opts_t opts;
+    char hostname[256];
+    rd_host_facts_t facts;
+    rd_config_t *cfg;
+    char *webhook_secret;
+    size_t webhook_secret_len;
+
+    rd_github_t *gh;
+    rd_demand_t *demand;
+    rd_poller_t *poller;
+    rd_supervisor_t *sup;
+    rd_listener_t *listener;
+    rd_notify_t *notify;
+    rd_webhook_dedup_t *dedup;
+
+    uv_signal_t sighup;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t sched_timer; /* coalesces "something changed" into one pass */
+    uv_timer_t tick_timer;  /* periodic pass: idle timeouts, backoff expiry */
+    uv_timer_t once_timer;  /* --once: waits for registrations in flight */
+    uv_timer_t adopt_timer; /* retries the restart adoption when docker ps failed */
+    uint64_t adopt_retry_ms;
+    bool sched_pending;
+    phase_t phase;
+    int exit_code;
+    size_t open_modules; /* modules whose close callback is pending */
+
+    /* Jobs a webhook said started or finished: a late "queued" delivery or a
+     * stale poll page must not bring them back as demand. */
+    int64_t recent_jobs[RECENT_JOBS];
+    size_t recent_next;
+    size_t recent_count;
+
+    /* Jobs whose runner exited after running a job, without a webhook saying which
+     * job it ran: without this, the stale demand entry (until the next poll, which
+     * may be minutes away when webhooks bring demand) starts a second runner. */
+    struct {
+        uint64_t runner_key;
+        int64_t job_id;
+        int64_t until_seen_ms; /* demand entries seen before this are stale */
+        bool active;           /* false once a later poll listed the job queued */
+    } taken[TAKEN_JOBS];
+    size_t taken_next;
+
+    /* Figures for /metrics and /status. */
+    double start_time_s;
+    uint64_t reloads_ok;
+    uint64_t reloads_failed;
+    double last_reload_s;
+    uint64_t webhook_results[RD_WEBHOOK_RESULT_COUNT];
+    int64_t last_delivery_s;
+    int64_t loaded_at_s;
+    char *last_reload_error; /* first error of the last failed reload, NULL after a good one */
+    int64_t last_cycle_ms;   /* end of the last full poll cycle or poll result */
+    unsigned last_unmatched;
+    unsigned *pool_queued; /* per cfg pool: queued jobs it was chosen for, last plan */
+    size_t npool_queued;
+    char *dry_plan; /* the plan lines a dry run logged last (NULL: none) */
+} rd_daemon_t;
+
+static inline int64_t rd_daemon_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* daemon_plan.c */
+void rd_daemon_recent_add(rd_daemon_t *d, int64_t id);
+bool rd_daemon_recent_has(const rd_daemon_t *d, int64_t id);
+void rd_daemon_on_runner_exited(void *ud, const rd_supervisor_runner_info_t *ri);
+void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runner_t **snap_out);
+void rd_daemon_log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan);
+void rd_daemon_run_schedule(rd_daemon_t *d);
+/** Run a scheduling pass now, cancelling one scheduled for the next loop turn. */
+void rd_daemon_schedule_now(rd_daemon_t *d);
+void rd_daemon_schedule_soon(rd_daemon_t *d);
+void rd_daemon_on_tick(uv_timer_t *t);
+void rd_daemon_on_demand_changed(void *ud);
+void rd_daemon_on_job_assigned(void *ud, int64_t job_id, const char *runner_name);
+void rd_daemon_on_runners_changed(void *ud);
+
+/* daemon_status.c */
+char *rd_daemon_cb_metrics(void *ud, size_t *len);
+bool rd_daemon_cb_healthz(void *ud, char *reason, size_t reason_size);
+char *rd_daemon_cb_status(void *ud, size_t *len);
+
+/* daemon_webhook.c */
+int rd_daemon_start_listener(rd_daemon_t *d);
+
+#endif

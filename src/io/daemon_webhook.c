@@ -1,0 +1,100 @@
+/* daemon_webhook.c: /webhook (a verified workflow_job delivery becomes demand,
+ * or takes a job out of it, and a queued job is scheduled at once) and the
+ * listener's start with the daemon's callbacks. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon_int.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/log.h"
+
+#define LOGC "daemon"
+
+static int cb_webhook(void *ud, const char *event, const char *delivery, const char *signature,
+                      const char *body, size_t len, const char **message)
+{
+    rd_daemon_t *d = ud;
+    rd_webhook_outcome_t o;
+    int64_t now = rd_daemon_wall_ms();
+    rd_webhook_process(d->webhook_secret, d->webhook_secret_len, d->dedup, event, delivery,
+                       signature, body, len, now, &o);
+    if (o.result < RD_WEBHOOK_RESULT_COUNT)
+        d->webhook_results[o.result]++;
+    *message = o.message;
+    int status = o.http_status;
+    if (o.result == RD_WEBHOOK_ACCEPTED)
+        d->last_delivery_s = now / 1000;
+    if (o.result != RD_WEBHOOK_ACCEPTED) {
+        if (o.result == RD_WEBHOOK_BAD_SIGNATURE || o.result == RD_WEBHOOK_MALFORMED)
+            rd_warn("webhook", "delivery %s refused: %s", delivery ? delivery : "-",
+                    rd_webhook_result_name(o.result));
+        rd_webhook_outcome_clear(&o);
+        return status;
+    }
+    const rd_gh_job_t *job = &o.job;
+    switch (o.action) {
+    case RD_WEBHOOK_JOB_QUEUED: {
+        int target = job->repo ? rd_config_target_for_repo(d->cfg, job->repo) : -1;
+        if (target < 0 || rd_daemon_recent_has(d, job->id)) {
+            rd_debug("webhook", "job %" PRId64 " queued in %s: not watched or already done",
+                     job->id, job->repo ? job->repo : "?");
+            break;
+        }
+        rd_demand_upsert(d->demand, job->id, job->run_id, job->repo,
+                         (const char *const *)job->labels, job->nlabels,
+                         job->created_ms ? job->created_ms : now, now, target);
+        if (d->poller != NULL)
+            rd_poller_note_activity(d->poller, job->repo);
+        rd_info("webhook", "job %" PRId64 " queued in %s", job->id, job->repo);
+        /* Schedule now rather than on the next loop turn: this is the fast path. */
+        rd_daemon_schedule_now(d);
+        break;
+    }
+    case RD_WEBHOOK_JOB_IN_PROGRESS:
+        rd_daemon_recent_add(d, job->id);
+        rd_demand_remove(d->demand, job->id);
+        if (job->runner_name != NULL && d->sup != NULL)
+            rd_supervisor_job_started(d->sup, job->runner_name, job->id);
+        rd_daemon_schedule_soon(d);
+        break;
+    case RD_WEBHOOK_JOB_COMPLETED:
+        rd_daemon_recent_add(d, job->id);
+        rd_demand_remove(d->demand, job->id);
+        if (job->runner_name != NULL && d->sup != NULL)
+            rd_supervisor_job_completed(d->sup, job->runner_name, job->id);
+        rd_daemon_schedule_soon(d);
+        break;
+    case RD_WEBHOOK_JOB_WAITING:
+        rd_demand_remove(d->demand, job->id);
+        rd_daemon_schedule_soon(d);
+        break;
+    default:
+        break;
+    }
+    rd_webhook_outcome_clear(&o);
+    return status;
+}
+
+int rd_daemon_start_listener(rd_daemon_t *d)
+{
+    if (d->cfg->listen == NULL)
+        return 0;
+    rd_listener_opts_t lo;
+    rd_listener_opts_default(&lo);
+    lo.listen = d->cfg->listen;
+    rd_listener_cbs_t cbs = {.ud = d,
+                             .metrics = rd_daemon_cb_metrics,
+                             .healthz = rd_daemon_cb_healthz,
+                             .status = rd_daemon_cb_status,
+                             .webhook = cb_webhook};
+    int rc = rd_listener_start(&d->loop, &lo, &cbs, &d->listener);
+    if (rc != 0) {
+        rd_error(LOGC, "cannot listen on %s: %s", d->cfg->listen, rd_strerror(rc));
+        d->listener = NULL;
+        return rc;
+    }
+    rd_info(LOGC, "listening on %s (port %d)", d->cfg->listen, rd_listener_port(d->listener));
+    return 0;
+}
