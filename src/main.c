@@ -11,6 +11,7 @@
 #include "runnerd/core/log.h"
 #include "runnerd/io/daemon.h"
 #include "runnerd/io/hostfacts.h"
+#include "runnerd/io/logsink.h"
 
 #define RD_DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
 
@@ -158,7 +159,7 @@ int main(int argc, char **argv)
         return bad_usage("--log-level must be debug, info, warn or error, not \"%s\"", level);
     if (rd_log_parse_format(format, &log_format) != 0)
         return bad_usage("--log-format must be text or json, not \"%s\"", format);
-    rd_log_setup(log_level, log_format, stderr);
+    rd_logsink_setup(log_level, log_format, stderr);
     if (config[0] == '\0')
         return bad_usage("-c needs a file name%s", "");
 

@@ -3,15 +3,17 @@
  * Every line passes through rd_log_redact() after the message has been fully
  * formatted, so a secret is caught however it reached the message: in the
  * format string, in an argument, or split across both. The logger is the one
- * piece of global state in the core (stderr is global anyway) and is meant to
- * be used from the loop thread only. */
+ * piece of global state in the core and is meant to be used from the loop
+ * thread only. It does no I/O: the shell installs the sink a finished line goes
+ * to and the clock it is stamped with (src/io/logsink.c). */
 #include "runnerd/core/log.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
+#include <time.h> /* gmtime_r, strftime: pure conversions */
 
 #include "runnerd/core/common.h"
 
@@ -24,19 +26,36 @@
 static struct {
     rd_log_level_t level;
     rd_log_format_t format;
-    FILE *out;      /* NULL = stderr */
-    char **secrets; /* longest first, so a secret containing another goes whole */
+    bool journal;
+    rd_log_sink_fn sink; /* NULL: lines are dropped */
+    void *sink_ctx;
+    rd_log_clock_fn clock; /* NULL: the epoch */
+    char **secrets;        /* longest first, so a secret containing another goes whole */
     size_t nsecrets;
-    int64_t fixed_ms; /* test hook: >= 0 replaces the clock */
-} g_log = {RD_LOG_INFO, RD_LOG_TEXT, NULL, NULL, 0, -1};
+} g_log = {RD_LOG_INFO, RD_LOG_TEXT, false, NULL, NULL, NULL, NULL, 0};
 
 static const char *const token_prefixes[] = {"github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
 
-void rd_log_setup(rd_log_level_t level, rd_log_format_t format, FILE *out)
+void rd_log_configure(rd_log_level_t level, rd_log_format_t format)
 {
     g_log.level = level;
     g_log.format = format;
-    g_log.out = out;
+}
+
+void rd_log_set_sink(rd_log_sink_fn fn, void *ctx)
+{
+    g_log.sink = fn;
+    g_log.sink_ctx = ctx;
+}
+
+void rd_log_set_clock(rd_log_clock_fn fn)
+{
+    g_log.clock = fn;
+}
+
+void rd_log_set_journal(bool on)
+{
+    g_log.journal = on;
 }
 
 int rd_log_parse_level(const char *s, rd_log_level_t *out)
@@ -78,11 +97,6 @@ int rd_log_parse_format(const char *s, rd_log_format_t *out)
 bool rd_log_enabled(rd_log_level_t level)
 {
     return level >= g_log.level;
-}
-
-void rd_log_set_time_ms(int64_t ms)
-{
-    g_log.fixed_ms = ms;
 }
 
 /* Overwrite a secret before freeing it, so it does not linger in freed heap. */
@@ -247,11 +261,14 @@ static void buf_puts(buf_t *b, const char *s)
     buf_put(b, s, strlen(s));
 }
 
-/* Length of a valid UTF-8 sequence at S (1..4), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s)
+/* Length of a valid UTF-8 sequence at S (1..4) with its code point in *CP,
+ * or 0 when invalid. */
+static size_t utf8_decode(const unsigned char *s, uint32_t *out)
 {
-    if (s[0] < 0x80)
+    if (s[0] < 0x80) {
+        *out = s[0];
         return 1;
+    }
     size_t n;
     uint32_t cp;
     if ((s[0] & 0xe0) == 0xc0) {
@@ -274,7 +291,18 @@ static size_t utf8_len(const unsigned char *s)
     static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
     if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
+    *out = cp;
     return n;
+}
+
+/* Code points a terminal or viewer acts on instead of showing: the C1 controls
+ * (U+0080-009F; CSI is U+009B) and the bidi embeddings, overrides and isolates
+ * (U+202A-202E, U+2066-2069), which reorder what follows so that a line reads
+ * as something else (log line spoofing). They are written escaped. */
+static bool is_hidden_cp(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
 }
 
 /* JSON string body: quotes, backslashes and control bytes escaped; invalid
@@ -305,10 +333,15 @@ static void put_json_string(buf_t *b, const char *s)
             buf_puts(b, tmp);
             p++;
         } else {
-            size_t n = utf8_len(p);
+            uint32_t cp;
+            size_t n = utf8_decode(p, &cp);
             if (n == 0) {
                 buf_puts(b, "\\ufffd");
                 p++;
+            } else if (is_hidden_cp(cp)) {
+                snprintf(tmp, sizeof(tmp), "\\u%04x", (unsigned)cp);
+                buf_puts(b, tmp);
+                p += n;
             } else {
                 buf_put(b, (const char *)p, n);
                 p += n;
@@ -319,32 +352,42 @@ static void put_json_string(buf_t *b, const char *s)
 }
 
 /* Text lines: one event a line, so newlines and control bytes are escaped
- * (a child cannot forge a log line or send terminal escapes). */
+ * (a child cannot forge a log line or send terminal escapes), and so are the
+ * C1 controls and bidi overrides (is_hidden_cp) and bytes that are not UTF-8
+ * (a lone 0x9b is CSI to an 8-bit terminal). */
 static void put_text(buf_t *b, const char *s)
 {
-    char tmp[8];
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    char tmp[12];
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        uint32_t cp;
+        size_t n = utf8_decode(p, &cp);
         if (*p == '\n') {
             buf_puts(b, "\\n");
         } else if (*p == '\r') {
             buf_puts(b, "\\r");
-        } else if ((*p < 0x20 && *p != '\t') || *p == 0x7f) {
+        } else if ((*p < 0x20 && *p != '\t') || *p == 0x7f || n == 0) {
             snprintf(tmp, sizeof(tmp), "\\x%02x", *p);
             buf_puts(b, tmp);
+        } else if (is_hidden_cp(cp)) {
+            snprintf(tmp, sizeof(tmp), "\\u%04x", (unsigned)cp);
+            buf_puts(b, tmp);
+            p += n;
+            continue;
         } else {
-            buf_put(b, (const char *)p, 1);
+            buf_put(b, (const char *)p, n);
+            p += n;
+            continue;
         }
+        p++;
     }
 }
 
 static void format_time(char *out, size_t n)
 {
-    int64_t ms = g_log.fixed_ms;
-    if (ms < 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
+    int64_t ms = g_log.clock ? g_log.clock() : 0;
+    if (ms < 0)
+        ms = 0;
     time_t sec = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&sec, &tm);
@@ -365,6 +408,22 @@ static const char *level_upper(rd_log_level_t l)
         return "ERROR";
     }
     return "INFO";
+}
+
+/* syslog(3) priorities, as journald reads them from a "<N>" line prefix. */
+static const char *level_syslog(rd_log_level_t l)
+{
+    switch (l) {
+    case RD_LOG_DEBUG:
+        return "<7>";
+    case RD_LOG_INFO:
+        return "<6>";
+    case RD_LOG_WARN:
+        return "<4>";
+    case RD_LOG_ERROR:
+        return "<3>";
+    }
+    return "<6>";
 }
 
 static const char *level_lower(rd_log_level_t l)
@@ -393,9 +452,23 @@ static char *redact_dup(const char *s)
     return out;
 }
 
-void rd_logv(rd_log_level_t level, const char *component, const char *fmt, va_list ap)
+/* One JSON member "name":"value" (redacted), when VALUE is set. */
+static void put_json_field(buf_t *b, const char *name, const char *value)
 {
-    if (!rd_log_enabled(level))
+    if (value == NULL)
+        return;
+    char *v = redact_dup(value);
+    buf_puts(b, ",\"");
+    buf_puts(b, name);
+    buf_puts(b, "\":");
+    put_json_string(b, v);
+    free(v);
+}
+
+void rd_logcv(rd_log_level_t level, const char *component, const rd_log_ctx_t *ctx, const char *fmt,
+              va_list ap)
+{
+    if (!rd_log_enabled(level) || g_log.sink == NULL)
         return;
     /* Format the whole message first: redacting a truncated message could
      * leave the first half of a secret in the output. */
@@ -421,12 +494,26 @@ void rd_logv(rd_log_level_t level, const char *component, const char *fmt, va_li
         buf_puts(&b, level_lower(level));
         buf_puts(&b, "\",\"component\":");
         put_json_string(&b, comp);
+        if (ctx != NULL) {
+            put_json_field(&b, "runner", ctx->runner);
+            put_json_field(&b, "pool", ctx->pool);
+            put_json_field(&b, "scope", ctx->scope);
+            if (ctx->job != 0) {
+                char num[32];
+                snprintf(num, sizeof(num), ",\"job\":%" PRId64, ctx->job);
+                buf_puts(&b, num);
+            }
+        }
         buf_puts(&b, ",\"msg\":");
         put_json_string(&b, msg);
         buf_puts(&b, "}\n");
     } else {
-        buf_puts(&b, ts);
-        buf_puts(&b, " ");
+        if (g_log.journal) {
+            buf_puts(&b, level_syslog(level));
+        } else {
+            buf_puts(&b, ts);
+            buf_puts(&b, " ");
+        }
         buf_puts(&b, level_upper(level));
         buf_puts(&b, " ");
         put_text(&b, comp);
@@ -434,18 +521,30 @@ void rd_logv(rd_log_level_t level, const char *component, const char *fmt, va_li
         put_text(&b, msg);
         buf_puts(&b, "\n");
     }
-    FILE *out = g_log.out ? g_log.out : stderr;
-    fwrite(b.p, 1, b.len, out);
-    fflush(out);
+    g_log.sink(g_log.sink_ctx, level, b.p, b.len);
     free(b.p);
     free(msg);
     free(comp);
+}
+
+void rd_logv(rd_log_level_t level, const char *component, const char *fmt, va_list ap)
+{
+    rd_logcv(level, component, NULL, fmt, ap);
 }
 
 void rd_log(rd_log_level_t level, const char *component, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    rd_logv(level, component, fmt, ap);
+    rd_logcv(level, component, NULL, fmt, ap);
+    va_end(ap);
+}
+
+void rd_logc(rd_log_level_t level, const char *component, const rd_log_ctx_t *ctx, const char *fmt,
+             ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rd_logcv(level, component, ctx, fmt, ap);
     va_end(ap);
 }

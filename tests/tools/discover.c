@@ -20,8 +20,9 @@
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
 #include "runnerd/core/demand.h"
-#include "runnerd/io/github.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/github.h"
+#include "runnerd/io/logsink.h"
 #include "runnerd/io/poller.h"
 
 typedef struct {
@@ -206,7 +207,7 @@ int main(int argc, char **argv)
     }
     rd_log_level_t lv = RD_LOG_INFO;
     rd_log_parse_level(level, &lv);
-    rd_log_setup(lv, RD_LOG_TEXT, stderr);
+    rd_logsink_setup(lv, RD_LOG_TEXT, stderr);
     a.cfg = load(file);
     if (a.cfg == NULL)
         return 1;

@@ -23,8 +23,9 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
-#include "runnerd/io/github.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/github.h"
+#include "runnerd/io/logsink.h"
 #include "runnerd/io/supervisor.h"
 
 typedef struct {
@@ -189,20 +190,30 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "-c") == 0 && v) cfgpath = v, i++;
-        else if (strcmp(a, "--adopt") == 0) D.adopt = true;
-        else if (strcmp(a, "--keep-one") == 0) D.keep_one = true;
-        else if (strcmp(a, "--start") == 0 && v) D.nstart = (unsigned)atoi(v), i++;
+        if (strcmp(a, "-c") == 0 && v)
+            cfgpath = v, i++;
+        else if (strcmp(a, "--adopt") == 0)
+            D.adopt = true;
+        else if (strcmp(a, "--keep-one") == 0)
+            D.keep_one = true;
+        else if (strcmp(a, "--start") == 0 && v)
+            D.nstart = (unsigned)atoi(v), i++;
         else if (strcmp(a, "--job") == 0 && v) {
             D.jobs = rd_xrealloc(D.jobs, (D.njobs + 1) * sizeof *D.jobs);
             D.jobs[D.njobs++] = strtoll(v, NULL, 10);
             i++;
-        } else if (strcmp(a, "--target") == 0 && v) D.target = (size_t)atoi(v), i++;
-        else if (strcmp(a, "--pool") == 0 && v) D.pool = (size_t)atoi(v), i++;
-        else if (strcmp(a, "--run-for") == 0 && v) D.run_for_ms = strtoull(v, NULL, 10), i++;
-        else if (strcmp(a, "--grace") == 0 && v) D.grace_ms = strtoull(v, NULL, 10), i++;
-        else if (strcmp(a, "--abandon") == 0) D.abandon = true;
-        else if (strcmp(a, "--reconcile") == 0 && v) reconcile_ms = strtoull(v, NULL, 10), i++;
+        } else if (strcmp(a, "--target") == 0 && v)
+            D.target = (size_t)atoi(v), i++;
+        else if (strcmp(a, "--pool") == 0 && v)
+            D.pool = (size_t)atoi(v), i++;
+        else if (strcmp(a, "--run-for") == 0 && v)
+            D.run_for_ms = strtoull(v, NULL, 10), i++;
+        else if (strcmp(a, "--grace") == 0 && v)
+            D.grace_ms = strtoull(v, NULL, 10), i++;
+        else if (strcmp(a, "--abandon") == 0)
+            D.abandon = true;
+        else if (strcmp(a, "--reconcile") == 0 && v)
+            reconcile_ms = strtoull(v, NULL, 10), i++;
         else if (strcmp(a, "--log-level") == 0 && v) {
             if (rd_log_parse_level(v, &level) != 0) {
                 fprintf(stderr, "bad log level %s\n", v);
@@ -210,8 +221,9 @@ int main(int argc, char **argv)
             }
             i++;
         } else {
-            fprintf(stderr, "usage: %s -c CONFIG [--adopt] [--start N] [--job ID]... [--target T] "
-                            "[--pool P] [--keep-one] [--run-for MS] [--grace MS] [--reconcile MS]\n",
+            fprintf(stderr,
+                    "usage: %s -c CONFIG [--adopt] [--start N] [--job ID]... [--target T] "
+                    "[--pool P] [--keep-one] [--run-for MS] [--grace MS] [--reconcile MS]\n",
                     argv[0]);
             return 2;
         }
@@ -221,7 +233,7 @@ int main(int argc, char **argv)
         return 2;
     }
     uv_disable_stdio_inheritance();
-    rd_log_setup(level, RD_LOG_TEXT, stderr);
+    rd_logsink_setup(level, RD_LOG_TEXT, stderr);
 
     struct utsname un;
     uname(&un);
@@ -252,8 +264,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rd_supervisor_callbacks_t cbs = {.changed = on_changed, .ud = NULL};
-    rd_supervisor_options_t opts = {.reconcile_ms = reconcile_ms, .stop_grace_ms = 2000,
-                                    .kill_slack_ms = 2000};
+    rd_supervisor_options_t opts = {
+        .reconcile_ms = reconcile_ms, .stop_grace_ms = 2000, .kill_slack_ms = 2000};
     rc = rd_supervisor_new(&D.loop, D.cfg, D.gh, &cbs, &opts, &D.sup);
     if (rc != 0) {
         fprintf(stderr, "supervisor: %s\n", rd_strerror(rc));

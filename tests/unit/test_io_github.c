@@ -27,8 +27,9 @@
 #include <openssl/x509v3.h>
 
 #include "runnerd/core/common.h"
-#include "runnerd/io/github.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/github.h"
+#include "runnerd/io/logsink.h"
 
 /* HTTP/1.0: every request on a new connection, so each one verifies the peer. */
 static const char server_py[] =
@@ -71,7 +72,7 @@ static const char server_py[] =
 static pid_t server_pid = -1;
 static int server_port, tls_port;
 static char tmpdir[64];
-static char cert_path[128];  /* the server's self-signed certificate: a CA file that trusts it */
+static char cert_path[128]; /* the server's self-signed certificate: a CA file that trusts it */
 static char key_path[128];
 static char other_path[128]; /* another self-signed certificate: does not trust the server */
 static char other_key[128];
@@ -341,7 +342,7 @@ static void test_delete_log_levels(void **state)
     size_t len = 0;
     FILE *logf = open_memstream(&buf, &len);
     assert_non_null(logf);
-    rd_log_setup(RD_LOG_DEBUG, RD_LOG_TEXT, logf);
+    rd_logsink_setup(RD_LOG_DEBUG, RD_LOG_TEXT, logf);
 
     char *api = rd_xasprintf("http://127.0.0.1:%d", server_port);
     fixture_t f;
@@ -361,8 +362,8 @@ static void test_delete_log_levels(void **state)
     };
     result_t r[5] = {{0}};
     for (size_t i = 0; i < 5; i++)
-        assert_int_equal(
-            rd_github_delete_runner(f.gh, cases[i].scope, cases[i].id, done_cb, &r[i]), 0);
+        assert_int_equal(rd_github_delete_runner(f.gh, cases[i].scope, cases[i].id, done_cb, &r[i]),
+                         0);
     for (;;) {
         int n = 0;
         for (size_t i = 0; i < 5; i++)
@@ -372,7 +373,7 @@ static void test_delete_log_levels(void **state)
         uv_run(&f.loop, UV_RUN_ONCE);
     }
     fx_finish(&f);
-    rd_log_setup(RD_LOG_INFO, RD_LOG_TEXT, stderr);
+    rd_logsink_setup(RD_LOG_INFO, RD_LOG_TEXT, stderr);
     fclose(logf);
 
     for (size_t i = 0; i < 5; i++) {
@@ -383,8 +384,8 @@ static void test_delete_log_levels(void **state)
                  (long long)cases[i].id);
         level_of(buf, needle, lvl, sizeof(lvl));
         if (strcmp(lvl, cases[i].level) != 0)
-            printf("--- %s: level \"%s\", want \"%s\"; log:\n%s---\n", needle, lvl,
-                   cases[i].level, buf);
+            printf("--- %s: level \"%s\", want \"%s\"; log:\n%s---\n", needle, lvl, cases[i].level,
+                   buf);
         assert_string_equal(lvl, cases[i].level);
     }
     free(buf);

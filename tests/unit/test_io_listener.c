@@ -14,9 +14,10 @@
 #include <uv.h>
 
 #include "runnerd/core/common.h"
-#include "runnerd/io/listener.h"
 #include "runnerd/core/log.h"
 #include "runnerd/core/webhook.h"
+#include "runnerd/io/listener.h"
+#include "runnerd/io/logsink.h"
 
 static const char secret[] = "It's a Secret to Everybody";
 
@@ -766,7 +767,7 @@ static void test_ipv6(void **state)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
-    rd_log_setup(RD_LOG_WARN, RD_LOG_TEXT, stderr);
+    rd_logsink_setup(RD_LOG_WARN, RD_LOG_TEXT, stderr);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_addr),
         cmocka_unit_test(test_routes),

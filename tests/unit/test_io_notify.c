@@ -16,6 +16,7 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/logsink.h"
 #include "runnerd/io/notify.h"
 
 typedef struct {
@@ -237,7 +238,7 @@ static void test_socket_gone(void **state)
 
 int main(void)
 {
-    rd_log_setup(RD_LOG_ERROR, RD_LOG_TEXT, stderr);
+    rd_logsink_setup(RD_LOG_ERROR, RD_LOG_TEXT, stderr);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_socket), cmocka_unit_test(test_abstract_socket),
         cmocka_unit_test(test_watchdog),    cmocka_unit_test(test_watchdog_other_pid),

@@ -17,6 +17,7 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/logsink.h"
 #include "runnerd/io/spawn.h"
 
 typedef struct {
@@ -74,8 +75,14 @@ static int run(uv_loop_t *loop, rd_spawner_t *sp, kid_t *k, char *const *argv, c
 {
     memset(k, 0, sizeof *k);
     int ofd = -1, efd = -1;
-    rd_spawn_options_t o = {.file = argv[0], .argv = argv, .envp = env, .new_session = setsid,
-                            .out_fd = &ofd, .err_fd = &efd, .exit_cb = on_exit_cb, .ud = k};
+    rd_spawn_options_t o = {.file = argv[0],
+                            .argv = argv,
+                            .envp = env,
+                            .new_session = setsid,
+                            .out_fd = &ofd,
+                            .err_fd = &efd,
+                            .exit_cb = on_exit_cb,
+                            .ud = k};
     uint64_t id = 0;
     pid_t pid = 0;
     int rc = rd_spawn(sp, &o, &id, &pid);
@@ -214,8 +221,8 @@ static void test_many_and_forget(void **state)
     uint64_t ids[N];
     for (int i = 0; i < N; i++) {
         char *argv[] = {"/bin/sh", "-c", "exit 7", NULL};
-        rd_spawn_options_t o = {.file = argv[0], .argv = argv, .envp = env_min,
-                                .exit_cb = count_exit};
+        rd_spawn_options_t o = {
+            .file = argv[0], .argv = argv, .envp = env_min, .exit_cb = count_exit};
         pid_t pid;
         assert_int_equal(rd_spawn(f->sp, &o, &ids[i], &pid), 0);
     }
@@ -234,7 +241,7 @@ static void test_many_and_forget(void **state)
 
 int main(void)
 {
-    rd_log_setup(RD_LOG_ERROR, RD_LOG_TEXT, stderr);
+    rd_logsink_setup(RD_LOG_ERROR, RD_LOG_TEXT, stderr);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_output_and_exit_code, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signal_and_defaults, setup, teardown),

@@ -11,22 +11,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "runnerd/core/log.h"
 
 #define T0 INT64_C(1795982400123) /* 2026-11-29T20:00:00.123Z */
 
-static FILE *g_out;
+/* The test's sink: every line appended to one buffer, the last level kept. */
+static char *g_buf;
+static size_t g_len;
+static rd_log_level_t g_last_level;
+static int g_lines;
+
+static void mem_sink(void *ctx, rd_log_level_t level, const char *line, size_t len)
+{
+    assert_ptr_equal(ctx, &g_buf);
+    g_buf = realloc(g_buf, g_len + len + 1);
+    assert_non_null(g_buf);
+    memcpy(g_buf + g_len, line, len);
+    g_len += len;
+    g_buf[g_len] = '\0';
+    g_last_level = level;
+    g_lines++;
+}
+
+static int64_t fixed_clock(void)
+{
+    return T0;
+}
+
+static void log_setup(rd_log_level_t level, rd_log_format_t format)
+{
+    rd_log_configure(level, format);
+    rd_log_set_sink(mem_sink, &g_buf);
+    rd_log_set_clock(fixed_clock);
+}
 
 static int setup(void **state)
 {
     (void)state;
-    g_out = tmpfile();
-    if (g_out == NULL)
-        return -1;
-    rd_log_setup(RD_LOG_DEBUG, RD_LOG_TEXT, g_out);
-    rd_log_set_time_ms(T0);
+    log_setup(RD_LOG_DEBUG, RD_LOG_TEXT);
+    rd_log_set_journal(false);
     rd_log_clear_secrets();
     return 0;
 }
@@ -34,24 +58,24 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    rd_log_setup(RD_LOG_INFO, RD_LOG_TEXT, NULL);
-    rd_log_set_time_ms(-1);
+    rd_log_configure(RD_LOG_INFO, RD_LOG_TEXT);
+    rd_log_set_sink(NULL, NULL);
+    rd_log_set_clock(NULL);
+    rd_log_set_journal(false);
     rd_log_clear_secrets();
-    fclose(g_out);
+    free(g_buf);
+    g_buf = NULL;
+    g_len = 0;
+    g_lines = 0;
     return 0;
 }
 
 /* Everything written since setup (or the last take), as a heap string. */
 static char *take(void)
 {
-    long end = ftell(g_out);
-    assert_true(end >= 0);
-    char *s = calloc(1, (size_t)end + 1);
-    rewind(g_out);
-    size_t n = fread(s, 1, (size_t)end, g_out);
-    assert_int_equal(n, (size_t)end);
-    rewind(g_out);
-    assert_int_equal(ftruncate(fileno(g_out), 0), 0);
+    char *s = g_buf ? g_buf : strdup("");
+    g_buf = NULL;
+    g_len = 0;
     return s;
 }
 
@@ -86,7 +110,7 @@ static void test_text_escapes_newlines(void **state)
 static void test_json_format(void **state)
 {
     (void)state;
-    rd_log_setup(RD_LOG_DEBUG, RD_LOG_JSON, g_out);
+    log_setup(RD_LOG_DEBUG, RD_LOG_JSON);
     rd_info("poller", "listed %d jobs", 3);
     char *s = take();
     assert_string_equal(s, "{\"ts\":\"2026-11-29T20:00:00.123Z\",\"level\":\"info\","
@@ -97,7 +121,7 @@ static void test_json_format(void **state)
 static void test_json_escaping(void **state)
 {
     (void)state;
-    rd_log_setup(RD_LOG_DEBUG, RD_LOG_JSON, g_out);
+    log_setup(RD_LOG_DEBUG, RD_LOG_JSON);
     const char *nasty = "q\"b\\s/n\nr\rt\tc\x01 u\xc3\xa9 bad\xff\xc3 end";
     rd_warn("child \"x\"", "%s", nasty);
     char *s = take();
@@ -120,7 +144,7 @@ static void test_json_escaping(void **state)
 static void test_level_filter(void **state)
 {
     (void)state;
-    rd_log_setup(RD_LOG_WARN, RD_LOG_TEXT, g_out);
+    log_setup(RD_LOG_WARN, RD_LOG_TEXT);
     assert_false(rd_log_enabled(RD_LOG_DEBUG));
     assert_false(rd_log_enabled(RD_LOG_INFO));
     assert_true(rd_log_enabled(RD_LOG_WARN));
@@ -208,7 +232,7 @@ static void test_registered_secrets_text(void **state)
 static void test_registered_secrets_json(void **state)
 {
     (void)state;
-    rd_log_setup(RD_LOG_DEBUG, RD_LOG_JSON, g_out);
+    log_setup(RD_LOG_DEBUG, RD_LOG_JSON);
     rd_log_add_secret(PAT);
     rd_log_add_secret(JIT);
     rd_log_add_secret(WEBHOOK);
@@ -336,6 +360,138 @@ static void test_redact_truncates_safely(void **state)
     assert_string_equal(one, "");
 }
 
+/* The core hands each finished line to the sink with its level, stamps it
+ * with the installed clock, and without a sink writes nothing anywhere. */
+static void test_sink_and_clock(void **state)
+{
+    (void)state;
+    rd_warn("c", "one");
+    assert_int_equal(g_lines, 1);
+    assert_int_equal(g_last_level, RD_LOG_WARN);
+    rd_error("c", "two");
+    assert_int_equal(g_lines, 2);
+    assert_int_equal(g_last_level, RD_LOG_ERROR);
+    char *s = take();
+    assert_string_equal(s, "2026-11-29T20:00:00.123Z WARN c: one\n"
+                           "2026-11-29T20:00:00.123Z ERROR c: two\n");
+    free(s);
+    rd_log_set_clock(NULL);
+    rd_info("c", "epoch");
+    s = take();
+    assert_string_equal(s, "1970-01-01T00:00:00.000Z INFO c: epoch\n");
+    free(s);
+    rd_log_set_sink(NULL, NULL);
+    rd_info("c", "dropped");
+    assert_int_equal(g_lines, 3);
+    assert_null(g_buf);
+}
+
+/* Under the journal: "<N>" syslog priorities, no timestamp; JSON unchanged. */
+static void test_journal_priorities(void **state)
+{
+    (void)state;
+    rd_log_set_journal(true);
+    rd_debug("c", "d");
+    rd_info("c", "i");
+    rd_warn("c", "w");
+    rd_error("c", "e");
+    char *s = take();
+    assert_string_equal(s, "<7>DEBUG c: d\n<6>INFO c: i\n<4>WARN c: w\n<3>ERROR c: e\n");
+    free(s);
+    log_setup(RD_LOG_DEBUG, RD_LOG_JSON);
+    rd_warn("c", "w");
+    s = take();
+    assert_string_equal(s, "{\"ts\":\"2026-11-29T20:00:00.123Z\",\"level\":\"warn\","
+                           "\"component\":\"c\",\"msg\":\"w\"}\n");
+    free(s);
+}
+
+static const char *json_str(json_object *o, const char *key)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+/* JSON lines carry the fields of the event's context; text lines do not change. */
+static void test_json_context_fields(void **state)
+{
+    (void)state;
+    log_setup(RD_LOG_DEBUG, RD_LOG_JSON);
+    rd_log_add_secret("0123456789abcdef");
+    const rd_log_ctx_t ctx = {.runner = "runnerd-a-linux-1",
+                              .pool = "linux",
+                              .scope = "repos/octo/api",
+                              .job = INT64_C(9007199254740993)};
+    rd_logc(RD_LOG_INFO, "supervisor", &ctx, "started");
+    const rd_log_ctx_t some = {.pool = "p\"q", .scope = "tok 0123456789abcdef"};
+    rd_logc(RD_LOG_WARN, "sched", &some, "x");
+    rd_logc(RD_LOG_WARN, "sched", NULL, "none");
+    char *s = take();
+    char *second = strchr(s, '\n') + 1;
+    char *third = strchr(second, '\n') + 1;
+    second[-1] = third[-1] = '\0';
+    json_object *o = json_tokener_parse(s);
+    assert_non_null(o);
+    assert_string_equal(json_str(o, "runner"), "runnerd-a-linux-1");
+    assert_string_equal(json_str(o, "pool"), "linux");
+    assert_string_equal(json_str(o, "scope"), "repos/octo/api");
+    json_object *job;
+    assert_true(json_object_object_get_ex(o, "job", &job));
+    assert_true(json_object_is_type(job, json_type_int));
+    assert_int_equal(json_object_get_int64(job), INT64_C(9007199254740993));
+    assert_string_equal(json_str(o, "msg"), "started");
+    json_object_put(o);
+    o = json_tokener_parse(second);
+    assert_non_null(o);
+    assert_null(json_str(o, "runner"));
+    assert_string_equal(json_str(o, "pool"), "p\"q");
+    assert_string_equal(json_str(o, "scope"), "tok [REDACTED]");
+    assert_false(json_object_object_get_ex(o, "job", NULL));
+    json_object_put(o);
+    assert_string_equal(third, "{\"ts\":\"2026-11-29T20:00:00.123Z\",\"level\":\"warn\","
+                               "\"component\":\"sched\",\"msg\":\"none\"}\n");
+    free(s);
+    log_setup(RD_LOG_DEBUG, RD_LOG_TEXT);
+    rd_logc(RD_LOG_INFO, "supervisor", &ctx, "started");
+    s = take();
+    assert_string_equal(s, "2026-11-29T20:00:00.123Z INFO supervisor: started\n");
+    free(s);
+}
+
+/* Bidi embeddings/overrides/isolates and C1 controls reorder or drive what a
+ * viewer shows: escaped in text (and JSON) lines, as are bytes that are not
+ * UTF-8 in text lines (a lone 0x9b is CSI to an 8-bit terminal). Other
+ * non-ASCII text passes as it is. */
+static void test_escapes_bidi_and_c1(void **state)
+{
+    (void)state;
+    const char *spoof =
+        "ok \xe2\x80\xae"
+        "evil\xe2\x80\xac \xe2\x80\xaa\xe2\x80\xab\xe2\x80\xad"
+        "\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9 c1 \xc2\x80\xc2\x9b[2J\xc2\x9f"
+        " raw \x9b[31m caf\xc3\xa9 \xe2\x80\xa9 \xc2\xa0";
+    rd_info("runner", "%s", spoof);
+    char *s = take();
+    assert_string_equal(
+        s, "2026-11-29T20:00:00.123Z INFO runner: ok \\u202eevil\\u202c "
+           "\\u202a\\u202b\\u202d\\u2066\\u2067\\u2068\\u2069 c1 "
+           "\\u0080\\u009b[2J\\u009f raw \\x9b[31m caf\xc3\xa9 \xe2\x80\xa9 \xc2\xa0\n");
+    free(s);
+    log_setup(RD_LOG_DEBUG, RD_LOG_JSON);
+    rd_info("runner", "%s", spoof);
+    s = take();
+    assert_non_null(strstr(s, "ok \\u202eevil\\u202c \\u202a\\u202b\\u202d\\u2066\\u2067\\u2068"
+                              "\\u2069 c1 \\u0080\\u009b[2J\\u009f raw \\ufffd[31m caf\xc3\xa9"));
+    json_object *o = json_tokener_parse(s);
+    assert_non_null(o);
+    assert_non_null(strstr(json_str(o, "msg"), "ok \xe2\x80\xae"
+                                               "evil"));
+    json_object_put(o);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +509,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_patterns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_patterns_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redact_truncates_safely, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_and_clock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_priorities, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_context_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escapes_bidi_and_c1, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
