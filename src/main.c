@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include "runnerd/core/common.h"
@@ -92,8 +93,24 @@ static void raise_nofile_limit(void)
     }
 }
 
+/* runnerd holds the GitHub token, installation tokens, JIT configs and the
+ * webhook secret in memory: a core dump would write them to disk, where the
+ * service's sandbox no longer protects them, and a dumpable process can be
+ * read through /proc/PID/mem by anything running as the same user. So no
+ * cores (soft and hard limit 0, inherited by the docker CLI children, which
+ * carry a JIT config in their environment) and not dumpable, before anything
+ * secret is read. Failing to set either is not fatal: systemd's LimitCORE=0
+ * covers the first. */
+static void no_core_dumps(void)
+{
+    struct rlimit rl = {.rlim_cur = 0, .rlim_max = 0};
+    (void)setrlimit(RLIMIT_CORE, &rl);
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
+    no_core_dumps();
     enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_LOG_LEVEL, OPT_LOG_FORMAT };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
