@@ -5,6 +5,7 @@ Standard library only. Run: python3 tests/integration/test_fake_broker.py
 """
 
 import base64
+import shutil
 import http.client
 import json
 import os
@@ -144,6 +145,7 @@ class FakeBrokerTest(unittest.TestCase):
 
     def tearDown(self):
         self.b.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def test_bootstrap_and_scale_set_crud(self):
         b = self.b
