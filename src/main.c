@@ -10,6 +10,7 @@
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/configfile.h"
 #include "runnerd/io/daemon.h"
 #include "runnerd/io/hostfacts.h"
 #include "runnerd/io/logsink.h"

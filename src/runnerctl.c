@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "runnerd/core/common.h"
+#include "runnerd/io/readfile.h"
 #include "yamltree.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9464"

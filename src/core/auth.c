@@ -1,10 +1,8 @@
 /* auth.c: GitHub App JWTs signed RS256 with OpenSSL libcrypto (pure: the clock is handed in). */
 #include "runnerd/core/auth.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <openssl/bio.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -123,21 +121,6 @@ int rd_auth_key_load(const char *pem, size_t len, rd_auth_key_t **out)
     k->pkey = pkey;
     *out = k;
     return 0;
-}
-
-int rd_auth_key_load_file(const char *path, rd_auth_key_t **out)
-{
-    *out = NULL;
-    /* A PEM RSA key is a few KiB; anything much larger is not one. */
-    char *buf = NULL;
-    size_t len = 0;
-    int rc = rd_read_file(path, 64 * 1024, RD_READ_SECRET, &buf, &len);
-    if (rc != 0)
-        return rc == RD_EIO && errno == ENOENT ? RD_ENOENT : rc == RD_ERANGE ? RD_EINVAL : rc;
-    rc = rd_auth_key_load(buf, len, out);
-    OPENSSL_cleanse(buf, len);
-    free(buf);
-    return rc;
 }
 
 void rd_auth_key_free(rd_auth_key_t *key)

@@ -1,14 +1,11 @@
-/* common.c: allocation helpers that abort on exhaustion, error strings, and the
- * one whole-file reader (rd_read_file) for config and secret files. */
+/* common.c: allocation helpers that abort on exhaustion and error strings
+ * (pure: the whole-file reader lives in the I/O shell, src/io/readfile.c). */
 #include "runnerd/core/common.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 const char *rd_strerror(int err)
 {
@@ -106,63 +103,4 @@ void rd_strv_free(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
-}
-
-/* Grow *buf to cap bytes; a secret is copied and the old block wiped first. */
-static char *grow(char *buf, size_t len, size_t cap, unsigned flags)
-{
-    if (!(flags & RD_READ_SECRET))
-        return rd_xrealloc(buf, cap);
-    char *n = rd_xmalloc(cap);
-    if (len > 0)
-        memcpy(n, buf, len);
-    if (buf != NULL)
-        explicit_bzero(buf, len);
-    free(buf);
-    return n;
-}
-
-int rd_read_file(const char *path, size_t max, unsigned flags, char **out, size_t *out_len)
-{
-    *out = NULL;
-    *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return RD_EIO;
-    size_t cap = 4096, len = 0;
-    char *buf = rd_xmalloc(cap);
-    int rc = 0, saved = 0;
-    for (;;) {
-        if (len + 1 == cap) {
-            if (len > max)
-                break;
-            buf = grow(buf, len, cap * 2, flags);
-            cap *= 2;
-        }
-        ssize_t n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            saved = errno;
-            rc = RD_EIO;
-            break;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    if (rc == 0 && len > max)
-        rc = RD_ERANGE;
-    if (rc != 0) {
-        if (flags & RD_READ_SECRET)
-            explicit_bzero(buf, len);
-        free(buf);
-        errno = saved;
-        return rc;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    return 0;
 }

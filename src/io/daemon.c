@@ -34,11 +34,13 @@
 #include "runnerd/core/planner.h"
 #include "runnerd/core/sched.h"
 #include "runnerd/core/webhook.h"
+#include "runnerd/io/configfile.h"
 #include "runnerd/io/github.h"
 #include "runnerd/io/hostfacts.h"
 #include "runnerd/io/listener.h"
 #include "runnerd/io/notify.h"
 #include "runnerd/io/poller.h"
+#include "runnerd/io/readfile.h"
 #include "runnerd/io/supervisor.h"
 
 #define LOGC "daemon"

@@ -35,6 +35,8 @@
 #include "runnerd/core/common.h"
 #include "runnerd/core/log.h"
 #include "runnerd/core/pace.h"
+#include "runnerd/io/configfile.h"
+#include "runnerd/io/readfile.h"
 
 #define LOGC "github"
 #define GH_MAX_BODY ((size_t)8 << 20)

@@ -24,6 +24,7 @@
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/configfile.h"
 #include "runnerd/io/github.h"
 #include "runnerd/io/logsink.h"
 #include "runnerd/io/supervisor.h"
@@ -246,7 +247,7 @@ int main(int argc, char **argv)
         .hostname = host,
     };
     rd_config_errors_t errs = {0};
-    if (rd_config_load(cfgpath, &facts, &D.cfg, &errs) != 0) {
+    if (rd_config_load_file(cfgpath, &facts, &D.cfg, &errs) != 0) {
         rd_config_errors_print(&errs, stderr);
         rd_config_errors_free(&errs);
         return 1;

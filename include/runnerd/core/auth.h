@@ -4,8 +4,8 @@
  * (github-api.md section 5): header {"alg":"RS256","typ":"JWT"}, claims
  * iat = now - 60 s (clock drift), exp = now + 540 s (GitHub refuses more than
  * 10 minutes), iss = the numeric app id (accepted by github.com and every GHES).
- * The caller hands in the clock; nothing here reads files, time or the network,
- * except rd_auth_key_load_file, which only reads the key file. */
+ * The caller hands in the clock and the key's text; nothing here reads files,
+ * time or the network (rd_auth_key_load_file is the I/O shell's, io/configfile.h). */
 #ifndef RUNNERD_AUTH_H
 #define RUNNERD_AUTH_H
 
@@ -24,8 +24,6 @@ typedef struct rd_auth_key rd_auth_key_t;
  * RD_EINVAL (never a passphrase prompt). len may include or omit a final NUL.
  */
 int rd_auth_key_load(const char *pem, size_t len, rd_auth_key_t **out);
-/** Read PATH and rd_auth_key_load it. RD_EIO when unreadable. The key text is wiped from memory. */
-int rd_auth_key_load_file(const char *path, rd_auth_key_t **out);
 void rd_auth_key_free(rd_auth_key_t *key);
 
 /**

@@ -38,17 +38,6 @@ char *rd_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /** Free a NULL-terminated or counted array of heap strings and the array. */
 void rd_strv_free(char **v, size_t n);
 
-/** rd_read_file flags. */
-enum {
-    RD_READ_SECRET = 1, /* growing the buffer leaves no copy behind; wipe it when done */
-};
-/**
- * Read the whole file PATH into a fresh buffer, NUL-terminated (*out_len excludes
- * the NUL). 0; RD_EIO when it cannot be opened or read (errno tells why, e.g.
- * EISDIR); RD_ERANGE when it holds more than max bytes. *out is NULL on failure.
- */
-int rd_read_file(const char *path, size_t max, unsigned flags, char **out, size_t *out_len);
-
 #define RD_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #define rd_container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))

@@ -1,7 +1,7 @@
 /* config.h: the parsed, validated runnerd configuration (DESIGN.md section 2).
  *
- * rd_config_load() builds a complete rd_config_t off to the side from a YAML
- * file; every string and array in it is owned by the config and released by one
+ * rd_config_load_buffer() builds a complete rd_config_t off to the side from
+ * YAML text; every string and array in it is owned by the config and released by one
  * rd_config_free(). Host facts are handed in (the core never reads the host). */
 #ifndef RUNNERD_CONFIG_H
 #define RUNNERD_CONFIG_H
@@ -74,7 +74,7 @@ typedef struct {
     unsigned request_budget_per_hour;
     unsigned max_connections;
     char *ca_file;
-    /* Where the file/env keys were written, for rd_config_check_files(). */
+    /* Where the file/env keys were written, for rd_config_check_files() (io/configfile.h). */
     rd_pos_t token_file_pos, token_env_pos, private_key_file_pos, ca_file_pos;
 } rd_github_config_t;
 
@@ -132,20 +132,22 @@ typedef struct {
 } rd_config_errors_t;
 
 /**
- * Load and validate FILE. On success returns 0 and sets *out. On failure returns
- * RD_EINVAL (or RD_EIO when the file cannot be read), *out stays NULL and every
- * problem found is appended to errs (all of them, not just the first).
+ * Load and validate the configuration text BUF (LEN bytes); `file` names it in
+ * messages and relative paths in it are taken relative to its folder. On success
+ * returns 0 and sets *out. On failure returns RD_EINVAL, *out stays NULL and
+ * every problem found is appended to errs (all of them, not just the first).
+ * Reading the file, the files it names and the environment is the I/O shell's
+ * (runnerd/io/configfile.h).
  */
-int rd_config_load(const char *file, const rd_host_facts_t *facts, rd_config_t **out,
-                   rd_config_errors_t *errs);
-
-/** Same, from a buffer; `file` names it in messages. */
 int rd_config_load_buffer(const char *file, const char *buf, size_t len,
                           const rd_host_facts_t *facts, rd_config_t **out,
                           rd_config_errors_t *errs);
 
 void rd_config_free(rd_config_t *cfg);
 void rd_config_errors_free(rd_config_errors_t *errs);
+/** Append one error (or warning: reason "warning: ..."); line 0 = about the whole file. */
+void rd_config_errors_add(rd_config_errors_t *errs, const char *file, int line, int col,
+                          const char *path, const char *reason);
 /** Print every error, one "file:line:col: path: reason" line each. */
 void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp);
 /**
@@ -156,28 +158,6 @@ char *rd_config_error_str(const rd_config_error_t *e);
 
 /** Print the --check-config summary (pools, targets, resolved host capacity). */
 void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
-
-/**
- * The side of validation that reads the host, kept apart so that the loader stays
- * pure: token_file, private_key_file, ca_file and webhook_secret_file must be
- * readable regular files and token_env must name a non-empty variable; each
- * failure is appended to errs. Warning lines "file:line:col: key: warning: ..."
- * go to WARN (if not NULL): a secret file readable or writable by group or
- * others; the config file itself ("file: warning: ...") or ca_file writable by
- * group or others; any of them owned by neither root nor the effective user.
- * Returns 0 or RD_EINVAL.
- */
-int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE *warn);
-
-/**
- * rd_config_load() then rd_config_check_files(): what a start, a SIGHUP reload
- * and --check-config all run, so that they agree. On any error the config is
- * freed, *out stays NULL and every error is in errs; warnings (if not NULL)
- * collects the permission warnings either way, as entries whose reason starts
- * with "warning: " (log them with rd_config_error_str()).
- */
-int rd_config_load_checked(const char *file, const rd_host_facts_t *facts, rd_config_t **out,
-                           rd_config_errors_t *errs, rd_config_errors_t *warnings);
 
 /**
  * How many runners of pool IDX fit on the empty host: the least of the pool's

@@ -1,4 +1,4 @@
-/* test_auth.c: GitHub App JWT (RS256) and base64url.
+/* test_io_auth.c: GitHub App JWT (RS256) and base64url, and the key file (io/configfile.h).
  *
  * Keys are generated in-process with libcrypto (no openssl CLI needed), written
  * as PKCS#1 and PKCS#8 PEM, loaded back through rd_auth_key_load, and every JWT
@@ -20,6 +20,7 @@
 
 #include "runnerd/core/auth.h"
 #include "runnerd/core/common.h"
+#include "runnerd/io/configfile.h"
 
 static EVP_PKEY *rsa_key;     /* generated once */
 static char *pem_pkcs1;       /* "BEGIN RSA PRIVATE KEY" */

@@ -1,4 +1,4 @@
-/* test_readfile.c: rd_read_file, the one whole-file reader (config, runnerctl,
+/* test_io_readfile.c: rd_read_file, the one whole-file reader (config, runnerctl,
  * App key, token and webhook secret files). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "runnerd/core/common.h"
+#include "runnerd/io/readfile.h"
 
 static char dir[64];
 
