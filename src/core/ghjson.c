@@ -18,6 +18,49 @@
 /* Bodies beyond this are refused before parsing (http caps at 16 MiB too). */
 #define GHJSON_MAX_BODY (64u * 1024u * 1024u)
 
+/* Every key a parser reads, in one table. `kept`: the list parsers (runs, jobs,
+ * runners, repositories, runner groups) read it, so rd_ghjson_compact keeps it;
+ * parsers name keys only through this table, so compaction and parsing cannot
+ * disagree (test_ghjson and fuzz_ghjson parse every list both ways). */
+#define GH_KEYS(X)                                                                                 \
+    X(K_ID, "id", true)                                                                            \
+    X(K_RUN_ID, "run_id", true)                                                                    \
+    X(K_STATUS, "status", true)                                                                    \
+    X(K_LABELS, "labels", true)                                                                    \
+    X(K_CREATED_AT, "created_at", true)                                                            \
+    X(K_RUNNER_ID, "runner_id", true)                                                              \
+    X(K_RUNNER_NAME, "runner_name", true)                                                          \
+    X(K_NAME, "name", true)                                                                        \
+    X(K_FULL_NAME, "full_name", true)                                                              \
+    X(K_ARCHIVED, "archived", true)                                                                \
+    X(K_DISABLED, "disabled", true)                                                                \
+    X(K_BUSY, "busy", true)                                                                        \
+    X(K_TOTAL_COUNT, "total_count", true)                                                          \
+    X(K_WORKFLOW_RUNS, "workflow_runs", true)                                                      \
+    X(K_JOBS, "jobs", true)                                                                        \
+    X(K_RUNNERS, "runners", true)                                                                  \
+    X(K_RUNNER_GROUPS, "runner_groups", true)                                                      \
+    X(K_REPOSITORIES, "repositories", true)                                                        \
+    X(K_ACCOUNT, "account", false)                                                                 \
+    X(K_LOGIN, "login", false)                                                                     \
+    X(K_ACTION, "action", false)                                                                   \
+    X(K_REPOSITORY, "repository", false)                                                           \
+    X(K_WORKFLOW_JOB, "workflow_job", false)                                                       \
+    X(K_RUNNER, "runner", false)                                                                   \
+    X(K_ENCODED_JIT_CONFIG, "encoded_jit_config", false)                                           \
+    X(K_TOKEN, "token", false)                                                                     \
+    X(K_EXPIRES_AT, "expires_at", false)                                                           \
+    X(K_MESSAGE, "message", false)                                                                 \
+    X(K_DOCUMENTATION_URL, "documentation_url", false)
+
+#define GH_KEY_ENUM(e, n, k) e,
+typedef enum { GH_KEYS(GH_KEY_ENUM) K_COUNT } gk_t;
+#define GH_KEY_ROW(e, n, k) {n, k},
+static const struct {
+    const char *name;
+    bool kept;
+} keys[K_COUNT] = {GH_KEYS(GH_KEY_ROW)};
+
 /* Parse a complete JSON document; trailing whitespace is fine, trailing garbage is not. */
 static json_object *parse_doc(const char *body, size_t len)
 {
@@ -44,18 +87,18 @@ static json_object *parse_doc(const char *body, size_t len)
     return obj;
 }
 
-static json_object *field(json_object *o, const char *key)
+static json_object *field(json_object *o, gk_t key)
 {
     json_object *v = NULL;
     if (o == NULL || !json_object_is_type(o, json_type_object))
         return NULL;
-    if (!json_object_object_get_ex(o, key, &v))
+    if (!json_object_object_get_ex(o, keys[key].name, &v))
         return NULL;
     return v;
 }
 
 /* Required integer (json int, not a float or string). */
-static int get_int(json_object *o, const char *key, int64_t *out)
+static int get_int(json_object *o, gk_t key, int64_t *out)
 {
     json_object *v = field(o, key);
     if (v == NULL || !json_object_is_type(v, json_type_int))
@@ -65,7 +108,7 @@ static int get_int(json_object *o, const char *key, int64_t *out)
 }
 
 /* Integer or null/absent (-> 0). */
-static int get_int_nullable(json_object *o, const char *key, int64_t *out)
+static int get_int_nullable(json_object *o, gk_t key, int64_t *out)
 {
     json_object *v = field(o, key);
     *out = 0;
@@ -78,7 +121,7 @@ static int get_int_nullable(json_object *o, const char *key, int64_t *out)
 }
 
 /* Required string; *out borrowed from o. */
-static int get_str(json_object *o, const char *key, const char **out)
+static int get_str(json_object *o, gk_t key, const char **out)
 {
     json_object *v = field(o, key);
     if (v == NULL || !json_object_is_type(v, json_type_string))
@@ -88,7 +131,7 @@ static int get_str(json_object *o, const char *key, const char **out)
 }
 
 /* String or null/absent (-> NULL); borrowed. */
-static int get_str_nullable(json_object *o, const char *key, const char **out)
+static int get_str_nullable(json_object *o, gk_t key, const char **out)
 {
     json_object *v = field(o, key);
     *out = NULL;
@@ -101,7 +144,7 @@ static int get_str_nullable(json_object *o, const char *key, const char **out)
 }
 
 /* Boolean, absent/null -> def. */
-static int get_bool_opt(json_object *o, const char *key, bool def, bool *out)
+static int get_bool_opt(json_object *o, gk_t key, bool def, bool *out)
 {
     json_object *v = field(o, key);
     *out = def;
@@ -119,7 +162,7 @@ static char *dup_or_null(const char *s)
 }
 
 /* The array under key, or NULL when it is absent or not an array. */
-static json_object *get_array(json_object *o, const char *key)
+static json_object *get_array(json_object *o, gk_t key)
 {
     json_object *v = field(o, key);
     if (v == NULL || !json_object_is_type(v, json_type_array))
@@ -223,8 +266,7 @@ int rd_parse_rfc3339_ms(const char *s, int64_t *out_ms)
 /* ---- string arrays ---- */
 
 /* Array of strings, or (objects_with_name) array of {name: string}. */
-static int get_labels(json_object *o, const char *key, bool objects_with_name, char ***out,
-                      size_t *nout)
+static int get_labels(json_object *o, gk_t key, bool objects_with_name, char ***out, size_t *nout)
 {
     json_object *arr = get_array(o, key);
     *out = NULL;
@@ -237,7 +279,7 @@ static int get_labels(json_object *o, const char *key, bool objects_with_name, c
         json_object *e = json_object_array_get_idx(arr, i);
         const char *s = NULL;
         if (objects_with_name) {
-            if (!json_object_is_type(e, json_type_object) || get_str(e, "name", &s) != 0)
+            if (!json_object_is_type(e, json_type_object) || get_str(e, K_NAME, &s) != 0)
                 goto fail;
         } else {
             if (!json_object_is_type(e, json_type_string))
@@ -272,29 +314,29 @@ static int job_from(json_object *o, rd_gh_job_t *j)
     memset(j, 0, sizeof(*j));
     if (!json_object_is_type(o, json_type_object))
         return RD_EPROTO;
-    if (get_int(o, "id", &j->id) || get_int(o, "run_id", &j->run_id) ||
-        get_str(o, "status", &status) || get_str_nullable(o, "created_at", &created) ||
-        get_int_nullable(o, "runner_id", &j->runner_id) ||
-        get_str_nullable(o, "runner_name", &rname))
+    if (get_int(o, K_ID, &j->id) || get_int(o, K_RUN_ID, &j->run_id) ||
+        get_str(o, K_STATUS, &status) || get_str_nullable(o, K_CREATED_AT, &created) ||
+        get_int_nullable(o, K_RUNNER_ID, &j->runner_id) ||
+        get_str_nullable(o, K_RUNNER_NAME, &rname))
         return RD_EPROTO;
     j->status = rd_gh_status_parse(status);
     if (created != NULL && rd_parse_rfc3339_ms(created, &j->created_ms) != 0)
         return RD_EPROTO;
-    if (get_labels(o, "labels", false, &j->labels, &j->nlabels) != 0)
+    if (get_labels(o, K_LABELS, false, &j->labels, &j->nlabels) != 0)
         return RD_EPROTO;
     j->runner_name = dup_or_null(rname);
     return 0;
 }
 
 /* A wrapped list {total_count, key: [...]}: the array and total_count. */
-static int wrapped_list(json_object *root, const char *key, json_object **arr, int64_t *total)
+static int wrapped_list(json_object *root, gk_t key, json_object **arr, int64_t *total)
 {
     if (root == NULL || !json_object_is_type(root, json_type_object))
         return RD_EPROTO;
     *arr = get_array(root, key);
     if (*arr == NULL)
         return RD_EPROTO;
-    json_object *tc = field(root, "total_count");
+    json_object *tc = field(root, K_TOTAL_COUNT);
     *total = -1;
     if (tc != NULL) {
         if (!json_object_is_type(tc, json_type_int))
@@ -319,7 +361,7 @@ int rd_ghjson_parse_jobs(const char *body, size_t len, rd_gh_jobs_t *out)
     memset(out, 0, sizeof(*out));
     json_object *root = parse_doc(body, len), *arr;
     int64_t total;
-    if (wrapped_list(root, "jobs", &arr, &total) != 0)
+    if (wrapped_list(root, K_JOBS, &arr, &total) != 0)
         goto fail;
     size_t n = json_object_array_length(arr);
     out->v = rd_xcalloc(n ? n : 1, sizeof(rd_gh_job_t));
@@ -359,11 +401,11 @@ int rd_ghjson_parse_workflow_job_event(const char *body, size_t len, char **acti
     json_object *root = parse_doc(body, len);
     if (root == NULL || !json_object_is_type(root, json_type_object))
         goto fail;
-    if (get_str(root, "action", &act) != 0)
+    if (get_str(root, K_ACTION, &act) != 0)
         goto fail;
-    if (get_str(field(root, "repository"), "full_name", &full) != 0)
+    if (get_str(field(root, K_REPOSITORY), K_FULL_NAME, &full) != 0)
         goto fail;
-    json_object *wj = field(root, "workflow_job");
+    json_object *wj = field(root, K_WORKFLOW_JOB);
     if (wj == NULL || job_from(wj, job) != 0)
         goto fail;
     job->repo = rd_xstrdup(full);
@@ -391,7 +433,7 @@ int rd_ghjson_parse_runs(const char *body, size_t len, rd_gh_runs_t *out)
     memset(out, 0, sizeof(*out));
     json_object *root = parse_doc(body, len), *arr;
     int64_t total;
-    if (wrapped_list(root, "workflow_runs", &arr, &total) != 0)
+    if (wrapped_list(root, K_WORKFLOW_RUNS, &arr, &total) != 0)
         goto fail;
     size_t n = json_object_array_length(arr);
     out->v = rd_xcalloc(n ? n : 1, sizeof(rd_gh_run_t));
@@ -401,8 +443,8 @@ int rd_ghjson_parse_runs(const char *body, size_t len, rd_gh_runs_t *out)
         const char *status;
         rd_gh_run_t *r = &out->v[i];
         /* A run's status is nullable in the schema: treat null as "other". */
-        if (!json_object_is_type(e, json_type_object) || get_int(e, "id", &r->id) ||
-            get_str_nullable(e, "status", &status))
+        if (!json_object_is_type(e, json_type_object) || get_int(e, K_ID, &r->id) ||
+            get_str_nullable(e, K_STATUS, &status))
             goto fail;
         r->status = rd_gh_status_parse(status);
         out->n++;
@@ -430,11 +472,11 @@ static int runner_from(json_object *o, rd_gh_runner_t *r)
 {
     const char *name, *status;
     memset(r, 0, sizeof(*r));
-    if (!json_object_is_type(o, json_type_object) || get_int(o, "id", &r->id) ||
-        get_str(o, "name", &name) || get_str(o, "status", &status) ||
-        get_bool_opt(o, "busy", false, &r->busy))
+    if (!json_object_is_type(o, json_type_object) || get_int(o, K_ID, &r->id) ||
+        get_str(o, K_NAME, &name) || get_str(o, K_STATUS, &status) ||
+        get_bool_opt(o, K_BUSY, false, &r->busy))
         return RD_EPROTO;
-    if (get_labels(o, "labels", true, &r->labels, &r->nlabels) != 0)
+    if (get_labels(o, K_LABELS, true, &r->labels, &r->nlabels) != 0)
         return RD_EPROTO;
     r->online = strcmp(status, "online") == 0;
     r->name = rd_xstrdup(name);
@@ -456,7 +498,7 @@ int rd_ghjson_parse_runners(const char *body, size_t len, rd_gh_runners_t *out)
     memset(out, 0, sizeof(*out));
     json_object *root = parse_doc(body, len), *arr;
     int64_t total;
-    if (wrapped_list(root, "runners", &arr, &total) != 0)
+    if (wrapped_list(root, K_RUNNERS, &arr, &total) != 0)
         goto fail;
     size_t n = json_object_array_length(arr);
     out->v = rd_xcalloc(n ? n : 1, sizeof(rd_gh_runner_t));
@@ -510,7 +552,7 @@ int rd_ghjson_parse_repos(const char *body, size_t len, rd_gh_repos_t *out)
         goto fail;
     if (json_object_is_type(root, json_type_array))
         arr = root;
-    else if (wrapped_list(root, "repositories", &arr, &total) != 0)
+    else if (wrapped_list(root, K_REPOSITORIES, &arr, &total) != 0)
         goto fail;
     size_t n = json_object_array_length(arr);
     out->v = rd_xcalloc(n ? n : 1, sizeof(rd_gh_repo_t));
@@ -519,9 +561,9 @@ int rd_ghjson_parse_repos(const char *body, size_t len, rd_gh_repos_t *out)
         json_object *e = json_object_array_get_idx(arr, i);
         const char *name, *full;
         bool archived, disabled;
-        if (!json_object_is_type(e, json_type_object) || get_str(e, "name", &name) ||
-            get_str(e, "full_name", &full) || get_bool_opt(e, "archived", false, &archived) ||
-            get_bool_opt(e, "disabled", false, &disabled))
+        if (!json_object_is_type(e, json_type_object) || get_str(e, K_NAME, &name) ||
+            get_str(e, K_FULL_NAME, &full) || get_bool_opt(e, K_ARCHIVED, false, &archived) ||
+            get_bool_opt(e, K_DISABLED, false, &disabled))
             goto fail;
         rd_gh_repo_t *r = &out->v[out->n++];
         r->name = rd_xstrdup(name);
@@ -554,7 +596,7 @@ int rd_ghjson_parse_groups(const char *body, size_t len, rd_gh_groups_t *out)
     memset(out, 0, sizeof(*out));
     json_object *root = parse_doc(body, len), *arr;
     int64_t total;
-    if (wrapped_list(root, "runner_groups", &arr, &total) != 0)
+    if (wrapped_list(root, K_RUNNER_GROUPS, &arr, &total) != 0)
         goto fail;
     size_t n = json_object_array_length(arr);
     out->v = rd_xcalloc(n ? n : 1, sizeof(rd_gh_group_t));
@@ -563,8 +605,8 @@ int rd_ghjson_parse_groups(const char *body, size_t len, rd_gh_groups_t *out)
         json_object *e = json_object_array_get_idx(arr, i);
         const char *name;
         int64_t id;
-        if (!json_object_is_type(e, json_type_object) || get_int(e, "id", &id) ||
-            get_str(e, "name", &name))
+        if (!json_object_is_type(e, json_type_object) || get_int(e, K_ID, &id) ||
+            get_str(e, K_NAME, &name))
             goto fail;
         out->v[out->n].id = id;
         out->v[out->n++].name = rd_xstrdup(name);
@@ -586,8 +628,8 @@ int rd_ghjson_parse_jitconfig(const char *body, size_t len, int64_t *runner_id, 
     *encoded_jit = NULL;
     json_object *root = parse_doc(body, len);
     int64_t id;
-    if (root == NULL || get_int(field(root, "runner"), "id", &id) ||
-        get_str(root, "encoded_jit_config", &enc) || enc[0] == '\0') {
+    if (root == NULL || get_int(field(root, K_RUNNER), K_ID, &id) ||
+        get_str(root, K_ENCODED_JIT_CONFIG, &enc) || enc[0] == '\0') {
         json_object_put(root);
         return RD_EPROTO;
     }
@@ -604,8 +646,8 @@ int rd_ghjson_parse_token(const char *body, size_t len, char **token, int64_t *e
     *token = NULL;
     *expires_ms = 0;
     json_object *root = parse_doc(body, len);
-    if (root == NULL || get_str(root, "token", &tok) || tok[0] == '\0' ||
-        get_str(root, "expires_at", &exp) || rd_parse_rfc3339_ms(exp, &ms) != 0) {
+    if (root == NULL || get_str(root, K_TOKEN, &tok) || tok[0] == '\0' ||
+        get_str(root, K_EXPIRES_AT, &exp) || rd_parse_rfc3339_ms(exp, &ms) != 0) {
         json_object_put(root);
         return RD_EPROTO;
     }
@@ -618,12 +660,12 @@ int rd_ghjson_parse_token(const char *body, size_t len, char **token, int64_t *e
 static int installation_from(json_object *o, int64_t *id, char **account)
 {
     const char *login = NULL;
-    json_object *acc = field(o, "account");
-    if (!json_object_is_type(o, json_type_object) || get_int(o, "id", id))
+    json_object *acc = field(o, K_ACCOUNT);
+    if (!json_object_is_type(o, json_type_object) || get_int(o, K_ID, id))
         return RD_EPROTO;
     /* account is nullable in the schema. */
     if (acc != NULL && !json_object_is_type(acc, json_type_null) &&
-        get_str(acc, "login", &login) != 0)
+        get_str(acc, K_LOGIN, &login) != 0)
         return RD_EPROTO;
     *account = dup_or_null(login);
     return 0;
@@ -678,7 +720,7 @@ int rd_ghjson_parse_error(const char *body, size_t len, char **message, char **d
     *doc_url = NULL;
     json_object *root = parse_doc(body, len);
     if (root == NULL || !json_object_is_type(root, json_type_object) ||
-        get_str_nullable(root, "message", &m) || get_str_nullable(root, "documentation_url", &d)) {
+        get_str_nullable(root, K_MESSAGE, &m) || get_str_nullable(root, K_DOCUMENTATION_URL, &d)) {
         json_object_put(root);
         return RD_EPROTO;
     }
@@ -686,4 +728,56 @@ int rd_ghjson_parse_error(const char *body, size_t len, char **message, char **d
     *doc_url = dup_or_null(d);
     json_object_put(root);
     return 0;
+}
+
+/* ---- compaction ---- */
+
+static bool kept_key(const char *k)
+{
+    for (size_t i = 0; i < K_COUNT; i++)
+        if (keys[i].kept && strcmp(k, keys[i].name) == 0)
+            return true;
+    return false;
+}
+
+static json_object *compact_obj(json_object *o, int depth)
+{
+    if (depth > 8)
+        return NULL;
+    switch (json_object_get_type(o)) {
+    case json_type_object: {
+        json_object *n = json_object_new_object();
+        json_object_object_foreach(o, k, v)
+        {
+            if (!kept_key(k))
+                continue;
+            json_object_object_add(n, k, compact_obj(v, depth + 1));
+        }
+        return n;
+    }
+    case json_type_array: {
+        size_t len = json_object_array_length(o);
+        json_object *n = json_object_new_array_ext((int)len);
+        for (size_t i = 0; i < len; i++)
+            json_object_array_add(n, compact_obj(json_object_array_get_idx(o, i), depth + 1));
+        return n;
+    }
+    default:
+        return json_object_get(o); /* share scalars (and null) */
+    }
+}
+
+char *rd_ghjson_compact(const char *body, size_t len, size_t *out_len)
+{
+    json_object *o = parse_doc(body, len);
+    if (o == NULL)
+        return NULL;
+    json_object *c = compact_obj(o, 0);
+    json_object_put(o);
+    size_t n = 0;
+    const char *txt = json_object_to_json_string_length(c, JSON_C_TO_STRING_PLAIN, &n);
+    char *out = rd_xstrndup(txt, n);
+    json_object_put(c);
+    *out_len = n;
+    return out;
 }

@@ -411,7 +411,7 @@ static void start_list(rd_poller_t *p, ptarget_t *t, int64_t now)
 
 /* ------------------------------------------------------------------ repo polls */
 
-static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
+static void on_jobs(void *ud, int err, const rd_github_poll_t *res)
 {
     ticket_t *tk = ud;
     rd_poller_t *p = tk->p;
@@ -422,10 +422,10 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
     r->inflight = NULL;
     p->inflight--;
     int64_t now = now_ms();
-    unsigned sent = 0, charged = 0;
-    rd_github_op_counts(p->gh, &sent, &charged);
+    unsigned sent = res->sent, charged = res->charged;
     bool changed = false;
     if (err == 0) {
+        const rd_gh_jobs_t *jobs = res->queued;
         int target = rd_config_target_for_repo(p->cfg, r->full);
         int64_t *seen = rd_xcalloc(jobs->n + 1, sizeof(int64_t));
         for (size_t i = 0; i < jobs->n; i++) {
@@ -440,10 +440,8 @@ static void on_jobs(void *ud, int err, const rd_gh_jobs_t *jobs)
             changed = true;
         free(seen);
         if (p->assigned != NULL) {
-            size_t na = 0;
-            const rd_github_assignment_t *as = rd_github_op_assignments(p->gh, &na);
-            for (size_t i = 0; i < na; i++)
-                p->assigned(p->ud, as[i].job_id, as[i].runner_name);
+            for (size_t i = 0; i < res->nassigned; i++)
+                p->assigned(p->ud, res->assigned[i].job_id, res->assigned[i].runner_name);
         }
         r->queued = jobs->n;
         if (r->last_err != 0 && r->last_err != RD_EAGAIN)

@@ -3,8 +3,8 @@
  * Input: byte 0 picks the parser (modulo the number of parsers), the rest is
  * the body, handed over with its exact length (not NUL-terminated, as the
  * HTTP layer does). Results are checked for the shapes the contract promises
- * and freed; on an error return the parser must have released everything
- * itself (LeakSanitizer checks). */
+ * and freed (a list also from its compacted form); on an error return the parser must have released
+ * everything itself (LeakSanitizer checks). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -28,9 +28,37 @@ static void check_runner(const rd_gh_runner_t *r)
         FZ_CHECK(r->labels[i] != NULL);
 }
 
+/* A list the parser accepted must parse to as many items from its compacted
+ * form (rd_ghjson_compact keeps what the list parsers read; the ETag cache
+ * keeps bodies that way). */
+#define CHECK_COMPACT(type, parse, freefn, n_expected)                                             \
+    do {                                                                                           \
+        size_t clen_ = 0;                                                                          \
+        char *c_ = rd_ghjson_compact(body, len, &clen_);                                           \
+        FZ_CHECK(c_ != NULL);                                                                      \
+        type l2_ = {0};                                                                            \
+        FZ_CHECK(parse(c_, clen_, &l2_) == 0);                                                     \
+        FZ_CHECK(l2_.n == (n_expected));                                                           \
+        freefn(&l2_);                                                                              \
+        free(c_);                                                                                  \
+    } while (0)
+
 enum {
-    P_RUNS, P_JOBS, P_JOB, P_RUNNERS, P_RUNNER, P_REPOS, P_GROUPS, P_JIT, P_TOKEN,
-    P_INSTALLATION, P_INSTALLATIONS, P_ERROR, P_WORKFLOW_JOB_EVENT, P_STRINGS, P_COUNT
+    P_RUNS,
+    P_JOBS,
+    P_JOB,
+    P_RUNNERS,
+    P_RUNNER,
+    P_REPOS,
+    P_GROUPS,
+    P_JIT,
+    P_TOKEN,
+    P_INSTALLATION,
+    P_INSTALLATIONS,
+    P_ERROR,
+    P_WORKFLOW_JOB_EVENT,
+    P_STRINGS,
+    P_COUNT
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -48,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rd_gh_runs_t l = {0};
         if ((rc = rd_ghjson_parse_runs(body, len, &l)) == 0) {
             FZ_CHECK(l.n == 0 || l.v != NULL);
+            CHECK_COMPACT(rd_gh_runs_t, rd_ghjson_parse_runs, rd_gh_runs_free, l.n);
             rd_gh_runs_free(&l);
         }
         break;
@@ -56,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rd_gh_jobs_t l = {0};
         if ((rc = rd_ghjson_parse_jobs(body, len, &l)) == 0) {
             FZ_CHECK(l.n == 0 || l.v != NULL);
+            CHECK_COMPACT(rd_gh_jobs_t, rd_ghjson_parse_jobs, rd_gh_jobs_free, l.n);
             for (size_t i = 0; i < l.n; i++)
                 check_job(&l.v[i]);
             rd_gh_jobs_free(&l);
@@ -74,6 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rd_gh_runners_t l = {0};
         if ((rc = rd_ghjson_parse_runners(body, len, &l)) == 0) {
             FZ_CHECK(l.n == 0 || l.v != NULL);
+            CHECK_COMPACT(rd_gh_runners_t, rd_ghjson_parse_runners, rd_gh_runners_free, l.n);
             for (size_t i = 0; i < l.n; i++)
                 check_runner(&l.v[i]);
             rd_gh_runners_free(&l);
@@ -92,6 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rd_gh_repos_t l = {0};
         if ((rc = rd_ghjson_parse_repos(body, len, &l)) == 0) {
             FZ_CHECK(l.n == 0 || l.v != NULL);
+            CHECK_COMPACT(rd_gh_repos_t, rd_ghjson_parse_repos, rd_gh_repos_free, l.n);
             rd_gh_repos_free(&l);
         }
         break;
@@ -100,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rd_gh_groups_t l = {0};
         if ((rc = rd_ghjson_parse_groups(body, len, &l)) == 0) {
             FZ_CHECK(l.n == 0 || l.v != NULL);
+            CHECK_COMPACT(rd_gh_groups_t, rd_ghjson_parse_groups, rd_gh_groups_free, l.n);
             rd_gh_groups_free(&l);
         }
         break;

@@ -1,6 +1,7 @@
 /* fuzz_headers: GitHub response headers: http.c's header collector
- * (X-RateLimit-*, Retry-After, ETag, repeated Link headers) and github.c's
- * Link rel="next" parser, on what the collector produced.
+ * (X-RateLimit-*, Retry-After, ETag, repeated Link headers) and the GitHub
+ * client's Link rel="next" parser (rd_ghurl_link_next), on what the collector
+ * produced.
  *
  * Input: the raw response header block; it is cut into lines after each '\n'
  * (as curl's header callback sees them, CRLF kept), each line passed as its own
@@ -12,6 +13,7 @@
 
 #include "fuzz_common.h"
 #include "fuzz_headers.h"
+#include "runnerd/core/ghurl.h"
 
 #define MAX_LINES 256
 
@@ -35,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_http_headers((const char *const *)lines, lens, n, &h);
     FZ_CHECK(h.rl_limit >= -1 && h.rl_remaining >= -1 && h.rl_used >= -1 && h.rl_reset >= -1);
 
-    char *next = fz_link_next(h.link);
+    char *next = rd_ghurl_link_next(h.link);
     if (next != NULL) {
         FZ_CHECK(h.link != NULL);
         /* The URL is copied from between '<' and '>' of the header. */
@@ -46,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Also the raw value of a lone Link header, without the collector's joins. */
     if (n > 0) {
         char *raw = fz_strndup((const uint8_t *)lines[0], lens[0]);
-        free(fz_link_next(raw));
+        free(rd_ghurl_link_next(raw));
         free(raw);
     }
 

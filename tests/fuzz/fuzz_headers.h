@@ -1,5 +1,5 @@
-/* fuzz_headers.h: the static header parsers of http.c and github.c, reached
- * through hdr_http.c and hdr_github.c. */
+/* fuzz_headers.h: the static header parser of http.c, reached through
+ * hdr_http.c. */
 #ifndef RD_FUZZ_HEADERS_H
 #define RD_FUZZ_HEADERS_H
 
@@ -7,13 +7,11 @@
 #include <stdint.h>
 
 typedef struct {
-    char *etag, *link, *retry_after, *rl_resource; /* heap, or NULL */
+    char *etag, *link, *retry_after, *rl_resource;     /* heap, or NULL */
     int64_t rl_limit, rl_remaining, rl_used, rl_reset; /* -1 when absent or malformed */
 } fz_headers_t;
 
 /* Feed header lines (each as curl passes it, with its CRLF) to http.c's parser. */
 void fz_http_headers(const char *const *lines, const size_t *lens, size_t n, fz_headers_t *out);
-/* github.c's link_next(): the URL of rel="next", heap, or NULL. */
-char *fz_link_next(const char *link);
 
 #endif

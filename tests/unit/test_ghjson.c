@@ -394,6 +394,99 @@ static void test_webhooks(void **state)
 }
 
 /* Bad shapes must give RD_EPROTO and leave nothing allocated (ASan checks the latter). */
+/* Compaction keeps exactly what the list parsers read: every list fixture
+ * parses to the same structs from its compacted form, which is much smaller;
+ * a key no list parser reads is gone. */
+static void test_compact(void **state)
+{
+    (void)state;
+    static const char *const lists[] = {"workflow-runs-list.json",
+                                        "workflow-run-jobs-list.json",
+                                        "runners-list.json",
+                                        "org-repos-list.json",
+                                        "installation-repositories-list.json",
+                                        "runner-groups-org-list.json"};
+    for (size_t i = 0; i < RD_ARRAY_SIZE(lists); i++) {
+        size_t len, clen = 0;
+        char *body = slurp(lists[i], &len);
+        char *c = rd_ghjson_compact(body, len, &clen);
+        assert_non_null(c);
+        assert_true(clen < len);
+        assert_null(strstr(c, "html_url"));
+        if (i == 0) {
+            rd_gh_runs_t a, b;
+            assert_int_equal(rd_ghjson_parse_runs(body, len, &a), 0);
+            assert_int_equal(rd_ghjson_parse_runs(c, clen, &b), 0);
+            assert_int_equal(a.n, b.n);
+            assert_int_equal(a.total_count, b.total_count);
+            for (size_t k = 0; k < a.n; k++) {
+                assert_int_equal(a.v[k].id, b.v[k].id);
+                assert_int_equal(a.v[k].status, b.v[k].status);
+            }
+            rd_gh_runs_free(&a);
+            rd_gh_runs_free(&b);
+        } else if (i == 1) {
+            rd_gh_jobs_t a, b;
+            assert_int_equal(rd_ghjson_parse_jobs(body, len, &a), 0);
+            assert_int_equal(rd_ghjson_parse_jobs(c, clen, &b), 0);
+            assert_int_equal(a.n, b.n);
+            for (size_t k = 0; k < a.n; k++) {
+                assert_int_equal(a.v[k].id, b.v[k].id);
+                assert_int_equal(a.v[k].run_id, b.v[k].run_id);
+                assert_int_equal(a.v[k].status, b.v[k].status);
+                assert_int_equal(a.v[k].created_ms, b.v[k].created_ms);
+                assert_int_equal(a.v[k].runner_id, b.v[k].runner_id);
+                assert_int_equal(a.v[k].nlabels, b.v[k].nlabels);
+                for (size_t l = 0; l < a.v[k].nlabels; l++)
+                    assert_string_equal(a.v[k].labels[l], b.v[k].labels[l]);
+                assert_true((a.v[k].runner_name == NULL) == (b.v[k].runner_name == NULL));
+            }
+            rd_gh_jobs_free(&a);
+            rd_gh_jobs_free(&b);
+        } else if (i == 2) {
+            rd_gh_runners_t a, b;
+            assert_int_equal(rd_ghjson_parse_runners(body, len, &a), 0);
+            assert_int_equal(rd_ghjson_parse_runners(c, clen, &b), 0);
+            assert_int_equal(a.n, b.n);
+            for (size_t k = 0; k < a.n; k++) {
+                assert_int_equal(a.v[k].id, b.v[k].id);
+                assert_string_equal(a.v[k].name, b.v[k].name);
+                assert_int_equal(a.v[k].online, b.v[k].online);
+                assert_int_equal(a.v[k].busy, b.v[k].busy);
+                assert_int_equal(a.v[k].nlabels, b.v[k].nlabels);
+            }
+            rd_gh_runners_free(&a);
+            rd_gh_runners_free(&b);
+        } else if (i == 3 || i == 4) {
+            rd_gh_repos_t a, b;
+            assert_int_equal(rd_ghjson_parse_repos(body, len, &a), 0);
+            assert_int_equal(rd_ghjson_parse_repos(c, clen, &b), 0);
+            assert_int_equal(a.n, b.n);
+            for (size_t k = 0; k < a.n; k++) {
+                assert_string_equal(a.v[k].full_name, b.v[k].full_name);
+                assert_int_equal(a.v[k].archived, b.v[k].archived);
+                assert_int_equal(a.v[k].disabled, b.v[k].disabled);
+            }
+            rd_gh_repos_free(&a);
+            rd_gh_repos_free(&b);
+        } else {
+            rd_gh_groups_t a, b;
+            assert_int_equal(rd_ghjson_parse_groups(body, len, &a), 0);
+            assert_int_equal(rd_ghjson_parse_groups(c, clen, &b), 0);
+            assert_int_equal(a.n, b.n);
+            for (size_t k = 0; k < a.n; k++)
+                assert_int_equal(a.v[k].id, b.v[k].id);
+            rd_gh_groups_free(&a);
+            rd_gh_groups_free(&b);
+        }
+        free(c);
+        free(body);
+    }
+    size_t n;
+    assert_null(rd_ghjson_compact(S("{\"id\":1} x"), &n));
+    assert_null(rd_ghjson_compact(S(""), &n));
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -503,7 +596,7 @@ int main(void)
         cmocka_unit_test(test_jit_and_tokens), cmocka_unit_test(test_installations),
         cmocka_unit_test(test_repos),          cmocka_unit_test(test_groups),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_webhooks),
-        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_malformed),      cmocka_unit_test(test_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -108,6 +108,14 @@ int rd_ghjson_parse_error(const char *body, size_t len, char **message, char **d
 int rd_ghjson_parse_workflow_job_event(const char *body, size_t len, char **action,
                                        rd_gh_job_t *job);
 
+/**
+ * A list body (runs, jobs, runners, repositories, runner groups) reduced to the
+ * keys the list parsers read (heap, *out_len set), or NULL when it is not one
+ * complete JSON document. The ETag cache keeps bodies in this form: a workflow
+ * run object shrinks from ~5 KB to ~40 bytes.
+ */
+char *rd_ghjson_compact(const char *body, size_t len, size_t *out_len);
+
 /** Parse an RFC 3339 time ("2020-01-22T12:13:35.123-08:00", "...Z") into ms since the epoch. */
 int rd_parse_rfc3339_ms(const char *s, int64_t *out_ms);
 rd_gh_status_t rd_gh_status_parse(const char *s);

@@ -37,8 +37,25 @@ int rd_github_new(uv_loop_t *loop, const rd_github_config_t *cfg, rd_github_t **
 int rd_github_reconfigure(rd_github_t *gh, const rd_github_config_t *cfg);
 void rd_github_close(rd_github_t *gh, void (*closed_cb)(void *ud), void *ud);
 
-/* Discovery of one repository: runs queued + in_progress, then the queued jobs of those runs. */
-typedef void (*rd_github_jobs_cb)(void *ud, int err, const rd_gh_jobs_t *queued_jobs);
+/** A job that GitHub lists in_progress on a named runner (seen by a queued-jobs poll). */
+typedef struct {
+    int64_t job_id;
+    const char *runner_name;
+} rd_github_assignment_t;
+
+/** What one poll of a repository learned; everything in it is borrowed for the callback. */
+typedef struct {
+    const rd_gh_jobs_t *queued; /* the queued jobs; NULL unless err == 0 */
+    /* the in_progress jobs of the runs it read, with the runner GitHub gave each
+     * (a runner may take another job than the one it was started for) */
+    const rd_github_assignment_t *assigned;
+    size_t nassigned;
+    unsigned sent, charged; /* requests it sent, and how many were charged (not 304) */
+} rd_github_poll_t;
+
+/* Discovery of one repository: runs queued + in_progress, then the queued jobs of those runs.
+ * res is never NULL. */
+typedef void (*rd_github_jobs_cb)(void *ud, int err, const rd_github_poll_t *res);
 int rd_github_list_queued_jobs(rd_github_t *gh, const char *owner, const char *repo,
                                rd_github_jobs_cb cb, void *ud);
 
@@ -84,20 +101,4 @@ void rd_github_get_stats(const rd_github_t *gh, rd_github_stats_t *out);
 
 /** The pacer gating this client's requests; poll schedules (poller.c) register targets with it. */
 rd_pace_t *rd_github_pace(rd_github_t *gh);
-/** Only inside an rd_github_jobs_cb: requests that operation sent, and how many were charged (not
- * 304). */
-void rd_github_op_counts(const rd_github_t *gh, unsigned *sent, unsigned *charged);
-
-/** A job that GitHub lists in_progress on a named runner (seen by a queued-jobs poll). */
-typedef struct {
-    int64_t job_id;
-    const char *runner_name; /* borrowed for the duration of the callback */
-} rd_github_assignment_t;
-/**
- * Only inside an rd_github_jobs_cb: the in_progress jobs of the runs that operation
- * read, with the runner GitHub gave each (a runner may take another job than the one
- * it was started for). *n = 0 when none. The array is valid during the callback only.
- */
-const rd_github_assignment_t *rd_github_op_assignments(const rd_github_t *gh, size_t *n);
-
 #endif

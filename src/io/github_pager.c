@@ -1,0 +1,107 @@
+/* github_pager.c: paged GETs (see github_int.h).
+ *
+ * `Link: <...>; rel="next"` is followed verbatim (GitHub rewrites page URLs),
+ * on the API's origin only, at most GH_MAX_PAGES pages. Every page goes
+ * through the ETag cache: a fresh 200 is compacted to the keys the parsers
+ * read (rd_ghjson_compact), parsed, and kept with its ETag; a 304 serves the
+ * kept body. A body that does not parse is dropped from the cache. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "github_int.h"
+#include "runnerd/core/common.h"
+#include "runnerd/core/ghjson.h"
+#include "runnerd/core/ghurl.h"
+
+/* Pages beyond this are not followed (1000 pages of 100 items). */
+#define GH_MAX_PAGES 1000
+
+struct gh_pager {
+    rd_github_t *gh;
+    char *scope, *owner;
+    gh_page_cb page;
+    gh_pager_done_cb done;
+    void *ud;
+    unsigned pages;
+    unsigned *ctr;
+};
+
+static void on_resp(gh_req_t *r, int err, long status, const char *body, size_t len,
+                    const char *link);
+
+static void pager_free(gh_pager_t *pg)
+{
+    free(pg->scope);
+    free(pg->owner);
+    free(pg);
+}
+
+static void pager_get(gh_pager_t *pg, const char *url)
+{
+    gh_req_t *r = gh_req_new(pg->gh, "GET", url, pg->scope, pg->owner, AUTH_TOKEN, on_resp, pg);
+    r->ctr = pg->ctr;
+    gh_req_submit(pg->gh, r);
+}
+
+void gh_pager_start(rd_github_t *gh, const char *url, const char *scope, const char *owner,
+                    gh_page_cb page, gh_pager_done_cb done, void *ud, unsigned *ctr)
+{
+    gh_pager_t *pg = rd_xcalloc(1, sizeof(*pg));
+    pg->ctr = ctr;
+    pg->gh = gh;
+    pg->scope = rd_xstrdup(scope);
+    pg->owner = rd_xstrdup(owner);
+    pg->page = page;
+    pg->done = done;
+    pg->ud = ud;
+    pager_get(pg, url);
+}
+
+static void on_resp(gh_req_t *r, int err, long status, const char *body, size_t len,
+                    const char *link)
+{
+    (void)status;
+    gh_pager_t *pg = r->ud;
+    rd_github_t *gh = pg->gh;
+    char *compact = NULL;
+    if (err == 0 && !r->from_cache) {
+        compact = rd_ghjson_compact(body, len, &len);
+        if (compact == NULL)
+            err = RD_EPROTO;
+        body = compact;
+    }
+    if (err == 0) {
+        err = pg->page(pg->ud, body, len);
+        if (err == 0 && compact && r->resp_etag)
+            rd_ghcache_put(gh->cache, r->url, r->resp_etag, link, compact, len, gh_now_ms());
+        if (err != 0) {
+            rd_log(gh_fail_level(gh, pg->scope), LOGC, "GET %s: unexpected payload", r->url);
+            gh_scope_failed(gh, pg->scope);
+            /* A cached body that no longer parses must not be served again. */
+            rd_ghcache_drop(gh->cache, r->url);
+        }
+    }
+    pg->pages++;
+    char *next = err == 0 ? rd_ghurl_link_next(link) : NULL;
+    if (next && pg->pages >= GH_MAX_PAGES) {
+        rd_warn(LOGC, "GET %s: more than %d pages, stopping", r->url, GH_MAX_PAGES);
+        free(next);
+        next = NULL;
+    }
+    if (next && !rd_ghurl_same_origin(gh->origin, next)) {
+        /* Never send credentials to another host. */
+        rd_warn(LOGC, "GET %s: next page is on another host, refused", r->url);
+        free(next);
+        next = NULL;
+        err = RD_EPROTO;
+    }
+    free(compact);
+    if (next && !gh->closing) {
+        pager_get(pg, next);
+        free(next);
+        return;
+    }
+    free(next);
+    pg->done(pg->ud, err);
+    pager_free(pg);
+}
