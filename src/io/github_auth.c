@@ -15,6 +15,8 @@
 #include "runnerd/core/common.h"
 #include "runnerd/core/ghjson.h"
 #include "runnerd/core/ghurl.h"
+#include "runnerd/io/configfile.h"
+#include "runnerd/io/readfile.h"
 
 /* Installation token per owner (or one shared entry for a configured installation id). */
 typedef struct {
