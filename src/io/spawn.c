@@ -1,4 +1,12 @@
-/* spawn.c: posix_spawn children, reaped from one SIGCHLD watcher. */
+/* spawn.c: posix_spawn children, reaped from one SIGCHLD watcher.
+ *
+ * A child gets only stdin, stdout and stderr (issue 17 F3): runnerd's sockets (the
+ * API connections libcurl opens without close-on-exec, the listener, the control
+ * socket), other children's pipes and its files never reach a docker CLI. With
+ * glibc 2.34+ the spawn closes everything from 3 up in the child
+ * (posix_spawn_file_actions_addclosefrom_np, close_range underneath); elsewhere
+ * every descriptor from 3 up is marked close-on-exec in the parent first
+ * (harmless: runnerd execs nothing else). */
 #include "runnerd/io/spawn.h"
 
 #include <errno.h>
@@ -11,6 +19,10 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if !(defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34)))
+#include <dirent.h>
+#define RD_NO_CLOSEFROM 1
+#endif
 
 #include "runnerd/core/common.h"
 
@@ -116,6 +128,26 @@ int rd_spawner_new(uv_loop_t *loop, rd_spawner_t **out)
     return 0;
 }
 
+#ifdef RD_NO_CLOSEFROM
+/* Without a close-from file action: every descriptor from 3 up is close-on-exec. */
+static void cloexec_from_3(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return;
+    int self = dirfd(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != self) {
+            int fl = fcntl(fd, F_GETFD);
+            if (fl >= 0 && !(fl & FD_CLOEXEC))
+                fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+        }
+    }
+    closedir(d);
+}
+#endif
+
 /* file, or its first executable match in envp's PATH; *buf owns the result. */
 static int resolve(const char *file, char *const *envp, char **buf)
 {
@@ -188,6 +220,13 @@ int rd_spawn(rd_spawner_t *sp, const rd_spawn_options_t *o, uint64_t *id, pid_t 
     if (rc == 0)
         rc = o->err_fd ? posix_spawn_file_actions_adddup2(&fa, perr[1], 2)
                        : posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+#ifdef RD_NO_CLOSEFROM
+    cloexec_from_3();
+#else
+    /* Last: after the dup2s onto 0, 1, 2, everything else goes. */
+    if (rc == 0)
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
     sigset_t none, all;
     sigemptyset(&none);
     sigfillset(&all);

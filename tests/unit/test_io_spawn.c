@@ -1,7 +1,8 @@
 /* test_io_spawn.c: children started with posix_spawn and reaped from the SIGCHLD
  * watcher: output pipes, exit codes and signals, PATH lookup in the child's own
  * environment, exactly the given environment, default signal dispositions, a new
- * session, forgotten children, a missing program, many children at once. */
+ * session, forgotten children, a missing program, many children at once, and only
+ * stdin, stdout and stderr inherited (issue 17 F3). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -203,6 +205,36 @@ static void test_new_session(void **state)
     assert_int_equal(sid, (long)getsid(0));
 }
 
+static void test_only_stdio_inherited(void **state)
+{
+    fx_t *f = *state;
+    kid_t k;
+    /* Descriptors opened without close-on-exec, as libcurl opens its sockets. */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int dupped = dup(2);
+    assert_true(dupped > 2);
+    /* The shell lists its descriptors; 3 and up would be inherited ones (ls is avoided:
+     * it opens a descriptor of its own to read the folder). */
+    char *argv[] = {"/bin/sh", "-c",
+                    "for fd in /proc/$$/fd/*; do n=${fd##*/}; "
+                    "[ \"$n\" -gt 2 ] && echo \"inherited $n\"; done; exit 0",
+                    NULL};
+    assert_int_equal(run(&f->loop, f->sp, &k, argv, env_min, false), 0);
+    assert_int_equal(k.code, 0);
+    /* dash may hold the script's own descriptor (10 or so) open: not ours. */
+    char want[64];
+    for (int fd = 3; fd <= sv[1] || fd <= dupped; fd++) {
+        snprintf(want, sizeof want, "inherited %d\n", fd);
+        if (fd == sv[0] || fd == sv[1] || fd == dupped)
+            if (strstr(k.obuf, want) != NULL)
+                fail_msg("the child inherited descriptor %d: %s", fd, k.obuf);
+    }
+    close(sv[0]);
+    close(sv[1]);
+    close(dupped);
+}
+
 static int many_exited;
 
 static void count_exit(void *ud, int64_t code, int sig)
@@ -248,6 +280,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_env_exact_and_path_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_and_forget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_stdio_inherited, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
