@@ -7,11 +7,21 @@
  * queued with uv_write, which keeps pipelined answers in order. A connection
  * that must end (error, Connection: close) shuts its write side down after the
  * last response and discards input until EOF or a short linger timeout, so the
- * peer reads the answer instead of a reset. */
+ * peer reads the answer instead of a reset.
+ *
+ * Bounded memory under any client: a peer that pipelines requests without
+ * reading the answers would have them pile up in uv_write's queue, so once more
+ * than max_unwritten bytes wait there the parser is paused and the socket no
+ * longer read (what was read and not parsed, at most one read buffer, is kept)
+ * until the peer has taken most of them. One address holds at most
+ * max_per_address connections, and the last loopback_reserve slots are kept
+ * for loopback clients, so a flood from elsewhere cannot lock out a local
+ * health check. */
 #include "runnerd/io/listener.h"
 
 #include <http_parser.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,10 +96,16 @@ struct conn {
     http_parser parser;
     rd_listener_t *l;
     conn_t *prev, *next;
-    int handles;    /* open handles: freed when it drops to 0 */
-    bool closing;   /* uv_close called */
-    bool finishing; /* last response queued: parse nothing more */
-    bool lingering; /* write side shut down: discard input until EOF */
+    int handles;            /* open handles: freed when it drops to 0 */
+    bool closing;           /* uv_close called */
+    bool finishing;         /* last response queued: parse nothing more */
+    bool lingering;         /* write side shut down: discard input until EOF */
+    bool paused;            /* too many answers unwritten: parser paused, socket not read */
+    bool active;            /* a request is under way (bytes of it parsed, or being answered) */
+    uint64_t idle_since;    /* uv_now when the last request was answered (or accept) */
+    unsigned char addr[17]; /* peer: family byte (4 or 6) + address; IPv4-mapped as IPv4 */
+    bool loopback;
+    sbuf_t pending; /* read while paused and not parsed yet */
     /* the request being parsed */
     size_t header_bytes;
     size_t nheaders;
@@ -128,6 +144,9 @@ void rd_listener_opts_default(rd_listener_opts_t *o)
     o->body_timeout_ms = 30000;
     o->max_connections = 1024;
     o->max_body_total = 64 * 1024 * 1024;
+    o->max_per_address = 64;
+    o->loopback_reserve = 8;
+    o->max_unwritten = 256 * 1024;
 }
 
 int rd_listener_parse_addr(const char *listen, struct sockaddr_storage *addr)
@@ -234,6 +253,8 @@ static void start_linger(conn_t *c)
     uv_timer_start(&c->timer, on_linger_timeout, linger, 0);
 }
 
+static void conn_resume(conn_t *c);
+
 static void on_write(uv_write_t *req, int status)
 {
     wreq_t *w = rd_container_of(req, wreq_t, req);
@@ -246,6 +267,10 @@ static void on_write(uv_write_t *req, int status)
         conn_close(c);
     else if (finish)
         start_linger(c);
+    else if (c->paused && c->tcp.write_queue_size <= c->l->opts.max_unwritten / 4)
+        conn_resume(c); /* the peer reads again: parse what waits, then read on */
+    else if (!c->paused && c->tcp.write_queue_size == 0)
+        c->active = false;
 }
 
 /* Queue one response. finish: it is the connection's last one. */
@@ -342,6 +367,7 @@ static void on_conn_closed(uv_handle_t *h)
     sbuf_free(&c->field);
     sbuf_free(&c->value);
     sbuf_free(&c->body);
+    sbuf_free(&c->pending);
     free(c);
     l->nconns--;
     maybe_free(l);
@@ -399,7 +425,9 @@ static int refuse(conn_t *c, int status)
 
 static int on_message_begin(http_parser *p)
 {
-    request_reset(pconn(p));
+    conn_t *c = pconn(p);
+    request_reset(c);
+    c->active = true;
     return 0;
 }
 
@@ -595,6 +623,15 @@ static int on_message_complete(http_parser *p)
     if (!keep)
         return -1; /* stop parsing: nothing after this request is read */
     arm_timer(c, c->l->opts.header_timeout_ms);
+    c->idle_since = uv_now(c->l->loop);
+    if (c->tcp.write_queue_size > c->l->opts.max_unwritten) {
+        /* The peer does not read its answers: parse no further request (conn_parse
+         * keeps the rest and stops reading) until on_write sees the queue drain. */
+        c->paused = true;
+        http_parser_pause(p, 1);
+    } else if (c->tcp.write_queue_size == 0) {
+        c->active = false;
+    }
     return 0;
 }
 
@@ -609,6 +646,32 @@ static const http_parser_settings parser_settings = {
 };
 
 /* ---- socket I/O ---- */
+
+/* Parse bytes read from the peer and answer each complete request. */
+static void conn_parse(conn_t *c, const char *data, size_t len)
+{
+    rd_listener_t *l = c->l;
+    size_t n = http_parser_execute(&c->parser, &parser_settings, data, len);
+    if (c->closing || c->finishing)
+        return;
+    if (c->err_status != 0) {
+        l->stats.too_large += c->err_status == 413 || c->err_status == 431;
+        send_text(c, c->err_status, reason_phrase(c->err_status), true);
+        return;
+    }
+    if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
+        /* on_message_complete paused: keep the rest (at most one read buffer) and
+         * read no more until conn_resume. */
+        if (n < len)
+            sbuf_append(&c->pending, data + n, len - n);
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        return;
+    }
+    if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+        l->stats.bad_requests++;
+        send_text(c, 400, http_errno_description(HTTP_PARSER_ERRNO(&c->parser)), true);
+    }
+}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -640,20 +703,24 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->lingering || c->finishing)
         return; /* lingering: discard until EOF */
+    conn_parse(c, buf->base, (size_t)nread);
+}
 
-    size_t n = http_parser_execute(&c->parser, &parser_settings, buf->base, (size_t)nread);
-    (void)n;
-    if (c->closing || c->finishing)
+/* The peer has read most of its answers: parse the requests kept while paused, and
+ * read again unless they fill the queue once more. */
+static void conn_resume(conn_t *c)
+{
+    c->paused = false;
+    http_parser_pause(&c->parser, 0);
+    sbuf_t rest = c->pending;
+    memset(&c->pending, 0, sizeof(c->pending));
+    if (rest.len > 0) /* a zero length would tell the parser the stream ended */
+        conn_parse(c, rest.p, rest.len);
+    sbuf_free(&rest);
+    if (c->closing || c->finishing || c->lingering || c->paused)
         return;
-    if (c->err_status != 0) {
-        l->stats.too_large += c->err_status == 413 || c->err_status == 431;
-        send_text(c, c->err_status, reason_phrase(c->err_status), true);
-        return;
-    }
-    if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-        l->stats.bad_requests++;
-        send_text(c, 400, http_errno_description(HTTP_PARSER_ERRNO(&c->parser)), true);
-    }
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
 }
 
 static void on_refused_closed(uv_handle_t *h)
@@ -662,6 +729,67 @@ static void on_refused_closed(uv_handle_t *h)
     free(h);
     l->refused_closing--;
     maybe_free(l);
+}
+
+/* The peer's address without its port (IPv4-mapped IPv6 as IPv4). 0 or -1. */
+static int peer_of(conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    memset(c->addr, 0, sizeof(c->addr));
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        c->addr[0] = 4;
+        memcpy(c->addr + 1, &a->sin_addr, 4);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+            c->addr[0] = 4;
+            memcpy(c->addr + 1, a->sin6_addr.s6_addr + 12, 4);
+        } else {
+            c->addr[0] = 6;
+            memcpy(c->addr + 1, &a->sin6_addr, 16);
+            c->loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+        }
+    } else {
+        return -1;
+    }
+    if (c->addr[0] == 4)
+        c->loopback = c->addr[1] == 127;
+    return 0;
+}
+
+/* Admit a new connection c (already counted) against the reserve and its address's
+ * cap; at the cap its address's longest-idle connection makes room, so one client's
+ * idle connections cannot lock out its own (or a health check's) next request.
+ * False: c must be refused. */
+static bool admit(rd_listener_t *l, conn_t *c)
+{
+    size_t reserve = l->opts.loopback_reserve < l->opts.max_connections
+                         ? l->opts.loopback_reserve
+                         : l->opts.max_connections - 1;
+    if (!c->loopback && l->stats.open_connections > l->opts.max_connections - reserve)
+        return false;
+    size_t same = 0;
+    conn_t *idlest = NULL;
+    for (conn_t *o = l->conns; o != NULL; o = o->next) {
+        if (o == c || memcmp(o->addr, c->addr, sizeof(c->addr)) != 0)
+            continue;
+        same++;
+        if (o->active || o->paused)
+            continue;
+        if (idlest == NULL || o->idle_since < idlest->idle_since)
+            idlest = o;
+    }
+    if (l->opts.max_per_address == 0 || same < l->opts.max_per_address)
+        return true;
+    if (idlest == NULL)
+        return false;
+    l->stats.connections_evicted++;
+    conn_close(idlest);
+    return true;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -696,7 +824,13 @@ static void on_connection(uv_stream_t *server, int status)
     if (l->conns)
         l->conns->prev = c;
     l->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || peer_of(c) != 0) {
+        conn_close(c);
+        return;
+    }
+    c->idle_since = uv_now(l->loop);
+    if (!admit(l, c)) {
+        l->stats.connections_refused++;
         conn_close(c);
         return;
     }

@@ -9,7 +9,13 @@
  * every response until the listener closes, and waits until the listener has
  * no connection left. A request whose X-Hub-Signature-256 is "sha256=fuzz"
  * gets the body signed with the right secret by the callback, so that the
- * fuzzer reaches the JSON behind the HMAC. */
+ * fuzzer reaches the JSON behind the HMAC.
+ *
+ * The input's first byte is a mode: bit 0 makes the client a lazy reader
+ * (it reads nothing until its input is written or the socket refuses more),
+ * and /metrics answers 32 KiB, so pipelined requests fill the listener's write
+ * queue past its (lowered) bound: parsing pauses and resumes (issue 17 F1).
+ * The rest is the raw request bytes. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,8 +30,8 @@
 
 #include "fuzz_common.h"
 #include "runnerd/core/common.h"
-#include "runnerd/io/listener.h"
 #include "runnerd/core/webhook.h"
+#include "runnerd/io/listener.h"
 
 #define SECRET "fuzz-listener-secret"
 
@@ -34,11 +40,16 @@ static rd_listener_t *listener;
 static int port;
 static rd_webhook_dedup_t *dedup; /* one per input */
 
+#define METRICS_SIZE (32 * 1024)
+
 static char *cb_metrics(void *ud, size_t *len)
 {
-    static const char text[] = "# TYPE runnerd_up gauge\nrunnerd_up 1\n";
-    *len = sizeof(text) - 1;
-    return rd_xstrdup(text);
+    static const char line[] = "# TYPE runnerd_up gauge\nrunnerd_up 1\n";
+    char *text = rd_xmalloc(METRICS_SIZE);
+    for (size_t i = 0; i < METRICS_SIZE; i++)
+        text[i] = line[i % (sizeof(line) - 1)];
+    *len = METRICS_SIZE;
+    return text;
 }
 
 static bool cb_healthz(void *ud, char *reason, size_t reason_size)
@@ -85,6 +96,7 @@ static void setup(void)
     opts.max_body_webhook = 256 * 1024;
     opts.header_timeout_ms = 3000; /* backstops: a hang shows as a libFuzzer timeout */
     opts.body_timeout_ms = 3000;
+    opts.max_unwritten = 4096; /* a couple of pipelined /metrics pause the parser */
     if (rd_listener_start(&loop, &opts, &cbs, &listener) != 0)
         abort();
     port = rd_listener_port(listener);
@@ -98,6 +110,7 @@ typedef struct {
     const uint8_t *data;
     size_t size, sent;
     bool write_done, closed;
+    bool lazy; /* read only once the input is written or the socket takes no more */
     size_t received;
 } client_t;
 
@@ -127,8 +140,14 @@ static void on_client(uv_poll_t *p, int status, int events)
         while (c->sent < c->size) {
             ssize_t n = send(c->fd, c->data + c->sent, c->size - c->sent, MSG_NOSIGNAL);
             if (n < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                    if (c->lazy) {
+                        /* The listener stopped reading until we read: do. */
+                        c->lazy = false;
+                        uv_poll_start(&c->poll, UV_WRITABLE | UV_READABLE, on_client);
+                    }
                     break;
+                }
                 c->sent = c->size; /* the listener closed on us: stop writing */
                 break;
             }
@@ -165,10 +184,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     client_t c;
     memset(&c, 0, sizeof(c));
+    if (size > 0) {
+        c.lazy = (data[0] & 1) != 0;
+        data++;
+        size--;
+    }
     c.data = data;
     c.size = size;
     c.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     FZ_CHECK(c.fd >= 0);
+    if (c.lazy) {
+        int small = 4096; /* the kernel holds few answers: the listener's queue fills */
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -177,7 +205,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = connect(c.fd, (struct sockaddr *)&sa, sizeof(sa));
     FZ_CHECK(rc == 0 || errno == EINPROGRESS);
     FZ_CHECK(uv_poll_init_socket(&loop, &c.poll, c.fd) == 0);
-    FZ_CHECK(uv_poll_start(&c.poll, UV_WRITABLE | UV_READABLE, on_client) == 0);
+    FZ_CHECK(uv_poll_start(&c.poll, c.lazy ? UV_WRITABLE : UV_WRITABLE | UV_READABLE, on_client) ==
+             0);
 
     while (!c.closed)
         uv_run(&loop, UV_RUN_ONCE);

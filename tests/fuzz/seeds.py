@@ -107,14 +107,29 @@ put("fuzz_headers", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 403 Forbidden\r\n"
     "Link: <https://x/?page=1>; rel=\"prev first\"\r\nLink: <https://x/?page=3>; rel=next\r\n\r\n")
 put("fuzz_headers", "link: <a>;rel=\"next\"")
 
-# --- fuzz_listener: raw request bytes on one connection.
-put("fuzz_listener", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-put("fuzz_listener", "GET /healthz HTTP/1.0\r\n\r\n")
-put("fuzz_listener", "HEAD /status?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n"
-    "Connection: close\r\n\r\n")
-put("fuzz_listener", "DELETE /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
-put("fuzz_listener", "POST /webhook HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
-    "X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=fuzz\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n")
+# --- fuzz_listener: a mode byte (bit 0: the client reads lazily), then raw request bytes
+# on one connection.
+def listener(data, lazy=False):
+    if isinstance(data, str):
+        data = data.encode()
+    put("fuzz_listener", (b"\x01" if lazy else b"\x00") + data)
+
+
+listener("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+listener("GET /healthz HTTP/1.0\r\n\r\n")
+listener("HEAD /status?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\n"
+         "Connection: close\r\n\r\n")
+listener("DELETE /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+listener("POST /webhook HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+         "X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=fuzz\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n")
+# Pipelining with answers read late: the listener pauses and resumes its parser.
+listener("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 64, lazy=True)
+listener(("GET /metrics HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n" * 16)
+         + "GET /status HTTP/1.1\r\nConnection: close\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n",
+         lazy=True)
+listener("GET /metrics HTTP/1.1\r\n\r\n" * 8 + "POST /webhook HTTP/1.1\r\nContent-Length: 2\r\n"
+         "X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=fuzz\r\n\r\n{}"
+         + "GET /metrics HTTP/1.1\r\n\r\n" * 8 + "GET /metr", lazy=True)
 for fx in fixtures:
     if "webhook" not in os.path.basename(fx):
         continue
@@ -123,4 +138,5 @@ for fx in fixtures:
            "X-GitHub-Event: workflow_job\r\nX-GitHub-Delivery: 72d3162e-cc78-11e3-81ab-4c9367dc0958\r\n"
            "X-Hub-Signature-256: sha256=fuzz\r\nExpect: 100-continue\r\n"
            "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
-    put("fuzz_listener", req + req)  # the second is a duplicate delivery
+    listener(req + req)  # the second is a duplicate delivery
+    listener(b"GET /metrics HTTP/1.1\r\n\r\n" * 4 + req, lazy=True)

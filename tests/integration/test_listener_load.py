@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The listener under load, against a running daemon (fake GitHub + fake docker):
 - runnerd started with a soft RLIMIT_NOFILE of 1024 raises it (/proc/PID/limits);
-- 1000 concurrent keep-alive connections, each sending GET /healthz: every one gets its
-  answer (or a clean close, never a reset or a hang), and a fresh /metrics request is
+- 1000 concurrent keep-alive connections (from 20 loopback addresses: one address holds
+  at most 64), each sending GET /healthz: every one gets its answer (or a clean close, never a reset or a hang), and a fresh /metrics request is
   answered while they are all open; past max_connections (1024) extra connections are
   accepted and closed cleanly;
 - slowloris clients (headers one byte per second) are closed by the header timeout (10 s)
@@ -38,13 +38,19 @@ def proc_nofile(pid):
     return None
 
 
+# Source addresses of the swarms: the listener holds at most 64 connections per client
+# address (issue 17 F2), so 1000 concurrent clients come from 20 loopback addresses.
+SOURCES = ["127.0.0.%d" % (10 + i) for i in range(20)]
+
+
 def swarm(port, n, request, timeout=60.0, hold=None):
     """n concurrent connections each sending `request` and reading one response.
     Returns (outcomes dict, sockets still open). hold(socks) runs once all are answered."""
     sel = selectors.DefaultSelector()
     conns = {}
-    for _ in range(n):
+    for i in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((SOURCES[i % len(SOURCES)], 0))
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", port))
         st = {"sent": False, "buf": b"", "out": None}

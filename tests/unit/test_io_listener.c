@@ -140,8 +140,9 @@ static void client_connected(uv_connect_t *req, int status)
         client_send(c);
 }
 
-static void client_start(uv_loop_t *loop, client_t *c, int port, const char *req, size_t len,
-                         bool send_now)
+/* Connect from `from` (an IPv4 address; NULL: any). */
+static void client_start_from(uv_loop_t *loop, client_t *c, int port, const char *req, size_t len,
+                              bool send_now, const char *from)
 {
     memset(c, 0, sizeof(*c));
     c->req = rd_xmalloc(len + 1);
@@ -151,7 +152,18 @@ static void client_start(uv_loop_t *loop, client_t *c, int port, const char *req
     struct sockaddr_in a;
     uv_ip4_addr("127.0.0.1", port, &a);
     uv_tcp_init(loop, &c->tcp);
+    if (from != NULL) {
+        struct sockaddr_in b;
+        uv_ip4_addr(from, 0, &b);
+        assert_int_equal(uv_tcp_bind(&c->tcp, (struct sockaddr *)&b, 0), 0);
+    }
     assert_int_equal(uv_tcp_connect(&c->conn, &c->tcp, (struct sockaddr *)&a, client_connected), 0);
+}
+
+static void client_start(uv_loop_t *loop, client_t *c, int port, const char *req, size_t len,
+                         bool send_now)
+{
+    client_start_from(loop, c, port, req, len, send_now, NULL);
 }
 
 static void client_free(client_t *c)
@@ -664,8 +676,12 @@ static void test_concurrent_1000(void **state)
     fix_t *f = fix_start(NULL);
     client_t *c = rd_xcalloc(N, sizeof(*c));
     static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    for (int i = 0; i < N; i++)
-        client_start(&f->loop, &c[i], f->port, req, strlen(req), false);
+    /* From 20 loopback addresses: one address holds at most 64 connections. */
+    for (int i = 0; i < N; i++) {
+        char from[32];
+        snprintf(from, sizeof(from), "127.0.0.%d", 10 + i % 20);
+        client_start_from(&f->loop, &c[i], f->port, req, strlen(req), false, from);
+    }
     /* All 1000 connections open on the server at the same time... */
     open_arg_t oa = {f, N};
     run_until(&f->loop, server_has_open, &oa, 20000);

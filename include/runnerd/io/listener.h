@@ -50,12 +50,21 @@ typedef struct {
     uint64_t header_timeout_ms; /* accept (or the previous response) to end of headers (10 s) */
     uint64_t body_timeout_ms;   /* end of headers to end of body (30 s) */
     size_t max_connections;     /* beyond it new connections are accepted and closed (1024) */
+    /* Connections from one client address; at it, a new one replaces that address's
+     * longest-idle connection (no request under way), or is closed when none is (64). */
+    size_t max_per_address;
+    /* Of max_connections, this many are kept for loopback clients (health checks) (8). */
+    size_t loopback_reserve;
+    /* Answer bytes queued and not yet taken by the peer beyond which a connection's
+     * pipelined requests are no longer parsed nor read, until the peer reads (256 KiB). */
+    size_t max_unwritten;
 } rd_listener_opts_t;
 
 /* Counters since start, for logs and metrics. */
 typedef struct {
     uint64_t connections;         /* accepted and served */
-    uint64_t connections_refused; /* accepted and closed at once: max_connections reached */
+    uint64_t connections_refused; /* accepted and closed at once: a connection cap reached */
+    uint64_t connections_evicted; /* idle connections closed for a new one from their address */
     uint64_t requests;            /* complete requests answered */
     uint64_t timeouts;            /* connections closed by the header/body timeout */
     uint64_t bad_requests;        /* 400 (parse errors) */
