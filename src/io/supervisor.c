@@ -175,6 +175,8 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
         s->opt.kill_slack_ms = 5000;
     if (s->opt.log_line_max == 0)
         s->opt.log_line_max = 2048;
+    if (s->opt.log_lines_per_minute == 0)
+        s->opt.log_lines_per_minute = 600;
     if (s->opt.degraded_after == 0)
         s->opt.degraded_after = 3;
     if (s->opt.drain_delete_ms == 0)

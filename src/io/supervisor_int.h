@@ -74,6 +74,11 @@ typedef struct sup_proc {
     int64_t exit_status;
     int term_signal;
     linebuf_t lout, lerr;
+    /* A runner's output budget (PK_RUN): lines logged in the minute since window_ms
+     * (uv_now), and lines dropped past the budget, said in one line later. */
+    uint64_t window_ms;
+    unsigned window_lines;
+    uint64_t suppressed;
     bool capture;
     char *cap;
     size_t caplen;

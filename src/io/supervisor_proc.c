@@ -58,6 +58,34 @@ void rd_sup_proc_close(sup_proc_t *p)
             uv_close(hs[i], proc_handle_closed);
 }
 
+/* Say how many of a runner's output lines the budget dropped, once, then count anew. */
+static void budget_report(sup_proc_t *p)
+{
+    if (p->suppressed == 0)
+        return;
+    rd_warn("runner", "%s: %" PRIu64 " lines of output suppressed (over %u lines a minute)",
+            p->label, p->suppressed, p->sup->opt.log_lines_per_minute);
+    p->suppressed = 0;
+}
+
+/* A runner's output reaches the log within a budget of lines a minute: a container
+ * that prints without end must not flood runnerd's log (and the journal, the disk). */
+static bool budget_take(sup_proc_t *p)
+{
+    uint64_t now = uv_now(p->sup->loop);
+    if (p->window_lines == 0 || now - p->window_ms >= 60000) {
+        budget_report(p);
+        p->window_ms = now;
+        p->window_lines = 0;
+    }
+    if (p->window_lines < p->sup->opt.log_lines_per_minute) {
+        p->window_lines++;
+        return true;
+    }
+    p->suppressed++;
+    return false;
+}
+
 /* Log one line of child output; control characters become '?'. */
 static void proc_log_line(sup_proc_t *p, bool is_err, char *line, size_t n, bool truncated)
 {
@@ -69,11 +97,13 @@ static void proc_log_line(sup_proc_t *p, bool is_err, char *line, size_t n, bool
     if (n == 0)
         return;
     const char *more = truncated ? " [truncated]" : "";
-    if (p->kind == PK_RUN || p->kind == PK_WAIT)
-        rd_info("runner", "%s: %.*s%s", p->label, (int)n, line, more);
-    else if (is_err)
+    if (p->kind == PK_RUN || p->kind == PK_WAIT) {
+        if (budget_take(p))
+            rd_info("runner", "%s: %.*s%s", p->label, (int)n, line, more);
+    } else if (is_err) {
         rd_info("docker", "docker %s %s: %.*s%s", proc_kind_names[p->kind], p->label, (int)n, line,
                 more);
+    }
 }
 
 static void linebuf_feed(sup_proc_t *p, linebuf_t *lb, bool is_err, const char *data, size_t n)
@@ -404,6 +434,7 @@ static int64_t parse_int(const char *s, size_t n, bool *ok)
 static void proc_finished(sup_proc_t *p)
 {
     p->finished = true;
+    budget_report(p); /* the rest of what the budget dropped, at the latest at the exit */
     sup_t *s = p->sup;
     int64_t code = p->term_signal ? -1 : p->exit_status;
     sup_runner_t *r = p->key ? rd_sup_find_key(s, p->key) : NULL;

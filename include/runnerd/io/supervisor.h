@@ -43,10 +43,13 @@ typedef struct {
 } rd_supervisor_callbacks_t;
 
 typedef struct {
-    uint64_t stop_grace_ms;  /* `docker stop -t`; 0 = 10 s */
-    uint64_t kill_slack_ms;  /* `docker kill` this long after the stop grace; 0 = 5 s */
-    uint64_t reconcile_ms;   /* runner list per scope; 0 = cfg github.poll_interval */
-    size_t log_line_max;     /* longest child output line logged; 0 = 2048 */
+    uint64_t stop_grace_ms; /* `docker stop -t`; 0 = 10 s */
+    uint64_t kill_slack_ms; /* `docker kill` this long after the stop grace; 0 = 5 s */
+    uint64_t reconcile_ms;  /* runner list per scope; 0 = cfg github.poll_interval */
+    size_t log_line_max;    /* longest child output line logged; 0 = 2048 */
+    /* A runner's output lines logged per minute; past it they are counted, and one line
+     * says how many were suppressed (at the next minute or the runner's exit); 0 = 600. */
+    unsigned log_lines_per_minute;
     unsigned degraded_after; /* consecutive failures before a pool shows degraded; 0 = 3 */
     uint64_t
         drain_delete_ms; /* drain: retry registration deletes this long after the grace; 0 = 15 s */
