@@ -21,6 +21,7 @@
 #include "runnerd/core/common.h"
 #include "runnerd/core/dockerargv.h"
 #include "runnerd/core/labels.h"
+#include "runnerd/core/scaleset.h"
 #include "yamltree.h"
 
 #define GIB (1024ULL * 1024 * 1024)
@@ -770,11 +771,13 @@ enum {
     GH_REQUEST_BUDGET,
     GH_MAX_CONNECTIONS,
     GH_CA_FILE,
+    GH_WEB_URL,
     GH_N
 };
 static const char *const gh_keys[GH_N] = {
-    "api_url",         "token_file",    "token_env",      "app_id",          "private_key_file",
-    "installation_id", "poll_interval", "request_budget", "max_connections", "ca_file",
+    "api_url",          "token_file",      "token_env",     "app_id",
+    "private_key_file", "installation_id", "poll_interval", "request_budget",
+    "max_connections",  "ca_file",         "web_url",
 };
 
 static void parse_api_url(ctx_t *c, const rd_ynode_t *n, rd_github_config_t *g)
@@ -873,6 +876,21 @@ static void parse_github(ctx_t *c, const rd_ynode_t *node, const rd_ynode_t *roo
         g->max_connections = (unsigned)u;
     if (v[GH_CA_FILE])
         g->ca_file = get_path(c, v[GH_CA_FILE], "github.ca_file", &g->ca_file_pos);
+    if (v[GH_WEB_URL]) {
+        char *w = get_str(c, v[GH_WEB_URL], "github.web_url");
+        if (w != NULL &&
+            ((strncmp(w, "https://", 8) != 0 && strncmp(w, "http://", 7) != 0) || !token_ok(w))) {
+            errat(c, v[GH_WEB_URL], "github.web_url", "must be an http:// or https:// URL");
+            free(w);
+            w = NULL;
+        }
+        if (w != NULL) {
+            size_t wl = strlen(w);
+            while (wl > 0 && w[wl - 1] == '/')
+                w[--wl] = '\0';
+        }
+        g->web_url = w;
+    }
 
     /* Exactly one way to authenticate. The app counts once app_id or its key is
      * written; the other half missing is its own error. */
@@ -1445,8 +1463,8 @@ static void parse_pools(ctx_t *c, const rd_ynode_t *n, const rd_ynode_t *root, b
     free(aux);
 }
 
-enum { TG_REPO, TG_ORG, TG_POOLS, TG_REPOS, TG_N };
-static const char *const target_keys[TG_N] = {"repo", "org", "pools", "repos"};
+enum { TG_REPO, TG_ORG, TG_POOLS, TG_REPOS, TG_DISCOVERY, TG_N };
+static const char *const target_keys[TG_N] = {"repo", "org", "pools", "repos", "discovery"};
 
 static void parse_target(ctx_t *c, const rd_ynode_t *n, const char *path, rd_target_t *t)
 {
@@ -1457,6 +1475,13 @@ static void parse_target(ctx_t *c, const rd_ynode_t *n, const char *path, rd_tar
     if (!read_map(c, n, path, target_keys, TG_N, v, k))
         return;
 #define PP(key) (join(p, sizeof(p), path, key), p)
+    if (v[TG_DISCOVERY]) {
+        const char *d = scalar(c, v[TG_DISCOVERY], PP("discovery"), "poll or scaleset");
+        if (d != NULL && strcmp(d, "scaleset") == 0)
+            t->discovery = RD_DISCOVERY_SCALESET;
+        else if (d != NULL && strcmp(d, "poll") != 0)
+            errat(c, v[TG_DISCOVERY], p, "must be poll or scaleset, not \"%s\"", d);
+    }
     if (k[TG_REPO] && k[TG_ORG]) {
         const rd_ynode_t *second = k[TG_ORG]->line > k[TG_REPO]->line ? k[TG_ORG] : k[TG_REPO];
         errat(c, second, PP(second == k[TG_ORG] ? "org" : "repo"),
@@ -1671,6 +1696,24 @@ static void parse_instance(ctx_t *c, const rd_ynode_t *n, const rd_ynode_t *root
         return;
     }
     cfg->instance = s;
+    cfg->instance_explicit = true;
+}
+
+/* Fleet mode (docs/fleet.md): the instance names the scale sets and the broker allows one
+ * session per scale set, so two hosts whose hostnames sanitise alike would fight over
+ * one; runnerd cannot see other hosts, so it asks for an explicit instance. */
+static void check_fleet(ctx_t *c, const rd_ynode_t *inst, const rd_ynode_t *root)
+{
+    rd_config_t *cfg = c->cfg;
+    bool fleet = false;
+    for (size_t i = 0; i < cfg->ntargets; i++)
+        fleet |= cfg->targets[i].discovery == RD_DISCOVERY_SCALESET;
+    if (fleet && !cfg->instance_explicit)
+        errat(c, inst ? inst : root, "instance",
+              "must be set explicitly when a target uses discovery: scaleset (it names the "
+              "scale sets and must differ between hosts)");
+    if (cfg->github.web_url == NULL && cfg->github.api_url != NULL)
+        cfg->github.web_url = rd_ss_web_url(cfg->github.api_url);
 }
 
 static void parse_listen(ctx_t *c, const rd_ynode_t *n)
@@ -1751,6 +1794,7 @@ static void load_tree(ctx_t *c, const rd_ynode_t *root)
     }
     parse_pools(c, v[RT_POOLS], root, host_ok);
     parse_targets(c, v[RT_TARGETS], root);
+    check_fleet(c, v[RT_INSTANCE], root);
 }
 
 /* ------------------------------------------------------------------ entry points */
@@ -1788,6 +1832,7 @@ void rd_config_free(rd_config_t *cfg)
     free(cfg->path);
     rd_github_config_t *g = &cfg->github;
     free(g->api_url);
+    free(g->web_url);
     free(g->token_file);
     free(g->token_env);
     free(g->private_key_file);
@@ -1960,6 +2005,12 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
         fprintf(fp, " pools ");
         for (size_t j = 0; j < t->npools; j++)
             fprintf(fp, "%s%s", j ? ", " : "", cfg->pools[t->pools[j]].name);
+        if (t->discovery == RD_DISCOVERY_SCALESET) {
+            fprintf(fp, "; scale sets (%s) ", cfg->github.web_url ? cfg->github.web_url : "");
+            for (size_t j = 0; j < t->npools; j++)
+                fprintf(fp, "%srunnerd-%s-%s", j ? ", " : "", cfg->instance,
+                        cfg->pools[t->pools[j]].name);
+        }
         fprintf(fp, "\n");
     }
 }

@@ -79,7 +79,9 @@ void rd_planner_build(const rd_planner_state_t *st, rd_planner_input_t *pi)
         memcpy(pi->scope_pools + off, t->pools, t->npools * sizeof(size_t));
         pi->scopes[i].name = t->scope;
         pi->scopes[i].pools = pi->scope_pools + off;
-        pi->scopes[i].npools = t->npools;
+        /* A fleet-mode target's runners are started by the broker's assignments
+         * (scaleset_client.c), never for polled or webhook demand. */
+        pi->scopes[i].npools = t->discovery == RD_DISCOVERY_SCALESET ? 0 : t->npools;
         off += t->npools;
     }
 

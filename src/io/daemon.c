@@ -165,6 +165,17 @@ static void reload(rd_daemon_t *d)
         rd_poller_reconfigure(d->poller, cfg);
     if (d->sup != NULL)
         rd_supervisor_reconfigure(d->sup, cfg);
+    if (d->fleet != NULL) {
+        rd_fleet_reconfigure(d->fleet, cfg);
+    } else if (rd_fleet_wanted(cfg) && !d->opts.once) {
+        rd_fleet_options_t fo = {.dry_run = d->opts.dry_run};
+        if (rd_fleet_new(&d->loop, cfg, d->gh, d->opts.dry_run ? NULL : d->sup, &fo, &d->fleet) ==
+            0) {
+            if (d->sup != NULL)
+                rd_supervisor_set_registry(d->sup, rd_fleet_registry(d->fleet));
+            rd_fleet_start(d->fleet);
+        }
+    }
     free_secret(d->webhook_secret, d->webhook_secret_len);
     d->webhook_secret = secret;
     d->webhook_secret_len = secret_len;
@@ -219,6 +230,11 @@ static void begin_close(rd_daemon_t *d)
         rd_poller_close(d->poller, on_module_closed, d);
         d->poller = NULL;
     }
+    if (d->fleet != NULL) {
+        d->open_modules++;
+        rd_fleet_close(d->fleet, on_module_closed, d);
+        d->fleet = NULL;
+    }
     if (d->sup != NULL) {
         d->open_modules++;
         rd_supervisor_close(d->sup, on_module_closed, d);
@@ -262,6 +278,8 @@ static void stop(rd_daemon_t *d, const char *why)
     rd_info(LOGC, "%s: stopping (busy runners may finish for up to %" PRIu64 " s)", why,
             d->cfg->shutdown_grace_ms / 1000);
     d->phase = PHASE_DRAINING;
+    if (d->fleet != NULL)
+        rd_fleet_drain(d->fleet); /* advertise 0, acquire nothing; sessions go at close */
     if (d->notify != NULL)
         rd_notify_stopping(d->notify, "draining runners");
     uv_timer_stop(&d->tick_timer);
@@ -412,6 +430,8 @@ static void on_adopted(void *ud, int err)
     }
     d->phase = PHASE_RUNNING;
     rd_poller_start(d->poller);
+    if (d->fleet != NULL)
+        rd_fleet_start(d->fleet);
     uv_timer_start(&d->tick_timer, rd_daemon_on_tick, 1000, 1000);
     if (d->notify != NULL) {
         rd_notify_status(d->notify, "running: %zu pools, %zu targets", d->cfg->npools,
@@ -493,6 +513,17 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
             begin_close(d);
             goto run;
         }
+    }
+    if (rd_fleet_wanted(d->cfg) && !opts->once) {
+        rd_fleet_options_t fo = {.dry_run = opts->dry_run};
+        rc = rd_fleet_new(&d->loop, d->cfg, d->gh, opts->dry_run ? NULL : d->sup, &fo, &d->fleet);
+        if (rc != 0) {
+            rd_error(LOGC, "scale-set client: %s", rd_strerror(rc));
+            begin_close(d);
+            goto run;
+        }
+        if (d->sup != NULL)
+            rd_supervisor_set_registry(d->sup, rd_fleet_registry(d->fleet));
     }
     if (!opts->once && rd_daemon_start_listener(d) != 0) {
         begin_close(d);

@@ -22,6 +22,7 @@
 #include "runnerd/io/listener.h"
 #include "runnerd/io/notify.h"
 #include "runnerd/io/poller.h"
+#include "runnerd/io/scaleset_client.h"
 #include "runnerd/io/supervisor.h"
 
 #define RECENT_JOBS 4096
@@ -51,6 +52,7 @@ typedef struct rd_daemon {
     rd_demand_t *demand;
     rd_poller_t *poller;
     rd_supervisor_t *sup;
+    rd_fleet_t *fleet; /* discovery: scaleset targets (docs/fleet.md); NULL when none */
     rd_listener_t *listener;
     rd_notify_t *notify;
     rd_webhook_dedup_t *dedup;

@@ -302,6 +302,8 @@ void rd_daemon_run_schedule(rd_daemon_t *d)
     rd_sched_plan_free(&plan);
     rd_planner_input_free(&pi);
     free(snap);
+    if (d->fleet != NULL)
+        rd_fleet_kick(d->fleet);
 }
 
 /* Jobs no pool serves are counted in every plan and logged once each. */

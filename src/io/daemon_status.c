@@ -91,6 +91,8 @@ char *rd_daemon_cb_metrics(void *ud, size_t *len)
         rd_poller_poll_durations(d->poller, &s.poll_duration);
     }
     char *text = rd_metrics_render(&s, len);
+    if (d->fleet != NULL)
+        text = rd_fleet_metrics_append(d->fleet, text, len);
     free(pools);
     return text;
 }
@@ -106,6 +108,8 @@ bool rd_daemon_cb_healthz(void *ud, char *reason, size_t reason_size)
         snprintf(reason, reason_size, "stopping");
         return false;
     }
+    if (d->fleet != NULL && !rd_fleet_healthy(d->fleet, reason, reason_size))
+        return false;
     /* Recent means: within a few poll intervals (polls are paced, never rarer than 5 min). */
     int64_t limit = (int64_t)d->cfg->github.poll_interval_ms * 10;
     if (limit < 10 * 60 * 1000)
@@ -321,6 +325,8 @@ char *rd_daemon_cb_status(void *ud, size_t *len)
     rd_status_set_webhook(c.doc, &w);
     rd_status_set_jobs(c.doc, (int64_t)rd_demand_count(d->demand), d->last_unmatched);
     char *json = rd_status_render(c.doc, len);
+    if (d->fleet != NULL)
+        json = rd_fleet_status_merge(d->fleet, json, len);
     rd_status_free(c.doc);
     free(snap);
     return json;

@@ -520,6 +520,53 @@ int rd_github_delete_runner(rd_github_t *gh, const char *scope, int64_t runner_i
     return 0;
 }
 
+/* Fleet mode's bootstrap (docs/fleet.md, protocol 1.3): a registration token of a scope. */
+typedef struct {
+    rd_github_regtoken_cb cb;
+    void *ud;
+} regtok_op_t;
+
+static void on_regtoken(gh_req_t *r, int err, long status, const char *body, size_t len,
+                        const char *link)
+{
+    (void)status;
+    (void)link;
+    regtok_op_t *op = r->ud;
+    char *tok = NULL;
+    int64_t exp = 0;
+    if (err == 0 && rd_ghjson_parse_token(body, len, &tok, &exp) != 0)
+        err = RD_EPROTO;
+    if (tok)
+        rd_log_add_secret(tok);
+    op->cb(op->ud, err, tok, exp);
+    if (tok) {
+        rd_log_forget_secret(tok);
+        gh_wipe_free(tok);
+    }
+    free(op);
+}
+
+int rd_github_registration_token(rd_github_t *gh, const char *scope, rd_github_regtoken_cb cb,
+                                 void *ud)
+{
+    if (!valid_scope(scope) || cb == NULL)
+        return RD_EINVAL;
+    int rc = gh_start_check(gh, scope);
+    if (rc != 0)
+        return rc;
+    regtok_op_t *op = rd_xcalloc(1, sizeof(*op));
+    op->cb = cb;
+    op->ud = ud;
+    char *base = scope_url(gh, scope), *owner = owner_of_scope(scope);
+    char *url = rd_xasprintf("%s/actions/runners/registration-token", base);
+    gh_req_t *r = gh_req_new(gh, "POST", url, scope, owner, AUTH_TOKEN, on_regtoken, op);
+    free(url);
+    free(base);
+    free(owner);
+    gh_req_submit(gh, r);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ life cycle */
 
 static void pace_cfg_from(const rd_github_config_t *cfg, rd_pace_config_t *pc)

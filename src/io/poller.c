@@ -56,6 +56,7 @@ struct prepo {
 
 struct ptarget {
     rd_target_kind_t kind;
+    bool broker; /* discovery: scaleset: the broker finds its jobs, never polled (docs/fleet.md) */
     char *owner, *repo, *scope;
     char **filter; /* org repos filter (names), NULL = all */
     size_t nfilter;
@@ -222,7 +223,11 @@ static void repo_drop(rd_poller_t *p, prepo_t *r, bool drop_demand)
 /* Which repositories does target t cover right now (full names)? */
 static void target_repo_names(const ptarget_t *t, const char ***names, size_t *n, char **tmp)
 {
-    if (t->kind == RD_TARGET_REPO) {
+    if (t->broker) {
+        *tmp = NULL;
+        *names = NULL;
+        *n = 0;
+    } else if (t->kind == RD_TARGET_REPO) {
         *tmp = rd_xasprintf("%s/%s", t->owner, t->repo);
         *names = rd_xmalloc(sizeof(char *));
         (*names)[0] = *tmp;
@@ -538,7 +543,7 @@ static void schedule(rd_poller_t *p)
     bool failed_now = false, full = false;
     for (size_t i = 0; i < p->ntargets; i++) {
         ptarget_t *t = p->targets[i];
-        if (t->kind != RD_TARGET_ORG || t->list_inflight)
+        if (t->kind != RD_TARGET_ORG || t->list_inflight || t->broker)
             continue;
         if (!p->started && !t->cycle)
             continue;
@@ -624,9 +629,11 @@ static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
         }
         if (t == NULL) {
             t = target_new(ct);
-            if (p->cycle_active && t->kind == RD_TARGET_ORG)
+            t->broker = ct->discovery == RD_DISCOVERY_SCALESET;
+            if (p->cycle_active && t->kind == RD_TARGET_ORG && !t->broker)
                 set_cycle(p, &t->cycle, true);
         }
+        t->broker = ct->discovery == RD_DISCOVERY_SCALESET;
         if (t->kind == RD_TARGET_ORG) {
             bool changed = t->nfilter != ct->nrepos;
             for (size_t k = 0; !changed && k < ct->nrepos; k++)
@@ -699,7 +706,7 @@ int rd_poller_run_once(rd_poller_t *p, rd_poller_cycle_cb cb, void *ud)
     p->cycle_cb = cb;
     p->cycle_ud = ud;
     for (size_t i = 0; i < p->ntargets; i++)
-        if (p->targets[i]->kind == RD_TARGET_ORG)
+        if (p->targets[i]->kind == RD_TARGET_ORG && !p->targets[i]->broker)
             set_cycle(p, &p->targets[i]->cycle, true);
     for (size_t i = 0; i < p->nrepos; i++)
         set_cycle(p, &p->repos[i]->cycle, true);

@@ -220,7 +220,7 @@ static void adopt_inspected(sup_t *s)
     size_t sent = 0;
     for (size_t i = 0; i < ad->nscopes; i++) {
         ticket_t *t = rd_sup_ticket_new(s, TK_ADOPT_LIST, 0, ad->scopes[i]);
-        if (rd_github_list_runners(s->gh, ad->scopes[i], adopt_list_cb, t) != 0) {
+        if (sup_reg_list(s, ad->scopes[i], adopt_list_cb, t) != 0) {
             rd_sup_ticket_end(t);
             ad->pending--;
         } else {

@@ -188,7 +188,14 @@ struct rd_supervisor {
     void *drain_ud;
     void (*closed)(void *ud);
     void *closed_ud;
+    rd_supervisor_registry_t reg; /* fleet mode's scopes (claims == NULL: none) */
 };
+
+/* The registry of a scope: GitHub's REST API, or the broker for fleet-mode scopes
+ * (supervisor_reg.c). */
+bool sup_reg_claims(const sup_t *s, const char *scope);
+int sup_reg_delete(sup_t *s, const char *scope, int64_t id, rd_github_done_cb cb, void *ud);
+int sup_reg_list(sup_t *s, const char *scope, rd_github_runners_cb cb, void *ud);
 
 /* supervisor.c */
 int64_t rd_sup_now_wall(void);

@@ -55,7 +55,7 @@ void rd_sup_delete_reg(sup_runner_t *r)
 {
     sup_t *s = r->sup;
     ticket_t *t = rd_sup_ticket_new(s, TK_DELETE, r->key, r->scope);
-    int rc = rd_github_delete_runner(s->gh, r->scope, r->m.runner_id, delete_cb, t);
+    int rc = sup_reg_delete(s, r->scope, r->m.runner_id, delete_cb, t);
     if (rc != 0) {
         rd_sup_ticket_end(t);
         /* Same path as a failed answer, but from the loop. */
@@ -131,9 +131,11 @@ static void register_jit(sup_runner_t *r, int64_t group_id)
     }
     const rd_pool_t *pool = &s->cfg->pools[r->pool];
     ticket_t *t = rd_sup_ticket_new(s, TK_JIT, r->key, r->scope);
-    int rc =
-        rd_github_generate_jitconfig(s->gh, r->scope, r->name, (const char *const *)pool->labels,
-                                     pool->nlabels, group_id, jit_cb, t);
+    int rc = sup_reg_claims(s, r->scope)
+                 ? s->reg.generate_jit(s->reg.ud, r->scope, pool->name, r->name, jit_cb, t)
+                 : rd_github_generate_jitconfig(s->gh, r->scope, r->name,
+                                                (const char *const *)pool->labels, pool->nlabels,
+                                                group_id, jit_cb, t);
     if (rc != 0) {
         rd_sup_ticket_end(t);
         rd_warn(COMP, "%s: cannot register: %s", r->name, rd_strerror(rc));
@@ -225,7 +227,7 @@ static void group_cb(void *ud, int err, int64_t group_id)
 void rd_sup_register_runner(sup_runner_t *r)
 {
     sup_t *s = r->sup;
-    if (strncmp(r->scope, "orgs/", 5) != 0) {
+    if (strncmp(r->scope, "orgs/", 5) != 0 || sup_reg_claims(s, r->scope)) {
         register_jit(r, 1);
         return;
     }
@@ -260,7 +262,7 @@ void rd_sup_orphan_delete(sup_t *s, const char *scope, int64_t runner_id, const 
 {
     ticket_t *t = rd_sup_ticket_new(s, TK_ORPHAN_DELETE, 0, scope);
     t->name = name ? rd_xstrdup(name) : rd_xasprintf("id %" PRId64, runner_id);
-    if (rd_github_delete_runner(s->gh, scope, runner_id, orphan_delete_cb, t) != 0) {
+    if (sup_reg_delete(s, scope, runner_id, orphan_delete_cb, t) != 0) {
         rd_warn(COMP, "cannot delete runner registration %s in %s", t->name, scope);
         rd_sup_ticket_end(t);
     }
@@ -403,7 +405,7 @@ void rd_sup_list_scope(sup_t *s, const char *scope)
         if (strcmp(s->listing[i], scope) == 0)
             return;
     ticket_t *t = rd_sup_ticket_new(s, TK_LIST, 0, scope);
-    if (rd_github_list_runners(s->gh, scope, list_cb, t) != 0) {
+    if (sup_reg_list(s, scope, list_cb, t) != 0) {
         rd_sup_ticket_end(t);
         return;
     }
@@ -428,7 +430,7 @@ void rd_supervisor_reconcile(rd_supervisor_t *s)
         if (busy)
             continue;
         ticket_t *t = rd_sup_ticket_new(s, TK_LIST, 0, scope);
-        if (rd_github_list_runners(s->gh, scope, list_cb, t) != 0) {
+        if (sup_reg_list(s, scope, list_cb, t) != 0) {
             rd_sup_ticket_end(t);
             continue;
         }
@@ -440,4 +442,31 @@ void rd_supervisor_reconcile(rd_supervisor_t *s)
 void rd_sup_on_reconcile_timer(uv_timer_t *t)
 {
     rd_supervisor_reconcile(rd_container_of(t, sup_t, t_reconcile));
+}
+
+bool sup_reg_claims(const sup_t *s, const char *scope)
+{
+    return s->reg.claims != NULL && s->reg.claims(s->reg.ud, scope);
+}
+
+int sup_reg_delete(sup_t *s, const char *scope, int64_t id, rd_github_done_cb cb, void *ud)
+{
+    if (sup_reg_claims(s, scope))
+        return s->reg.delete_runner(s->reg.ud, scope, id, cb, ud);
+    return rd_github_delete_runner(s->gh, scope, id, cb, ud);
+}
+
+int sup_reg_list(sup_t *s, const char *scope, rd_github_runners_cb cb, void *ud)
+{
+    if (sup_reg_claims(s, scope))
+        return s->reg.list_runners(s->reg.ud, scope, cb, ud);
+    return rd_github_list_runners(s->gh, scope, cb, ud);
+}
+
+void rd_supervisor_set_registry(rd_supervisor_t *s, const rd_supervisor_registry_t *reg)
+{
+    if (reg != NULL)
+        s->reg = *reg;
+    else
+        memset(&s->reg, 0, sizeof(s->reg));
 }

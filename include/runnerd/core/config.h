@@ -17,6 +17,9 @@ typedef enum { RD_PULL_MISSING = 0, RD_PULL_ALWAYS, RD_PULL_NEVER } rd_pull_t;
 
 typedef enum { RD_TARGET_REPO = 0, RD_TARGET_ORG } rd_target_kind_t;
 
+/* How a target's jobs are found: REST polling, or GitHub's scale-set broker (docs/fleet.md). */
+typedef enum { RD_DISCOVERY_POLL = 0, RD_DISCOVERY_SCALESET } rd_discovery_t;
+
 /* Where a node came from, for messages about it. */
 typedef struct {
     int line; /* 1-based */
@@ -60,11 +63,13 @@ typedef struct {
     size_t nrepos;
     size_t *pools; /* indexes into rd_config_t.pools that serve it (all when unset) */
     size_t npools;
+    rd_discovery_t discovery; /* discovery: poll (default) | scaleset */
     rd_pos_t pos;
 } rd_target_t;
 
 typedef struct {
     char *api_url; /* no trailing slash */
+    char *web_url; /* github.web_url, or derived from api_url (docs/fleet.md); no trailing slash */
     char *token_file;
     char *token_env;
     int64_t app_id; /* 0 when unset */
@@ -100,6 +105,7 @@ typedef struct {
     rd_docker_config_t docker;
     uint64_t shutdown_grace_ms;
     char *instance;            /* resolved ("auto" = hostname, sanitised) */
+    bool instance_explicit;    /* instance: was written (not auto): fleet mode needs it */
     char *listen;              /* "HOST:PORT" or NULL */
     char *webhook_secret_file; /* or NULL */
     rd_pos_t webhook_secret_file_pos;

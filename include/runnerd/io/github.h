@@ -83,6 +83,12 @@ typedef void (*rd_github_done_cb)(void *ud, int err);
 int rd_github_delete_runner(rd_github_t *gh, const char *scope, int64_t runner_id,
                             rd_github_done_cb cb, void *ud);
 
+/* POST registration-token of a scope (fleet mode's bootstrap). token is a secret (registered
+ * with the log redactor for the callback's duration). */
+typedef void (*rd_github_regtoken_cb)(void *ud, int err, const char *token, int64_t expires_ms);
+int rd_github_registration_token(rd_github_t *gh, const char *scope, rd_github_regtoken_cb cb,
+                                 void *ud);
+
 /** Earliest time (ms since epoch) at which a request to this scope may be sent; 0 = now. */
 int64_t rd_github_retry_at(const rd_github_t *gh, const char *scope);
 

@@ -79,6 +79,24 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
 void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg);
 
 /**
+ * Another registry than GitHub's REST API for some scopes (fleet mode: the scale-set
+ * broker's generatejitconfig and agents API, docs/fleet.md). For a scope that claims()
+ * answers true for, these replace rd_github_generate_jitconfig, delete_runner and
+ * list_runners (same callback contracts); the runner group is the scale set's.
+ */
+typedef struct {
+    bool (*claims)(void *ud, const char *scope);
+    int (*generate_jit)(void *ud, const char *scope, const char *pool, const char *name,
+                        rd_github_jit_cb cb, void *cbud);
+    int (*delete_runner)(void *ud, const char *scope, int64_t runner_id, rd_github_done_cb cb,
+                         void *cbud);
+    int (*list_runners)(void *ud, const char *scope, rd_github_runners_cb cb, void *cbud);
+    void *ud;
+} rd_supervisor_registry_t;
+/** Set (or with NULL clear) the registry; reg is copied. */
+void rd_supervisor_set_registry(rd_supervisor_t *s, const rd_supervisor_registry_t *reg);
+
+/**
  * Start one runner of cfg->pools[pool] for cfg->targets[target] (its scope),
  * started for job_id (0 for a min_idle warm runner). It is STARTING at once (the
  * scheduler counts it as supply), then registers and spawns. Returns 0 and the
