@@ -338,6 +338,17 @@ static void on_once_timer(uv_timer_t *t)
     }
 }
 
+static void on_once_fleet_timer(uv_timer_t *t)
+{
+    rd_daemon_t *d = rd_container_of(t, rd_daemon_t, once_timer);
+    if (!rd_fleet_settled(d->fleet))
+        return;
+    uv_timer_stop(t);
+    rd_fleet_print_dry(d->fleet, stdout);
+    fflush(stdout);
+    begin_close(d);
+}
+
 static void on_once_cycle(void *ud, size_t failed)
 {
     rd_daemon_t *d = ud;
@@ -356,6 +367,11 @@ static void on_once_cycle(void *ud, size_t failed)
         rd_sched_plan_free(&plan);
         rd_planner_input_free(&pi);
         free(snap);
+        if (d->fleet != NULL) {
+            /* docs/fleet.md: the plan says whether each scale set exists. */
+            uv_timer_start(&d->once_timer, on_once_fleet_timer, 50, 50);
+            return;
+        }
         begin_close(d);
         return;
     }
@@ -421,6 +437,8 @@ static void on_adopted(void *ud, int err)
                 rd_strerror(err));
     }
     if (d->opts.once) {
+        if (d->fleet != NULL)
+            rd_fleet_start(d->fleet);
         int rc = rd_poller_run_once(d->poller, on_once_cycle, d);
         if (rc != 0) {
             d->exit_code = 1;
@@ -514,7 +532,8 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
             goto run;
         }
     }
-    if (rd_fleet_wanted(d->cfg) && !opts->once) {
+    /* --once serves poll targets only; --once --dry-run looks the scale sets up. */
+    if (rd_fleet_wanted(d->cfg) && (!opts->once || opts->dry_run)) {
         rd_fleet_options_t fo = {.dry_run = opts->dry_run};
         rc = rd_fleet_new(&d->loop, d->cfg, d->gh, opts->dry_run ? NULL : d->sup, &fo, &d->fleet);
         if (rc != 0) {

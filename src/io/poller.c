@@ -607,7 +607,8 @@ static void schedule(rd_poller_t *p)
             d = 3600 * 1000;
         uv_timer_start(&p->timer, on_timer, (uint64_t)d, 0);
     }
-    if (failed_now)
+    /* A cycle with nothing to poll (every target served by the broker) ends at once. */
+    if (failed_now || p->cycle_pending == 0)
         cycle_check(p);
 }
 

@@ -7,6 +7,7 @@
 #include "runnerd/io/scaleset_client.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,6 +65,12 @@ static void set_failed(fset_t *s, const char *what, int err, long status)
 {
     s->errors++;
     s->failures++;
+    if (s->f->opt.dry_run) {
+        s->looked = true;
+        s->state = SS_BACKOFF;
+        rd_warn(COMP, "%s: %s failed: %s (HTTP %ld)", s->name, what, rd_strerror(err), status);
+        return;
+    }
     if (err == RD_EIO || status >= 500)
         s->healthy = false;
     uint64_t ms = BACKOFF_MIN_MS << (s->failures < 7 ? s->failures - 1 : 6);
@@ -185,6 +192,7 @@ static void on_set_found(void *ud, int err, long status, const char *body, size_
     if (rc == RD_ENOENT && err == 0) {
         if (s->f->opt.dry_run || p == NULL) {
             s->state = SS_MISSING;
+            s->looked = true;
             return;
         }
         char *b =
@@ -202,6 +210,8 @@ static void on_set_found(void *ud, int err, long status, const char *body, size_
     rd_ss_scale_set_free(&ss);
     if (s->f->opt.dry_run) {
         s->state = SS_IDLE;
+        s->looked = true;
+        s->labels_differ = !same;
         return;
     }
     if (!same) {
@@ -460,6 +470,14 @@ static void handle_message(fset_t *s, const char *body, size_t len)
         free(avail);
         ack(s, s->last_mid);
         return;
+    }
+    /* Every host is offered the same jobs (P 6.1): take a random k of them, not the
+     * first k, so that hosts rarely race for the same ids. */
+    for (size_t i = navail; i > 1; i--) {
+        size_t j = (size_t)(rnd(s->f) % i);
+        int64_t tmp = avail[i - 1];
+        avail[i - 1] = avail[j];
+        avail[j] = tmp;
     }
     for (unsigned i = 0; i < k; i++)
         seen_add(s, avail[i]);
@@ -867,7 +885,24 @@ void rd_fleet_close(rd_fleet_t *f, void (*closed)(void *ud), void *ud)
 bool rd_fleet_settled(const rd_fleet_t *f)
 {
     for (const fset_t *s = f->sets; s; s = s->next)
-        if (s->state != SS_IDLE && s->state != SS_MISSING && s->state != SS_BACKOFF)
+        if (!s->looked)
             return false;
     return true;
+}
+
+void rd_fleet_print_dry(const rd_fleet_t *f, FILE *out)
+{
+    for (const fset_t *s = f->sets; s; s = s->next) {
+        if (s->state == SS_BACKOFF)
+            fprintf(out,
+                    "{\"scale_set\":\"%s\",\"scope\":\"%s\",\"pool\":\"%s\","
+                    "\"exists\":null}\n",
+                    s->name, s->scope, s->pool);
+        else
+            fprintf(out,
+                    "{\"scale_set\":\"%s\",\"scope\":\"%s\",\"pool\":\"%s\","
+                    "\"exists\":%s,\"id\":%" PRId64 ",\"labels_match\":%s}\n",
+                    s->name, s->scope, s->pool, s->id ? "true" : "false", s->id,
+                    s->id && !s->labels_differ ? "true" : "false");
+    }
 }

@@ -74,6 +74,7 @@ struct fleet_set {
     int64_t last_repoll_ms;
     unsigned failures;
     bool conflict_logged, healthy, busy_step;
+    bool looked, labels_differ; /* dry run: the lookup answered (found, missing or failed) */
     uint64_t messages, acquired, conflicts, errors;
     int64_t seen[SEEN_MAX];
     size_t nseen;

@@ -79,6 +79,16 @@ def main():
         hosts = {}
         envs = {}
         try:
+            # 0. --once --dry-run says whether the scale set exists and creates nothing
+            dry = rdtest.Runnerd(tmp, host_cfg(broker, "host-a"), args=["--once", "--dry-run"],
+                                 name="dry")
+            code, out, err = dry.run(timeout=60)
+            assert code == 0, err
+            lines = [json.loads(x) for x in out.splitlines() if '"scale_set"' in x]
+            assert lines == [{"scale_set": "runnerd-host-a-linux", "scope": "orgs/acme",
+                              "pool": "linux", "exists": False, "id": 0,
+                              "labels_match": False}], out
+            assert broker.call("GET", "state")["scale_sets"] == [], "dry run created a scale set"
             for name in ("host-a", "host-b", "host-c"):
                 state = os.path.join(tmp, "docker-" + name)
                 os.makedirs(state)
@@ -87,6 +97,9 @@ def main():
                                              name=name).start()
             rdtest.wait_until(lambda: len([s for s in broker.call("GET", "state")["scale_sets"]
                                            if s["session"]]) == 3, 30, what="three sessions")
+            code, out, err = dry.run(timeout=60)
+            lines = [json.loads(x) for x in out.splitlines() if '"scale_set"' in x]
+            assert code == 0 and lines[0]["exists"] and lines[0]["labels_match"], out
             # 1. twelve jobs over three hosts
             t0 = time.time()
             ids = broker.call("POST", "jobs", {"repo": "acme/api", "labels": LABELS,

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "runnerd/core/config.h"
@@ -70,6 +71,9 @@ bool rd_fleet_healthy(const rd_fleet_t *f, char *reason, size_t reason_size);
 char *rd_fleet_status_merge(const rd_fleet_t *f, char *json, size_t *len);
 /** /metrics text with the runnerd_scaleset_* families appended (takes text). */
 char *rd_fleet_metrics_append(const rd_fleet_t *f, char *text, size_t *len);
+/** Dry run: one JSON line per scale set: {"scale_set","scope","pool","exists","id",
+ * "labels_match"} ("exists": null when the broker could not be asked). */
+void rd_fleet_print_dry(const rd_fleet_t *f, FILE *out);
 /** Dry run: true once every scale set was looked up (or failed). */
 bool rd_fleet_settled(const rd_fleet_t *f);
 
