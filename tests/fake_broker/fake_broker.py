@@ -567,8 +567,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                               "api-version=%s required" % API_VERSION)
         meth = self.command
         rel = rel.rstrip("/")
-        key = re.sub(r"/\d+", "/{id}", rel)
-        key = re.sub(r"sessions/[0-9a-f-]{36}", "sessions/{sessionId}", key)
+        key = re.sub(r"sessions/[0-9a-f-]{36}", "sessions/{sessionId}", rel)
+        key = re.sub(r"/\d+", "/{id}", key)
         with st.cond:
             self.count(st, "%s %s" % (meth, key))
             if key == "_apis/runtime/runnerscalesets/{id}/acquirejobs" and meth == "POST":
