@@ -5,8 +5,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "runnerd/core/common.h"
 
@@ -246,9 +248,80 @@ static void set_result(rd_webhook_outcome_t *out, rd_webhook_result_t r, int sta
     out->message = msg;
 }
 
+/* URL-decode s[0..n) (application/x-www-form-urlencoded: '+' is a space) into out,
+ * which has room for n bytes. Returns the decoded length, or -1 on a bad escape. */
+static ptrdiff_t form_decode(const char *s, size_t n, char *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            out[k++] = ' ';
+        } else if (s[i] == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (lo < 0)
+                return -1;
+            out[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[k++] = s[i];
+        }
+    }
+    return (ptrdiff_t)k;
+}
+
+int rd_webhook_form_payload(const char *body, size_t len, char **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    /* Fields are name=value joined by '&'; the name is compared decoded. */
+    for (size_t start = 0; start <= len;) {
+        const char *f = body + start;
+        const char *amp = memchr(f, '&', len - start);
+        size_t flen = amp ? (size_t)(amp - f) : len - start;
+        const char *eq = memchr(f, '=', flen);
+        if (eq != NULL) {
+            size_t nlen = (size_t)(eq - f);
+            char name[16];
+            ptrdiff_t dn = nlen < sizeof(name) ? form_decode(f, nlen, name) : -1;
+            if (dn == 7 && memcmp(name, "payload", 7) == 0) {
+                size_t vlen = flen - nlen - 1;
+                char *v = rd_xmalloc(vlen + 1);
+                ptrdiff_t dv = form_decode(eq + 1, vlen, v);
+                if (dv < 0) {
+                    free(v);
+                    return RD_EINVAL;
+                }
+                v[dv] = '\0';
+                *out = v;
+                *out_len = (size_t)dv;
+                return 0;
+            }
+        }
+        if (amp == NULL)
+            break;
+        start += flen + 1;
+    }
+    return RD_EINVAL;
+}
+
+bool rd_webhook_is_form(const char *content_type)
+{
+    static const char form[] = "application/x-www-form-urlencoded";
+    if (content_type == NULL)
+        return false;
+    while (*content_type == ' ' || *content_type == '\t')
+        content_type++;
+    size_t n = strcspn(content_type, ";");
+    while (n > 0 && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
+        n--;
+    return n == sizeof(form) - 1 && strncasecmp(content_type, form, n) == 0;
+}
+
 void rd_webhook_process(const void *secret, size_t secret_len, rd_webhook_dedup_t *dedup,
                         const char *event, const char *delivery, const char *signature,
-                        const char *body, size_t len, int64_t now_ms, rd_webhook_outcome_t *out)
+                        const char *content_type, const char *body, size_t len, int64_t now_ms,
+                        rd_webhook_outcome_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->action = RD_WEBHOOK_JOB_NONE;
@@ -287,10 +360,22 @@ void rd_webhook_process(const void *secret, size_t secret_len, rd_webhook_dedup_
         return;
     }
 
+    /* GitHub's default content type for a hook is a form whose payload field is the
+     * JSON; the signature above was over the form as sent. */
+    char *form = NULL;
+    if (rd_webhook_is_form(content_type)) {
+        if (rd_webhook_form_payload(body, len, &form, &len) != 0) {
+            set_result(out, RD_WEBHOOK_MALFORMED, 400, "form body without a payload field");
+            return;
+        }
+        body = form;
+    }
     char *action = NULL;
     rd_gh_job_t job;
     memset(&job, 0, sizeof(job));
-    if (rd_ghjson_parse_workflow_job_event(body, len, &action, &job) != 0) {
+    int prc = rd_ghjson_parse_workflow_job_event(body, len, &action, &job);
+    free(form);
+    if (prc != 0) {
         free(action);
         set_result(out, RD_WEBHOOK_MALFORMED, 400, "malformed workflow_job payload");
         return;

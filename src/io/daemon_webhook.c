@@ -13,13 +13,13 @@
 #define LOGC "daemon"
 
 static int cb_webhook(void *ud, const char *event, const char *delivery, const char *signature,
-                      const char *body, size_t len, const char **message)
+                      const char *content_type, const char *body, size_t len, const char **message)
 {
     rd_daemon_t *d = ud;
     rd_webhook_outcome_t o;
     int64_t now = rd_daemon_wall_ms();
     rd_webhook_process(d->webhook_secret, d->webhook_secret_len, d->dedup, event, delivery,
-                       signature, body, len, now, &o);
+                       signature, content_type, body, len, now, &o);
     if (o.result < RD_WEBHOOK_RESULT_COUNT)
         d->webhook_results[o.result]++;
     *message = o.message;

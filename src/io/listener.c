@@ -111,7 +111,7 @@ struct conn {
     size_t nheaders;
     sbuf_t url, field, value;
     bool last_was_value;
-    char *event, *delivery, *signature;
+    char *event, *delivery, *signature, *content_type;
     bool expect_continue;
     sbuf_t body;
     size_t body_limit;
@@ -343,7 +343,8 @@ static void request_reset(conn_t *c)
     free(c->event);
     free(c->delivery);
     free(c->signature);
-    c->event = c->delivery = c->signature = NULL;
+    free(c->content_type);
+    c->event = c->delivery = c->signature = c->content_type = NULL;
     c->expect_continue = false;
     c->l->body_bytes -= c->body.len;
     /* Keep a small body buffer for the next request, drop a big one. */
@@ -457,6 +458,8 @@ static void commit_header(conn_t *c)
         slot = &c->delivery;
     else if (strcasecmp(f, "X-Hub-Signature-256") == 0)
         slot = &c->signature;
+    else if (strcasecmp(f, "Content-Type") == 0)
+        slot = &c->content_type;
     else if (strcasecmp(f, "Expect") == 0 && strcasecmp(v, "100-continue") == 0)
         c->expect_continue = true;
     if (slot != NULL) {
@@ -571,7 +574,7 @@ static void dispatch(conn_t *c, bool finish)
         }
         {
             const char *msg = NULL;
-            int st = cb->webhook(cb->ud, c->event, c->delivery, c->signature,
+            int st = cb->webhook(cb->ud, c->event, c->delivery, c->signature, c->content_type,
                                  c->body.p ? c->body.p : "", c->body.len, &msg);
             if (st < 100 || st > 599)
                 st = 500;

@@ -65,7 +65,7 @@ static char *cb_status(void *ud, size_t *len)
 }
 
 static int cb_webhook(void *ud, const char *event, const char *delivery, const char *signature,
-                      const char *body, size_t len, const char **message)
+                      const char *content_type, const char *body, size_t len, const char **message)
 {
     char sig[RD_WEBHOOK_SIG_SIZE];
     if (signature != NULL && strcmp(signature, "sha256=fuzz") == 0) {
@@ -73,8 +73,8 @@ static int cb_webhook(void *ud, const char *event, const char *delivery, const c
         signature = sig;
     }
     rd_webhook_outcome_t o;
-    rd_webhook_process(SECRET, strlen(SECRET), dedup, event, delivery, signature, body, len,
-                       1700000000000LL, &o);
+    rd_webhook_process(SECRET, strlen(SECRET), dedup, event, delivery, signature, content_type,
+                       body, len, 1700000000000LL, &o);
     int st = o.http_status;
     *message = o.message;
     rd_webhook_outcome_clear(&o);

@@ -11,6 +11,8 @@
  *   bit 5         no secret configured
  *   bit 6         (not signing) no signature header at all: no line is read
  *   bit 7         (no delivery line) no delivery header at all
+ * A body that starts with "payload=" is sent as application/x-www-form-urlencoded
+ * (GitHub's default content type: the JSON URL-encoded in the payload field).
  * The outcome is checked against the order of rules in webhook.h, and an
  * accepted delivery is replayed to check the replay cache. */
 #include <stdbool.h>
@@ -109,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     bool sign = flags & 4, no_secret = flags & 32;
     char *event = (flags & 8) ? fz_take_line(&data, &size) : strdup("workflow_job");
-    char *delivery = (flags & 16) ? fz_take_line(&data, &size)
+    char *delivery = (flags & 16)    ? fz_take_line(&data, &size)
                      : (flags & 128) ? NULL
                                      : strdup("72d3162e-cc78-11e3-81ab-4c9367dc0958");
     char *signature = NULL;
@@ -132,8 +134,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rd_webhook_dedup_t *dedup = rd_webhook_dedup_new(4, MAX_AGE_MS);
     rd_webhook_outcome_t o;
     int64_t now = 1700000000000LL;
-    rd_webhook_process(secret, secret_len, dedup, event, delivery, sigp, body, size, now, &o);
+    const char *ctype = size >= 8 && memcmp(body, "payload=", 8) == 0
+                            ? "application/x-www-form-urlencoded"
+                            : "application/json";
+    rd_webhook_process(secret, secret_len, dedup, event, delivery, sigp, ctype, body, size, now,
+                       &o);
     check_outcome(&o);
+    if (o.result == RD_WEBHOOK_ACCEPTED && ctype[12] == 'x') {
+        /* Accepted as a form: its payload field decodes. */
+        char *json = NULL;
+        size_t jl = 0;
+        FZ_CHECK(rd_webhook_form_payload(body, size, &json, &jl) == 0 && json[jl] == '\0');
+        free(json);
+    }
     if (no_secret)
         FZ_CHECK(o.result == RD_WEBHOOK_DISABLED);
     else if (sign)
@@ -147,13 +160,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* GitHub redelivers with the same id: the second is a duplicate (a delivery
          * without an id, or with an empty one, is applied again: nothing to match) ... */
         bool has_id = delivery != NULL && delivery[0] != '\0';
-        rd_webhook_process(secret, secret_len, dedup, event, delivery, sigp, body, size,
+        rd_webhook_process(secret, secret_len, dedup, event, delivery, sigp, ctype, body, size,
                            now + 1000, &o);
         check_outcome(&o);
         FZ_CHECK(o.result == (has_id ? RD_WEBHOOK_DUPLICATE : RD_WEBHOOK_ACCEPTED));
         rd_webhook_outcome_clear(&o);
         /* ... until the id has aged out of the cache. */
-        rd_webhook_process(secret, secret_len, dedup, event, delivery, sigp, body, size,
+        rd_webhook_process(secret, secret_len, dedup, event, delivery, sigp, ctype, body, size,
                            now + MAX_AGE_MS + 1000, &o);
         check_outcome(&o);
         FZ_CHECK(o.result == RD_WEBHOOK_ACCEPTED);

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import sys
+import urllib.parse
 
 root, out = sys.argv[1], sys.argv[2]
 
@@ -67,6 +68,8 @@ for fx in fixtures:
     put("fuzz_webhook", bytes([SIGN | EVENT_LINE | DELIVERY_LINE]) + b"workflow_job\nd-1\n" + body)
     sig = "sha256=" + hmac.new(b"fuzz-webhook-secret", body, hashlib.sha256).hexdigest()
     put("fuzz_webhook", bytes([0]) + sig.encode() + b"\n" + body)
+    # GitHub's default content type: the JSON URL-encoded in a form's payload field.
+    put("fuzz_webhook", bytes([SIGN]) + b"payload=" + urllib.parse.quote_plus(body).encode())
 put("fuzz_webhook", bytes([SIGN | EVENT_LINE]) + b"ping\n{\"zen\":\"x\"}")
 put("fuzz_webhook", bytes([0]) + b"sha256=0000\n{}")
 put("fuzz_webhook", bytes([3, 2]) + bytes([1, 1, 3, 2, 0, 1, 41, 3, 0, 2, 101, 1, 0, 1]))

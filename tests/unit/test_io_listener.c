@@ -56,12 +56,12 @@ static char *cb_status(void *ud, size_t *len)
 }
 
 static int cb_webhook(void *ud, const char *event, const char *delivery, const char *signature,
-                      const char *body, size_t len, const char **message)
+                      const char *content_type, const char *body, size_t len, const char **message)
 {
     app_t *a = ud;
     rd_webhook_outcome_t o;
     rd_webhook_process(a->webhook_enabled ? secret : NULL, a->webhook_enabled ? strlen(secret) : 0,
-                       a->dedup, event, delivery, signature, body, len, 1000, &o);
+                       a->dedup, event, delivery, signature, content_type, body, len, 1000, &o);
     if (o.result == RD_WEBHOOK_ACCEPTED)
         a->applied++;
     *message = o.message;

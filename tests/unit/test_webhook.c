@@ -232,8 +232,8 @@ static void deliver(ctx_t *c, const char *event, const char *delivery, const cha
 {
     char sig[RD_WEBHOOK_SIG_SIZE];
     rd_webhook_sign(vec_secret, strlen(vec_secret), body, len, sig);
-    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, event, delivery, sig, body, len,
-                       1000, out);
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, event, delivery, sig,
+                       "application/json", body, len, 1000, out);
 }
 
 static void expect_fixture(ctx_t *c, const char *fixture, const char *delivery,
@@ -326,7 +326,7 @@ static void test_process_no_delivery_id(void **state)
     char *body = read_fixture("webhook-workflow_job-queued.json", &len);
     rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", NULL,
                        "sha256=0000000000000000000000000000000000000000000000000000000000000000",
-                       body, len, 1000, &o);
+                       NULL, body, len, 1000, &o);
     assert_int_equal(o.result, RD_WEBHOOK_BAD_SIGNATURE);
     rd_webhook_outcome_clear(&o);
     free(body);
@@ -340,13 +340,13 @@ static void test_process_bad_signature(void **state)
     rd_webhook_outcome_t o;
     char sig[RD_WEBHOOK_SIG_SIZE];
     rd_webhook_sign("wrong secret", 12, body, len, sig);
-    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", sig, body,
-                       len, 1000, &o);
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", sig, NULL,
+                       body, len, 1000, &o);
     assert_int_equal(o.result, RD_WEBHOOK_BAD_SIGNATURE);
     assert_int_equal(o.http_status, 401);
     rd_webhook_outcome_clear(&o);
-    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", NULL, body,
-                       len, 1000, &o);
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "bs-1", NULL, NULL,
+                       body, len, 1000, &o);
     assert_int_equal(o.http_status, 401);
     rd_webhook_outcome_clear(&o);
     /* A refused delivery is not remembered: its genuine redelivery is accepted. */
@@ -361,8 +361,8 @@ static void test_process_disabled(void **state)
 {
     ctx_t *c = *state;
     rd_webhook_outcome_t o;
-    rd_webhook_process(NULL, 0, c->dedup, "workflow_job", "x", vec_sig, vec_body, strlen(vec_body),
-                       0, &o);
+    rd_webhook_process(NULL, 0, c->dedup, "workflow_job", "x", vec_sig, NULL, vec_body,
+                       strlen(vec_body), 0, &o);
     assert_int_equal(o.result, RD_WEBHOOK_DISABLED);
     assert_int_equal(o.http_status, 404);
     rd_webhook_outcome_clear(&o);
@@ -439,6 +439,174 @@ static void test_names(void **state)
     assert_string_equal(rd_webhook_job_action_name(RD_WEBHOOK_JOB_IN_PROGRESS), "in_progress");
 }
 
+/* GitHub's default content type for a hook: application/x-www-form-urlencoded,
+ * the JSON URL-encoded in the payload field (issue 14 item 4). */
+
+static void test_form_payload(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *want; /* want NULL: RD_EINVAL */
+    } cases[] = {
+        {"payload=%7B%22a%22%3A1%7D", "{\"a\":1}"},
+        {"a=b&payload=x+y%21&c=d", "x y!"},
+        {"pay%6Coad=%7b%7D", "{}"}, /* the name is decoded too; escapes in either case */
+        {"payload=", ""},
+        {"payloads=1", NULL},
+        {"xpayload=1", NULL},
+        {"payload", NULL},
+        {"payload=%4", NULL},
+        {"payload=%zz", NULL},
+        {"payload=%", NULL},
+        {"", NULL},
+        {"a=1&b=2", NULL},
+    };
+    for (size_t i = 0; i < RD_ARRAY_SIZE(cases); i++) {
+        char *out = NULL;
+        size_t n = 7;
+        int rc = rd_webhook_form_payload(cases[i].body, strlen(cases[i].body), &out, &n);
+        if (cases[i].want == NULL) {
+            if (rc != RD_EINVAL || out != NULL)
+                fail_msg("'%s': rc %d, want RD_EINVAL", cases[i].body, rc);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("'%s': rc %d", cases[i].body, rc);
+        assert_int_equal(n, strlen(cases[i].want));
+        assert_string_equal(out, cases[i].want);
+        free(out);
+    }
+    /* A %00 decodes to a NUL byte inside the length (JSON parsing then refuses it). */
+    char *out = NULL;
+    size_t n = 0;
+    assert_int_equal(rd_webhook_form_payload("payload=a%00b", 13, &out, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "a\0b", 3);
+    free(out);
+}
+
+static void test_is_form(void **state)
+{
+    (void)state;
+    assert_true(rd_webhook_is_form("application/x-www-form-urlencoded"));
+    assert_true(rd_webhook_is_form("Application/X-WWW-Form-Urlencoded; charset=utf-8"));
+    assert_true(rd_webhook_is_form(" application/x-www-form-urlencoded ;"));
+    assert_false(rd_webhook_is_form("application/json"));
+    assert_false(rd_webhook_is_form("application/x-www-form-urlencodedx"));
+    assert_false(rd_webhook_is_form("multipart/form-data"));
+    assert_false(rd_webhook_is_form(""));
+    assert_false(rd_webhook_is_form(NULL));
+}
+
+/* body as GitHub sends it with content type form: payload=<JSON, URL-encoded>
+ * (spaces as '+', every byte but the unreserved ones as %XX, as Ruby's URI does). */
+static char *form_encode(const char *json, size_t len, size_t *out_len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = rd_xmalloc(8 + 3 * len + 1);
+    size_t k = 0;
+    memcpy(out, "payload=", 8);
+    k = 8;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)json[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '*') {
+            out[k++] = (char)ch;
+        } else if (ch == ' ') {
+            out[k++] = '+';
+        } else {
+            out[k++] = '%';
+            out[k++] = hex[ch >> 4];
+            out[k++] = hex[ch & 15];
+        }
+    }
+    out[k] = '\0';
+    *out_len = k;
+    return out;
+}
+
+static void test_process_form(void **state)
+{
+    ctx_t *c = *state;
+    static const char *const fixtures[] = {
+        "webhook-workflow_job-queued.json",
+        "webhook-workflow_job-queued-with-deployment.json",
+        "webhook-workflow_job-in_progress.json",
+        "webhook-workflow_job-in_progress-with-queued-steps.json",
+        "webhook-workflow_job-completed.json",
+        "webhook-workflow_job-completed-failure.json",
+        "webhook-workflow_job-waiting.json",
+    };
+    static const char form_type[] = "application/x-www-form-urlencoded";
+    for (size_t i = 0; i < RD_ARRAY_SIZE(fixtures); i++) {
+        size_t len, flen;
+        char *json = read_fixture(fixtures[i], &len);
+        char *form = form_encode(json, len, &flen);
+        char sig[RD_WEBHOOK_SIG_SIZE];
+        rd_webhook_outcome_t a, b;
+        /* The JSON delivery and the form delivery of the same payload agree. */
+        rd_webhook_sign(vec_secret, strlen(vec_secret), json, len, sig);
+        rd_webhook_process(vec_secret, strlen(vec_secret), NULL, "workflow_job", NULL, sig,
+                           "application/json", json, len, 1000, &a);
+        rd_webhook_sign(vec_secret, strlen(vec_secret), form, flen, sig);
+        rd_webhook_process(vec_secret, strlen(vec_secret), NULL, "workflow_job", NULL, sig,
+                           form_type, form, flen, 1000, &b);
+        if (b.result != RD_WEBHOOK_ACCEPTED)
+            fail_msg("%s as a form: %s (%s)", fixtures[i], rd_webhook_result_name(b.result),
+                     b.message);
+        assert_int_equal(a.result, RD_WEBHOOK_ACCEPTED);
+        assert_int_equal(b.http_status, 200);
+        assert_int_equal(b.action, a.action);
+        assert_int_equal(b.job.id, a.job.id);
+        assert_int_equal(b.job.run_id, a.job.run_id);
+        assert_string_equal(b.job.repo, a.job.repo);
+        assert_int_equal(b.job.nlabels, a.job.nlabels);
+        for (size_t k = 0; k < a.job.nlabels; k++)
+            assert_string_equal(b.job.labels[k], a.job.labels[k]);
+        rd_webhook_outcome_clear(&a);
+        rd_webhook_outcome_clear(&b);
+        /* The signature is over the form as sent, not over the JSON inside it. */
+        rd_webhook_sign(vec_secret, strlen(vec_secret), json, len, sig);
+        rd_webhook_process(vec_secret, strlen(vec_secret), NULL, "workflow_job", NULL, sig,
+                           form_type, form, flen, 1000, &b);
+        assert_int_equal(b.result, RD_WEBHOOK_BAD_SIGNATURE);
+        rd_webhook_outcome_clear(&b);
+        /* Said to be a form, a JSON body has no payload field: 400. */
+        rd_webhook_process(vec_secret, strlen(vec_secret), NULL, "workflow_job", NULL, sig,
+                           form_type, json, len, 1000, &b);
+        assert_int_equal(b.result, RD_WEBHOOK_MALFORMED);
+        assert_int_equal(b.http_status, 400);
+        rd_webhook_outcome_clear(&b);
+        free(form);
+        free(json);
+    }
+    /* The replay cache works the same for forms. */
+    size_t len, flen;
+    char *json = read_fixture("webhook-workflow_job-queued.json", &len);
+    char *form = form_encode(json, len, &flen);
+    char sig[RD_WEBHOOK_SIG_SIZE];
+    rd_webhook_sign(vec_secret, strlen(vec_secret), form, flen, sig);
+    rd_webhook_outcome_t o;
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "f-1", sig,
+                       form_type, form, flen, 1000, &o);
+    assert_int_equal(o.result, RD_WEBHOOK_ACCEPTED);
+    rd_webhook_outcome_clear(&o);
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "f-1", sig,
+                       form_type, form, flen, 2000, &o);
+    assert_int_equal(o.result, RD_WEBHOOK_DUPLICATE);
+    rd_webhook_outcome_clear(&o);
+    /* A malformed escape in the payload: 400, and not remembered. */
+    char bad[] = "payload=%7B%2";
+    rd_webhook_sign(vec_secret, strlen(vec_secret), bad, strlen(bad), sig);
+    rd_webhook_process(vec_secret, strlen(vec_secret), c->dedup, "workflow_job", "f-2", sig,
+                       form_type, bad, strlen(bad), 1000, &o);
+    assert_int_equal(o.result, RD_WEBHOOK_MALFORMED);
+    rd_webhook_outcome_clear(&o);
+    assert_false(rd_webhook_dedup_contains(c->dedup, "f-2", 1000));
+    free(form);
+    free(json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +632,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_unknown_action, setup, teardown),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_form_payload),
+        cmocka_unit_test(test_is_form),
+        cmocka_unit_test_setup_teardown(test_process_form, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

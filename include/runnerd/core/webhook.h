@@ -93,6 +93,19 @@ typedef struct {
 } rd_webhook_outcome_t;
 
 /**
+ * The JSON of a form-encoded delivery: body is application/x-www-form-urlencoded
+ * (GitHub's default content type for a webhook) and its `payload` field holds the
+ * URL-encoded JSON. *out (heap, NUL-terminated, *out_len bytes) is that field
+ * decoded ('+' is a space, %XX a byte). RD_EINVAL when there is no payload field
+ * or a %-escape is malformed.
+ */
+int rd_webhook_form_payload(const char *body, size_t len, char **out, size_t *out_len);
+
+/** True when a Content-Type value names application/x-www-form-urlencoded (any case,
+ * parameters such as charset allowed). */
+bool rd_webhook_is_form(const char *content_type);
+
+/**
  * Decide what to do with one delivery, in this order:
  *   no secret (NULL or empty)             -> 404 disabled
  *   signature missing/malformed/wrong     -> 401 bad_signature
@@ -101,17 +114,24 @@ typedef struct {
  *   event other than "workflow_job"       -> 202 ignored
  *   no or overlong X-GitHub-Delivery      -> 400 malformed
  *   delivery id in the replay cache       -> 200 duplicate
- *   body not a workflow_job event         -> 400 malformed
+ *   form body (content_type application/x-www-form-urlencoded) without a
+ *   well-formed payload field             -> 400 malformed
+ *   body (or its payload) not a workflow_job event -> 400 malformed
  *   action not queued/in_progress/completed/waiting -> 202 ignored (id remembered)
  *   otherwise                             -> 200 accepted, id remembered, action + job set.
  * A queued action whose job status is "waiting" (an environment approval) is
  * reported as RD_WEBHOOK_JOB_WAITING. Only deliveries that were authenticated
  * and parsed enter the replay cache, so a failed delivery can be redelivered.
+ * The signature is over the raw body whatever the content type; content_type
+ * (the Content-Type header, NULL when absent) chooses how the body is read:
+ * form-encoded (rd_webhook_is_form) or, otherwise, JSON as GitHub's
+ * application/json deliveries.
  * Always fills *out; the caller calls rd_webhook_outcome_clear afterwards.
  */
 void rd_webhook_process(const void *secret, size_t secret_len, rd_webhook_dedup_t *dedup,
                         const char *event, const char *delivery, const char *signature,
-                        const char *body, size_t len, int64_t now_ms, rd_webhook_outcome_t *out);
+                        const char *content_type, const char *body, size_t len, int64_t now_ms,
+                        rd_webhook_outcome_t *out);
 
 void rd_webhook_outcome_clear(rd_webhook_outcome_t *o);
 

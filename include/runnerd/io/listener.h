@@ -24,12 +24,12 @@ typedef struct rd_listener rd_listener_t;
  *           `reason` (write a NUL-terminated line into reason, at most reason_size bytes).
  * status:   GET /status. Return the JSON document of docs/status.md as a heap string
  *           (freed by the listener); *len gets its length. NULL -> 500.
- * webhook:  POST /webhook. event, delivery and signature are the values of the
- *           X-GitHub-Event, X-GitHub-Delivery and X-Hub-Signature-256 headers, or
- *           NULL when absent; body/len the raw body (not NUL-terminated; valid only
- *           during the call). Return the HTTP status and set *message to a static
- *           string for the response body. The daemon calls rd_webhook_process()
- *           and applies its outcome. Bodies over the limit never reach it (413).
+ * webhook:  POST /webhook. event, delivery, signature and content_type are the values
+ *           of the X-GitHub-Event, X-GitHub-Delivery, X-Hub-Signature-256 and
+ *           Content-Type headers, or NULL when absent; body/len the raw body (not NUL-terminated;
+ * valid only during the call). Return the HTTP status and set *message to a static string for the
+ * response body. The daemon calls rd_webhook_process() and applies its outcome. Bodies over the
+ * limit never reach it (413).
  */
 typedef struct {
     void *ud;
@@ -37,7 +37,7 @@ typedef struct {
     bool (*healthz)(void *ud, char *reason, size_t reason_size);
     char *(*status)(void *ud, size_t *len);
     int (*webhook)(void *ud, const char *event, const char *delivery, const char *signature,
-                   const char *body, size_t len, const char **message);
+                   const char *content_type, const char *body, size_t len, const char **message);
 } rd_listener_cbs_t;
 
 typedef struct {
