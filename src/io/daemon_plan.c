@@ -276,8 +276,9 @@ void rd_daemon_run_schedule(rd_daemon_t *d)
             dry_plan = more;
             continue;
         }
-        rd_info("sched", "%s pool %s: demand %u supply %u: starting %u%s%s", scope, pool,
-                dec->demand, dec->supply, dec->start, lim ? " (limit " : "", lim ? lim : "");
+        rd_logc(RD_LOG_INFO, "sched", &(const rd_log_ctx_t){.scope = scope, .pool = pool},
+                "%s pool %s: demand %u supply %u: starting %u%s%s", scope, pool, dec->demand,
+                dec->supply, dec->start, lim ? " (limit " : "", lim ? lim : "");
         for (unsigned k = 0; k < dec->start; k++) {
             uint64_t key = 0;
             int64_t job = dec->job_ids != NULL ? dec->job_ids[k] : 0;
@@ -320,8 +321,9 @@ void rd_daemon_log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan)
         for (size_t k = 0; k < uj->nlabels && off < sizeof(labels) - 1; k++)
             off += (size_t)snprintf(labels + off, sizeof(labels) - off, "%s%s", k ? "," : "",
                                     uj->labels[k]);
-        rd_warn("sched", "job %" PRId64 " in %s (runs-on: %s) matches no pool: not served", uj->id,
-                uj->repo, labels);
+        rd_logc(RD_LOG_WARN, "sched", &(const rd_log_ctx_t){.job = uj->id},
+                "job %" PRId64 " in %s (runs-on: %s) matches no pool: not served", uj->id, uj->repo,
+                labels);
     }
 }
 

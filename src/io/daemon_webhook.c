@@ -47,7 +47,8 @@ static int cb_webhook(void *ud, const char *event, const char *delivery, const c
                          job->created_ms ? job->created_ms : now, now, target);
         if (d->poller != NULL)
             rd_poller_note_activity(d->poller, job->repo);
-        rd_info("webhook", "job %" PRId64 " queued in %s", job->id, job->repo);
+        rd_logc(RD_LOG_INFO, "webhook", &(const rd_log_ctx_t){.job = job->id},
+                "job %" PRId64 " queued in %s", job->id, job->repo);
         /* Schedule now rather than on the next loop turn: this is the fast path. */
         rd_daemon_schedule_now(d);
         break;

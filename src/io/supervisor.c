@@ -221,7 +221,8 @@ void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
         r->target = rd_sup_target_index(cfg, r->scope);
         r->pool = rd_sup_pool_index(cfg, r->pool_name);
         if (r->pool == NONE && !r->done && r->m.state != RD_RUNNER_EXITED) {
-            rd_info(COMP, "%s: pool %s removed; stopping it unless busy", r->name, r->pool_name);
+            rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: pool %s removed; stopping it unless busy",
+                    r->name, r->pool_name);
             /* It may have taken a job since the last runner list: stopping it now would
              * cancel that job. Stop it once a fresh list says it is not busy (list_cb). */
             if (r->m.runner_id == 0 || r->m.registering)

@@ -37,6 +37,11 @@
 
 #define NONE ((size_t)-1)
 #define COMP "supervisor"
+/* What a runner's log lines concern: JSON lines carry its name, pool, scope
+ * and job (docs/operating.md). */
+#define SUP_CTX(r)                                                                                 \
+    (&(const rd_log_ctx_t){                                                                        \
+        .runner = (r)->name, .pool = (r)->pool_name, .scope = (r)->scope, .job = (r)->m.job_id})
 #define CAPTURE_MAX (1u << 20)
 #define DELETE_ATTEMPTS 10
 #define ADOPT_MIN_STARTUP_MS 60000

@@ -97,9 +97,11 @@ static void proc_log_line(sup_proc_t *p, bool is_err, char *line, size_t n, bool
     if (n == 0)
         return;
     const char *more = truncated ? " [truncated]" : "";
+    const sup_runner_t *r = p->key ? rd_sup_find_key(p->sup, p->key) : NULL;
+    const rd_log_ctx_t *ctx = r ? SUP_CTX(r) : &(const rd_log_ctx_t){.runner = p->label};
     if (p->kind == PK_RUN || p->kind == PK_WAIT) {
         if (budget_take(p))
-            rd_info("runner", "%s: %.*s%s", p->label, (int)n, line, more);
+            rd_logc(RD_LOG_INFO, "runner", ctx, "%s: %.*s%s", p->label, (int)n, line, more);
     } else if (is_err) {
         rd_info("docker", "docker %s %s: %.*s%s", proc_kind_names[p->kind], p->label, (int)n, line,
                 more);
@@ -441,7 +443,8 @@ static void proc_finished(sup_proc_t *p)
     switch (p->kind) {
     case PK_RUN:
         if (r) {
-            rd_info(COMP, "%s: docker run exited with %" PRId64 "%s", p->label, code,
+            rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: docker run exited with %" PRId64 "%s",
+                    p->label, code,
                     code == 125 ? " (docker error: image missing or daemon unreachable?)" : "");
             rd_sup_feed(r, RD_REV_CHILD_EXIT, code);
         }
@@ -456,7 +459,8 @@ static void proc_finished(sup_proc_t *p)
                         p->label, code);
                 c = -1;
             }
-            rd_info(COMP, "%s: container exited with %" PRId64, p->label, c);
+            rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: container exited with %" PRId64, p->label,
+                    c);
             rd_sup_feed(r, RD_REV_CHILD_EXIT, c);
         }
         break;

@@ -110,8 +110,8 @@ static void delete_cb(void *ud, int err)
     if (r == NULL)
         return;
     if (err == 0 || err == RD_ENOENT) {
-        rd_info(COMP, "%s: runner registration %" PRId64 " %s", r->name, r->m.runner_id,
-                err == 0 ? "deleted" : "already gone");
+        rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: runner registration %" PRId64 " %s", r->name,
+                r->m.runner_id, err == 0 ? "deleted" : "already gone");
         rd_sup_feed(r, RD_REV_DELETED, 0);
         return;
     }
@@ -138,7 +138,7 @@ static void register_jit(sup_runner_t *r, int64_t group_id)
                                                 group_id, jit_cb, t);
     if (rc != 0) {
         rd_sup_ticket_end(t);
-        rd_warn(COMP, "%s: cannot register: %s", r->name, rd_strerror(rc));
+        rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: cannot register: %s", r->name, rd_strerror(rc));
         rd_sup_feed(r, RD_REV_REGISTER_FAILED, 0);
     }
 }
@@ -172,13 +172,14 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     }
     free(scope);
     if (err != 0 || encoded_jit == NULL) {
-        rd_warn(COMP, "%s: generate-jitconfig failed: %s", r->name,
+        rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: generate-jitconfig failed: %s", r->name,
                 rd_strerror(err ? err : RD_EPROTO));
         if (jit_maybe_made(err)) {
             /* GitHub may have made it (the answer was lost, or came after the timeout;
              * a 409 says the name exists). Read the scope's runner list for a while:
              * list_cb deletes registrations of ours that no runner tracks once offline. */
-            rd_info(COMP, "%s: the registration may exist on GitHub; looking for it to delete it",
+            rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r),
+                    "%s: the registration may exist on GitHub; looking for it to delete it",
                     r->name);
             suspect_add_until(s, r->scope, rd_sup_now_wall() + JIT_LOST_WATCH_MS);
         }
@@ -187,8 +188,9 @@ static void jit_cb(void *ud, int err, int64_t runner_id, const char *encoded_jit
     }
     /* The log redactor already knows this secret (github.c registers it). */
     r->registered_ms = rd_sup_now_wall();
-    rd_debug(COMP, "%s: registered as runner %" PRId64 " after %" PRId64 " ms", r->name, runner_id,
-             r->registered_ms - r->m.created_ms);
+    rd_logc(RD_LOG_DEBUG, COMP, SUP_CTX(r),
+            "%s: registered as runner %" PRId64 " after %" PRId64 " ms", r->name, runner_id,
+            r->registered_ms - r->m.created_ms);
     r->jit = encoded_jit;
     free(r->jit_copy);
     r->jit_copy = rd_xstrdup(encoded_jit);
@@ -207,8 +209,8 @@ static void group_cb(void *ud, int err, int64_t group_id)
     if (r == NULL)
         return;
     if (err != 0) {
-        rd_warn(COMP, "%s: runner group '%s' of %s: %s", r->name, r->group, r->scope,
-                rd_strerror(err));
+        rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: runner group '%s' of %s: %s", r->name, r->group,
+                r->scope, rd_strerror(err));
         rd_sup_feed(r, RD_REV_REGISTER_FAILED, 0);
         return;
     }
@@ -242,7 +244,8 @@ void rd_sup_register_runner(sup_runner_t *r)
     int rc = rd_github_runner_group_id(s->gh, r->scope, r->group, group_cb, t);
     if (rc != 0) {
         rd_sup_ticket_end(t);
-        rd_warn(COMP, "%s: cannot look up runner group: %s", r->name, rd_strerror(rc));
+        rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: cannot look up runner group: %s", r->name,
+                rd_strerror(rc));
         rd_sup_feed(r, RD_REV_REGISTER_FAILED, 0);
     }
 }

@@ -22,7 +22,7 @@ void rd_sup_on_restop_timer(uv_timer_t *t)
     sup_runner_t *r = rd_container_of(t, sup_runner_t, t_retry);
     if (r->done || r->m.state != RD_RUNNER_STOPPING || !r->m.has_container || r->stop_inflight)
         return;
-    rd_info(COMP, "%s: stopping again (docker stop)", r->name);
+    rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: stopping again (docker stop)", r->name);
     rd_sup_docker_simple(r->sup, PK_STOP, r->key, r->name);
 }
 
@@ -74,27 +74,29 @@ static void on_startup_timer(uv_timer_t *t)
     if (r->adopted && !r->gh_seen && r->m.state == RD_RUNNER_STARTING) {
         /* Adopted while GitHub could not be asked, and still no runner list: it may be
          * running a job. Do not stop it blind; wait for GitHub to answer. */
-        rd_warn(COMP, "%s: adopted runner's GitHub status still unknown; not stopping it yet",
-                r->name);
+        rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r),
+                "%s: adopted runner's GitHub status still unknown; not stopping it yet", r->name);
         uv_timer_start(&r->t_startup, on_startup_timer, ADOPT_MIN_STARTUP_MS, 0);
         return;
     }
     if (r->m.state == RD_RUNNER_STARTING)
-        rd_warn(COMP, "%s: not online within its startup timeout; stopping it", r->name);
+        rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r),
+                "%s: not online within its startup timeout; stopping it", r->name);
     rd_sup_feed(r, RD_REV_STARTUP_TIMER, 0);
 }
 
 static void on_job_timer(uv_timer_t *t)
 {
     sup_runner_t *r = rd_container_of(t, sup_runner_t, t_job);
-    rd_warn(COMP, "%s: over its job timeout; stopping it", r->name);
+    rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: over its job timeout; stopping it", r->name);
     rd_sup_feed(r, RD_REV_JOB_TIMER, 0);
 }
 
 static void on_kill_timer(uv_timer_t *t)
 {
     sup_runner_t *r = rd_container_of(t, sup_runner_t, t_kill);
-    rd_warn(COMP, "%s: still running after docker stop; killing it", r->name);
+    rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: still running after docker stop; killing it",
+            r->name);
     rd_sup_feed(r, RD_REV_KILL_TIMER, 0);
 }
 
@@ -178,13 +180,13 @@ static void pool_failure(sup_t *s, sup_runner_t *r)
     char buf[96];
     const char *why = failure_reason(r, buf, sizeof buf);
     if (ps == NULL) {
-        rd_warn(COMP, "%s: failed (%s)", r->name, why);
+        rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: failed (%s)", r->name, why);
         return;
     }
     ps->failures++;
     uint64_t d = rd_backoff_fail(&ps->b, (uint64_t)rd_sup_now_wall(), rd_sup_rnd(s));
-    rd_warn(COMP, "%s: failed (%s); pool %s backs off %.1fs (%u in a row)", r->name, why, ps->name,
-            (double)d / 1000.0, ps->b.failures);
+    rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: failed (%s); pool %s backs off %.1fs (%u in a row)",
+            r->name, why, ps->name, (double)d / 1000.0, ps->b.failures);
     if (!ps->degraded && ps->b.failures >= s->opt.degraded_after) {
         ps->degraded = true;
         rd_error(COMP, "pool %s is degraded: %u runners failed in a row (last: %s)", ps->name,
@@ -200,7 +202,8 @@ static void pool_success(sup_t *s, sup_runner_t *r)
     if (ps == NULL)
         return;
     if (ps->degraded)
-        rd_info(COMP, "pool %s recovered: %s came online", ps->name, r->name);
+        rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "pool %s recovered: %s came online", ps->name,
+                r->name);
     ps->degraded = false;
     rd_backoff_success(&ps->b);
 }
@@ -209,7 +212,8 @@ static void do_spawn(sup_runner_t *r)
 {
     sup_t *s = r->sup;
     if (r->pool == NONE || r->jit == NULL) {
-        rd_error(COMP, "%s: pool %s is gone; not starting it", r->name, r->pool_name);
+        rd_logc(RD_LOG_ERROR, COMP, SUP_CTX(r), "%s: pool %s is gone; not starting it", r->name,
+                r->pool_name);
         rd_sup_feed(r, RD_REV_SPAWN_FAILED, 0);
         return;
     }
@@ -226,10 +230,10 @@ static void do_spawn(sup_runner_t *r)
     char **argv = NULL;
     int rc = rd_dockerargv_run(&in, &argv);
     if (rc != 0) {
-        rd_error(COMP,
-                 "%s: refusing to build docker run argv: %s (check pool %s: image, network, "
-                 "env keys, runtime, platform)",
-                 r->name, rd_strerror(rc), pool->name);
+        rd_logc(RD_LOG_ERROR, COMP, SUP_CTX(r),
+                "%s: refusing to build docker run argv: %s (check pool %s: image, network, "
+                "env keys, runtime, platform)",
+                r->name, rd_strerror(rc), pool->name);
         rd_sup_feed(r, RD_REV_SPAWN_FAILED, 0);
         return;
     }
@@ -240,7 +244,7 @@ static void do_spawn(sup_runner_t *r)
         rd_sup_feed(r, RD_REV_SPAWN_FAILED, 0);
         return;
     }
-    rd_info(COMP,
+    rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r),
             "%s: docker run spawned (pool %s, scope %s, runner id %" PRId64 ", job %" PRId64 ")",
             r->name, r->pool_name, r->scope, r->m.runner_id, r->m.job_id);
     rd_sup_feed(r, RD_REV_SPAWNED, 0);
@@ -269,18 +273,19 @@ void rd_sup_apply(sup_runner_t *r, const rd_runner_actions_t *a)
     if (f & RD_RACT_COUNT_SUCCESS)
         pool_success(s, r);
     if (f & RD_RACT_CHANGED) {
-        rd_debug(COMP, "%s: %s", r->name, rd_runner_state_name(r->m.state));
+        rd_logc(RD_LOG_DEBUG, COMP, SUP_CTX(r), "%s: %s", r->name,
+                rd_runner_state_name(r->m.state));
         rd_sup_schedule_changed(s);
     }
     if (f & RD_RACT_STOP_CONTAINER) {
-        rd_info(COMP, "%s: stopping (docker stop)", r->name);
+        rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: stopping (docker stop)", r->name);
         if (!r->stop_inflight)
             rd_sup_docker_simple(s, PK_STOP, r->key, r->name);
     }
     if (f & RD_RACT_KILL_CONTAINER)
         rd_sup_docker_simple(s, PK_KILL, r->key, r->name);
     if (f & RD_RACT_RELEASE) {
-        rd_info(COMP, "%s: exited; capacity released", r->name);
+        rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: exited; capacity released", r->name);
         if (s->cbs.exited != NULL) {
             rd_supervisor_runner_info_t ri;
             rd_sup_runner_info(r, rd_sup_now_wall(), &ri);
@@ -294,7 +299,7 @@ void rd_sup_apply(sup_runner_t *r, const rd_runner_actions_t *a)
     if (f & RD_RACT_DELETE_REG)
         rd_sup_delete_reg(r);
     if (f & RD_RACT_DONE) {
-        rd_debug(COMP, "%s: done", r->name);
+        rd_logc(RD_LOG_DEBUG, COMP, SUP_CTX(r), "%s: done", r->name);
         rd_sup_runner_close(r);
         rd_sup_schedule_changed(s);
     }
@@ -347,8 +352,8 @@ int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t 
     rd_runner_limits_t lim = rd_sup_limits_for(s, pool);
     rd_runner_actions_t a;
     rd_runner_init(&r->m, &lim, job_id, now, &a);
-    rd_info(COMP, "%s: starting for job %" PRId64 " in %s (pool %s)", r->name, job_id, r->scope,
-            p->name);
+    rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: starting for job %" PRId64 " in %s (pool %s)",
+            r->name, job_id, r->scope, p->name);
     rd_sup_apply(r, &a);
     if (key_out)
         *key_out = r->key;
