@@ -28,6 +28,7 @@
     X(K_STATUS, "status", true)                                                                    \
     X(K_LABELS, "labels", true)                                                                    \
     X(K_CREATED_AT, "created_at", true)                                                            \
+    X(K_STARTED_AT, "started_at", true)                                                            \
     X(K_RUNNER_ID, "runner_id", true)                                                              \
     X(K_RUNNER_NAME, "runner_name", true)                                                          \
     X(K_NAME, "name", true)                                                                        \
@@ -310,7 +311,7 @@ void rd_gh_job_clear(rd_gh_job_t *j)
 
 static int job_from(json_object *o, rd_gh_job_t *j)
 {
-    const char *status, *created, *rname;
+    const char *status, *created, *started = NULL, *rname;
     memset(j, 0, sizeof(*j));
     if (!json_object_is_type(o, json_type_object))
         return RD_EPROTO;
@@ -322,6 +323,14 @@ static int job_from(json_object *o, rd_gh_job_t *j)
     j->status = rd_gh_status_parse(status);
     if (created != NULL && rd_parse_rfc3339_ms(created, &j->created_ms) != 0)
         return RD_EPROTO;
+    /* started_at is optional (a queued job has none; older fixtures lack it): only a
+     * string of the right shape counts. */
+    json_object *so;
+    if (json_object_object_get_ex(o, keys[K_STARTED_AT].name, &so) &&
+        json_object_is_type(so, json_type_string))
+        started = json_object_get_string(so);
+    if (started != NULL && rd_parse_rfc3339_ms(started, &j->started_ms) != 0)
+        j->started_ms = 0;
     if (get_labels(o, K_LABELS, false, &j->labels, &j->nlabels) != 0)
         return RD_EPROTO;
     j->runner_name = dup_or_null(rname);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,59 @@ static const char *const webhook_names[RD_METRICS_WEBHOOK_COUNT] = {
     "accepted",      "duplicate", "ping",      "ignored",
     "bad_signature", "malformed", "too_large", "disabled"};
 
+/* Buckets a Prometheus user would pick for each question: a job waits seconds
+ * with webhooks and up to an hour on a full host; a runner comes online in
+ * seconds unless its image is pulled; jobs last minutes to hours. */
+static const double queue_wait_bounds[] = {1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600};
+static const double startup_bounds[] = {1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600};
+static const double duration_bounds[] = {10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600};
+
+const double *rd_metrics_hist_bounds(rd_metrics_hist_kind_t kind, size_t *n)
+{
+    switch (kind) {
+    case RD_METRICS_HIST_QUEUE_WAIT:
+        *n = RD_ARRAY_SIZE(queue_wait_bounds);
+        return queue_wait_bounds;
+    case RD_METRICS_HIST_STARTUP:
+        *n = RD_ARRAY_SIZE(startup_bounds);
+        return startup_bounds;
+    case RD_METRICS_HIST_DURATION:
+        *n = RD_ARRAY_SIZE(duration_bounds);
+        return duration_bounds;
+    case RD_METRICS_HIST_POLL:
+    case RD_METRICS_HIST_KIND_COUNT:
+        break;
+    }
+    *n = RD_METRICS_POLL_BUCKETS;
+    return rd_metrics_poll_bounds;
+}
+
+void rd_metrics_hist_init(rd_metrics_hist_t *h, rd_metrics_hist_kind_t kind)
+{
+    memset(h, 0, sizeof(*h));
+    h->kind = kind;
+}
+
 void rd_metrics_hist_observe(rd_metrics_hist_t *h, double seconds)
 {
     if (!(seconds >= 0)) /* NaN or negative: a clock step; count it as 0 */
         seconds = 0;
+    size_t nb;
+    const double *bounds = rd_metrics_hist_bounds(h->kind, &nb);
     size_t i = 0;
-    while (i < RD_METRICS_POLL_BUCKETS && seconds > rd_metrics_poll_bounds[i])
+    while (i < nb && seconds > bounds[i])
         i++;
     h->counts[i]++;
     h->count++;
     h->sum += seconds;
+}
+
+void rd_metrics_hist_merge(rd_metrics_hist_t *dst, const rd_metrics_hist_t *src)
+{
+    for (size_t i = 0; i <= RD_METRICS_MAX_BUCKETS; i++)
+        dst->counts[i] += src->counts[i];
+    dst->count += src->count;
+    dst->sum += src->sum;
 }
 
 void rd_metrics_snapshot_init(rd_metrics_snapshot_t *s)
@@ -116,6 +160,47 @@ static void buf_double(buf_t *b, double v)
         buf_printf(b, "%.15g", v);
 }
 
+/* One histogram's series: NAME_bucket (cumulative, le as Go prints it, +Inf),
+ * NAME_sum and NAME_count, with the pool label when POOL is set. */
+static void buf_hist(buf_t *b, const char *name, const char *pool, const rd_metrics_hist_t *h)
+{
+    size_t nb;
+    const double *bounds = rd_metrics_hist_bounds(h->kind, &nb);
+    char lab[600] = "";
+    if (pool != NULL) {
+        char esc[512];
+        rd_metrics_escape_label(pool, esc, sizeof(esc));
+        snprintf(lab, sizeof(lab), "pool=\"%s\",", esc);
+    }
+    uint64_t cum = 0;
+    for (size_t i = 0; i < nb; i++) {
+        cum += h->counts[i];
+        buf_printf(b, "%s_bucket{%sle=\"", name, lab);
+        buf_double(b, bounds[i]);
+        buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
+    }
+    cum += h->counts[nb];
+    buf_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, lab, (unsigned long long)cum);
+    if (pool != NULL)
+        lab[strlen(lab) - 1] = '\0'; /* no trailing comma */
+    buf_printf(b, "%s_sum%s%s%s ", name, pool ? "{" : "", lab, pool ? "}" : "");
+    buf_double(b, h->sum);
+    buf_printf(b, "\n%s_count%s%s%s %llu\n", name, pool ? "{" : "", lab, pool ? "}" : "",
+               (unsigned long long)cum);
+}
+
+/* A per-pool histogram family; a pool's zeroed histogram gets KIND's buckets. */
+static void pool_hists(buf_t *b, const rd_metrics_snapshot_t *s, const char *name, const char *help,
+                       size_t offset, rd_metrics_hist_kind_t kind)
+{
+    head(b, name, "histogram", help);
+    for (size_t i = 0; i < s->npools; i++) {
+        rd_metrics_hist_t h = *(const rd_metrics_hist_t *)((const char *)&s->pools[i] + offset);
+        h.kind = kind;
+        buf_hist(b, name, s->pools[i].name, &h);
+    }
+}
+
 char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
 {
     buf_t b = {rd_xmalloc(8192), 0, 8192};
@@ -142,9 +227,9 @@ char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
         buf_label(&b, s->pools[i].name);
         buf_printf(&b, "\"} %lld\n", (long long)s->pools[i].queued_jobs);
     }
-    head(&b, "runnerd_queued_jobs_total", "gauge",
+    head(&b, "runnerd_all_queued_jobs", "gauge",
          "All queued jobs known from polls and webhooks, matched or not.");
-    buf_printf(&b, "runnerd_queued_jobs_total %lld\n", (long long)s->queued_jobs_total);
+    buf_printf(&b, "runnerd_all_queued_jobs %lld\n", (long long)s->queued_jobs_all);
     head(&b, "runnerd_unmatched_jobs", "gauge", "Queued jobs whose labels no pool serves.");
     buf_printf(&b, "runnerd_unmatched_jobs %lld\n", (long long)s->unmatched_jobs);
 
@@ -191,6 +276,16 @@ char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
         buf_printf(&b, "\"} %llu\n", (unsigned long long)s->pools[i].failures_total);
     }
 
+    pool_hists(&b, s, "runnerd_job_queue_wait_seconds",
+               "Jobs run by this instance's runners: GitHub's started_at minus created_at.",
+               offsetof(rd_metrics_pool_t, queue_wait), RD_METRICS_HIST_QUEUE_WAIT);
+    pool_hists(&b, s, "runnerd_runner_startup_seconds",
+               "Runners: docker run spawned to the runner online on GitHub.",
+               offsetof(rd_metrics_pool_t, startup), RD_METRICS_HIST_STARTUP);
+    pool_hists(&b, s, "runnerd_job_duration_seconds",
+               "Jobs on this instance's runners: the runner busy to its exit.",
+               offsetof(rd_metrics_pool_t, job_duration), RD_METRICS_HIST_DURATION);
+
     head(&b, "runnerd_targets", "gauge", "Configured targets (repositories and organisations).");
     buf_printf(&b, "runnerd_targets %lld\n", (long long)s->targets);
     head(&b, "runnerd_targets_backoff", "gauge", "Targets backing off after poll errors.");
@@ -221,19 +316,9 @@ char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
 
     head(&b, "runnerd_poll_duration_seconds", "histogram",
          "Duration of one target's discovery cycle (runs, jobs, pages).");
-    uint64_t cum = 0;
-    for (int i = 0; i < RD_METRICS_POLL_BUCKETS; i++) {
-        cum += s->poll_duration.counts[i];
-        buf_printf(&b, "runnerd_poll_duration_seconds_bucket{le=\"");
-        buf_double(&b, rd_metrics_poll_bounds[i]);
-        buf_printf(&b, "\"} %llu\n", (unsigned long long)cum);
-    }
-    cum += s->poll_duration.counts[RD_METRICS_POLL_BUCKETS];
-    buf_printf(&b, "runnerd_poll_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-               (unsigned long long)cum);
-    buf_printf(&b, "runnerd_poll_duration_seconds_sum ");
-    buf_double(&b, s->poll_duration.sum);
-    buf_printf(&b, "\nrunnerd_poll_duration_seconds_count %llu\n", (unsigned long long)cum);
+    rd_metrics_hist_t poll = s->poll_duration;
+    poll.kind = RD_METRICS_HIST_POLL;
+    buf_hist(&b, "runnerd_poll_duration_seconds", NULL, &poll);
 
     head(&b, "runnerd_webhook_deliveries_total", "counter", "Webhook deliveries by result.");
     for (int r = 0; r < RD_METRICS_WEBHOOK_COUNT; r++)

@@ -47,6 +47,9 @@ char *rd_daemon_cb_metrics(void *ud, size_t *len)
             pools[i].degraded = info.degraded;
             pools[i].starts_total = info.starts_total;
             pools[i].failures_total = info.failures_total;
+            pools[i].queue_wait = info.queue_wait;
+            pools[i].startup = info.startup;
+            pools[i].job_duration = info.job_duration;
         }
     }
     if (d->sup != NULL) {
@@ -60,7 +63,7 @@ char *rd_daemon_cb_metrics(void *ud, size_t *len)
     s.pools = pools;
     s.npools = d->cfg->npools;
     s.unmatched_jobs = d->last_unmatched;
-    s.queued_jobs_total = (int64_t)rd_demand_count(d->demand);
+    s.queued_jobs_all = (int64_t)rd_demand_count(d->demand);
     rd_github_stats_t gs;
     rd_github_get_stats(d->gh, &gs);
     s.api_requests[RD_METRICS_HTTP_2XX] = gs.by_status[2];

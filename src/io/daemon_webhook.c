@@ -56,8 +56,12 @@ static int cb_webhook(void *ud, const char *event, const char *delivery, const c
     case RD_WEBHOOK_JOB_IN_PROGRESS:
         rd_daemon_recent_add(d, job->id);
         rd_demand_remove(d->demand, job->id);
-        if (job->runner_name != NULL && d->sup != NULL)
+        if (job->runner_name != NULL && d->sup != NULL) {
             rd_supervisor_job_started(d->sup, job->runner_name, job->id);
+            if (job->created_ms > 0 && job->started_ms > 0)
+                rd_supervisor_job_waited(d->sup, job->runner_name, job->id,
+                                         job->started_ms - job->created_ms);
+        }
         rd_daemon_schedule_soon(d);
         break;
     case RD_WEBHOOK_JOB_COMPLETED:

@@ -289,6 +289,9 @@ int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor
     out->consecutive_failures = ps->b.failures;
     out->starts_total = ps->starts;
     out->failures_total = ps->failures;
+    out->queue_wait = ps->queue_wait;
+    out->startup = ps->startup;
+    out->job_duration = ps->job_duration;
     for (const sup_runner_t *r = s->runners; r; r = r->next)
         if (r->pool == pool && rd_runner_holds_capacity(&r->m))
             out->runners++;

@@ -106,6 +106,8 @@ typedef struct sup_runner {
     bool job_known;      /* m.job_id is what GitHub says it runs, not the job it was started for */
     bool gh_seen;        /* a runner list has reported on it (adopted ones: not yet when unknown) */
     int64_t registered_ms;
+    int64_t busy_since_ms; /* for runnerd_job_duration_seconds; 0 = not busy or unknown */
+    bool wait_counted;     /* its job's queue wait is in runnerd_job_queue_wait_seconds */
     unsigned delete_attempts;
     const char *jit; /* only while REGISTERED is being handled */
     char *jit_copy;  /* kept for the log redactor until the runner is done */
@@ -138,6 +140,7 @@ typedef struct {
     rd_backoff_t b;
     bool degraded;
     uint64_t starts, failures;
+    rd_metrics_hist_t queue_wait, startup, job_duration; /* survive a reload with the pool */
     bool name_error_logged; /* the runner name cannot be built: say so once, not every plan */
 } pool_state_t;
 

@@ -305,13 +305,58 @@ void rd_sup_apply(sup_runner_t *r, const rd_runner_actions_t *a)
     }
 }
 
+static void hist_add(rd_metrics_hist_t *h, rd_metrics_hist_kind_t kind, int64_t ms)
+{
+    h->kind = kind;
+    rd_metrics_hist_observe(h, (double)ms / 1000.0);
+}
+
+/* runnerd_runner_startup_seconds (docker run spawned to online; adopted runners
+ * left out: their start was not seen) and runnerd_job_duration_seconds (busy to
+ * the container's exit, whatever ended it). */
+static void observe_transition(sup_runner_t *r, rd_runner_state_t before, int64_t now)
+{
+    rd_runner_state_t after = r->m.state;
+    if (before == after)
+        return;
+    pool_state_t *ps = rd_sup_pool_state(r->sup, r->pool_name);
+    if (ps == NULL)
+        return;
+    if (before == RD_RUNNER_STARTING && (after == RD_RUNNER_IDLE || after == RD_RUNNER_BUSY) &&
+        !r->adopted && r->m.container_start_ms > 0)
+        hist_add(&ps->startup, RD_METRICS_HIST_STARTUP, now - r->m.container_start_ms);
+    if (after == RD_RUNNER_BUSY && r->busy_since_ms == 0 && !r->adopted)
+        r->busy_since_ms = now;
+    if (after == RD_RUNNER_EXITED && r->busy_since_ms > 0) {
+        hist_add(&ps->job_duration, RD_METRICS_HIST_DURATION, now - r->busy_since_ms);
+        r->busy_since_ms = 0;
+    }
+}
+
 void rd_sup_feed(sup_runner_t *r, rd_runner_event_t ev, int64_t arg)
 {
     if (r->done)
         return;
     rd_runner_actions_t a;
-    rd_runner_event(&r->m, ev, arg, rd_sup_now_wall(), &a);
+    rd_runner_state_t before = r->m.state;
+    int64_t now = rd_sup_now_wall();
+    rd_runner_event(&r->m, ev, arg, now, &a);
+    observe_transition(r, before, now);
     rd_sup_apply(r, &a);
+}
+
+int rd_supervisor_job_waited(rd_supervisor_t *s, const char *runner_name, int64_t job_id,
+                             int64_t wait_ms)
+{
+    sup_runner_t *r = runner_name ? rd_sup_find_name(s, runner_name) : NULL;
+    if (r == NULL || r->done)
+        return RD_ENOENT;
+    pool_state_t *ps = rd_sup_pool_state(s, r->pool_name);
+    if (ps == NULL || r->wait_counted || wait_ms < 0 || job_id <= 0)
+        return 0;
+    r->wait_counted = true;
+    hist_add(&ps->queue_wait, RD_METRICS_HIST_QUEUE_WAIT, wait_ms);
+    return 0;
 }
 
 static void on_backoff_timer(uv_timer_t *t)

@@ -244,8 +244,18 @@ static bool check_line(checker_t *c, char *line)
                 f->inf_bucket = v;
             }
         } else if (strcmp(suffix, "_count") == 0) {
+            /* One series (label set) ends with its _count: it must equal its
+             * +Inf bucket; the next label set starts its buckets again. */
+            if (!f->has_inf || f->inf_bucket != v) {
+                snprintf(c->err, sizeof(c->err), "histogram %s: _count %g without equal +Inf",
+                         f->name, v);
+                return false;
+            }
             f->has_count = true;
             f->count = v;
+            f->has_inf = false;
+            f->last_le = -INFINITY;
+            f->last_bucket = 0;
         } else {
             f->has_sum = true;
         }
@@ -271,8 +281,8 @@ static void check_exposition(const char *text)
         ok = check_line(c, line);
     for (size_t i = 0; ok && i < c->nfam; i++) {
         fam_t *f = &c->fam[i];
-        if (strcmp(f->type, "histogram") == 0 &&
-            (!f->has_inf || !f->has_count || !f->has_sum || f->inf_bucket != f->count)) {
+        if (strcmp(f->type, "histogram") == 0 && f->has_samples &&
+            (f->has_inf || !f->has_count || !f->has_sum)) {
             snprintf(c->err, sizeof(c->err), "histogram %s: +Inf/_count/_sum missing or unequal",
                      f->name);
             ok = false;
@@ -375,7 +385,16 @@ static void test_full_snapshot(void **state)
     s.pools = pools;
     s.npools = 2;
     s.unmatched_jobs = 1;
-    s.queued_jobs_total = 4;
+    s.queued_jobs_all = 4;
+    rd_metrics_hist_init(&pools[0].queue_wait, RD_METRICS_HIST_QUEUE_WAIT);
+    rd_metrics_hist_observe(&pools[0].queue_wait, 0.4);
+    rd_metrics_hist_observe(&pools[0].queue_wait, 45);
+    rd_metrics_hist_observe(&pools[0].queue_wait, 7200); /* over an hour: +Inf only */
+    rd_metrics_hist_init(&pools[0].startup, RD_METRICS_HIST_STARTUP);
+    rd_metrics_hist_observe(&pools[0].startup, 3);
+    rd_metrics_hist_init(&pools[0].job_duration, RD_METRICS_HIST_DURATION);
+    rd_metrics_hist_observe(&pools[0].job_duration, 600); /* on the bound */
+    rd_metrics_hist_observe(&pools[0].job_duration, 601);
     s.api_requests[RD_METRICS_HTTP_2XX] = 100;
     s.api_requests[RD_METRICS_HTTP_3XX] = 40;
     s.api_requests[RD_METRICS_HTTP_ERROR] = 1;
@@ -420,8 +439,74 @@ static void test_full_snapshot(void **state)
         (int)sample(text, "runnerd_webhook_deliveries_total{result=\"bad_signature\"}"), 1);
     assert_int_equal((int)sample(text, "runnerd_config_reloads_total{result=\"failed\"}"), 1);
     assert_int_equal((int)sample(text, "runnerd_unmatched_jobs"), 1);
+    assert_int_equal((int)sample(text, "runnerd_all_queued_jobs"), 4);
+    /* The contract's three histograms, by pool (DESIGN.md section 6). */
+    assert_int_equal(
+        (int)sample(text, "runnerd_job_queue_wait_seconds_bucket{pool=\"linux-x64\",le=\"1\"}"), 1);
+    assert_int_equal(
+        (int)sample(text, "runnerd_job_queue_wait_seconds_bucket{pool=\"linux-x64\",le=\"60\"}"),
+        2);
+    assert_int_equal(
+        (int)sample(text, "runnerd_job_queue_wait_seconds_bucket{pool=\"linux-x64\",le=\"3600\"}"),
+        2);
+    assert_int_equal(
+        (int)sample(text, "runnerd_job_queue_wait_seconds_bucket{pool=\"linux-x64\",le=\"+Inf\"}"),
+        3);
+    assert_int_equal((int)sample(text, "runnerd_job_queue_wait_seconds_count{pool=\"linux-x64\"}"),
+                     3);
+    assert_true(fabs(sample(text, "runnerd_job_queue_wait_seconds_sum{pool=\"linux-x64\"}") -
+                     7245.4) < 1e-6);
+    assert_int_equal(
+        (int)sample(text, "runnerd_runner_startup_seconds_bucket{pool=\"linux-x64\",le=\"2\"}"), 0);
+    assert_int_equal(
+        (int)sample(text, "runnerd_runner_startup_seconds_bucket{pool=\"linux-x64\",le=\"5\"}"), 1);
+    assert_int_equal(
+        (int)sample(text, "runnerd_job_duration_seconds_bucket{pool=\"linux-x64\",le=\"600\"}"), 1);
+    assert_int_equal(
+        (int)sample(text, "runnerd_job_duration_seconds_bucket{pool=\"linux-x64\",le=\"1200\"}"),
+        2);
+    /* A pool with no observation: every bucket present, zero. */
+    assert_int_equal((int)sample(text, "runnerd_job_duration_seconds_bucket{pool=\"arm\\\"64\\\\x"
+                                       "\\nweird\",le=\"+Inf\"}"),
+                     0);
     assert_true(sample(text, "runnerd_start_time_seconds") == 1764446400.5);
     assert_non_null(strstr(text, "instance=\"build-01\""));
+    free(text);
+}
+
+/* Prometheus naming (promtool check metrics): _total only on counters, and every
+ * counter ends in _total; histograms and times in seconds. */
+static void test_names(void **state)
+{
+    rd_metrics_pool_t pool = {.name = "p"};
+    rd_metrics_snapshot_t s;
+    rd_metrics_snapshot_init(&s);
+    s.pools = &pool;
+    s.npools = 1;
+    s.rate_limit_remaining = 1;
+    s.rate_limit_limit = 1;
+    s.rate_limit_reset_s = 1;
+    s.start_time_s = 1;
+    s.last_reload_success_s = 1;
+    char *text = rd_metrics_render(&s, NULL);
+    int hists = 0;
+    for (const char *p = strstr(text, "# TYPE "); p != NULL; p = strstr(p + 1, "# TYPE ")) {
+        char name[128], type[32];
+        assert_int_equal(sscanf(p, "# TYPE %127s %31s", name, type), 2);
+        size_t n = strlen(name);
+        bool total = n > 6 && strcmp(name + n - 6, "_total") == 0;
+        if (strcmp(type, "counter") == 0) {
+            if (!total)
+                fail_msg("counter %s does not end in _total", name);
+        } else if (total) {
+            fail_msg("%s %s ends in _total", type, name);
+        }
+        if (strcmp(type, "histogram") == 0) {
+            assert_non_null(strstr(name, "_seconds"));
+            hists++;
+        }
+    }
+    assert_int_equal(hists, 4);
     free(text);
 }
 
@@ -465,7 +550,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checker_rejects), cmocka_unit_test(test_empty_snapshot),
         cmocka_unit_test(test_full_snapshot),   cmocka_unit_test(test_escape),
-        cmocka_unit_test(test_many_pools),
+        cmocka_unit_test(test_many_pools),      cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@ typedef struct {
     char **labels;
     size_t nlabels;
     int64_t created_ms; /* created_at; 0 when absent */
+    int64_t started_ms; /* started_at; 0 when absent or null */
     int64_t runner_id;  /* 0 when null */
     char *runner_name;  /* NULL when null */
     char *repo;         /* "owner/name" when the payload says (webhooks), else NULL */

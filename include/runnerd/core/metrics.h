@@ -46,16 +46,36 @@ enum {
 #define RD_METRICS_POLL_BUCKETS 10
 extern const double rd_metrics_poll_bounds[RD_METRICS_POLL_BUCKETS];
 
+/* What a histogram measures, which sets its buckets (docs/metrics.md). A zeroed
+ * histogram is a poll-duration one. */
+typedef enum {
+    RD_METRICS_HIST_POLL = 0,   /* a target's discovery cycle: 0.05 .. 60 s */
+    RD_METRICS_HIST_QUEUE_WAIT, /* a job's started_at - created_at: 1 s .. 1 h */
+    RD_METRICS_HIST_STARTUP,    /* docker run spawned to runner online: 1 s .. 10 min */
+    RD_METRICS_HIST_DURATION,   /* a job on a runner, busy to exit: 10 s .. 6 h */
+    RD_METRICS_HIST_KIND_COUNT
+} rd_metrics_hist_kind_t;
+
+/* The most buckets any kind has (+Inf not counted). */
+#define RD_METRICS_MAX_BUCKETS 12
+
 /** A histogram: counts[i] observations <= bounds[i] and > bounds[i-1] (not cumulative);
- *  counts[RD_METRICS_POLL_BUCKETS] holds the ones above the last bound. */
+ *  counts[nbounds] holds the ones above the last bound. */
 typedef struct {
-    uint64_t counts[RD_METRICS_POLL_BUCKETS + 1];
+    rd_metrics_hist_kind_t kind;
+    uint64_t counts[RD_METRICS_MAX_BUCKETS + 1];
     double sum;
     uint64_t count;
 } rd_metrics_hist_t;
 
+/** An empty histogram of KIND. */
+void rd_metrics_hist_init(rd_metrics_hist_t *h, rd_metrics_hist_kind_t kind);
+/** The bucket bounds of KIND; *n gets their number. */
+const double *rd_metrics_hist_bounds(rd_metrics_hist_kind_t kind, size_t *n);
 /** Record one observation (seconds) into h. */
 void rd_metrics_hist_observe(rd_metrics_hist_t *h, double seconds);
+/** Add every observation of src into dst (same kind). */
+void rd_metrics_hist_merge(rd_metrics_hist_t *dst, const rd_metrics_hist_t *src);
 
 typedef struct {
     const char *name;    /* pool name (label "pool") */
@@ -66,6 +86,9 @@ typedef struct {
     bool draining;           /* removed from the config or shrunk: finishing */
     uint64_t starts_total;   /* runners started (docker run spawned) */
     uint64_t failures_total; /* starts that failed: JIT config, spawn, startup timeout, bad exit */
+    rd_metrics_hist_t queue_wait;   /* RD_METRICS_HIST_QUEUE_WAIT; a zeroed one is inited */
+    rd_metrics_hist_t startup;      /* RD_METRICS_HIST_STARTUP */
+    rd_metrics_hist_t job_duration; /* RD_METRICS_HIST_DURATION */
 } rd_metrics_pool_t;
 
 typedef struct {
@@ -75,8 +98,8 @@ typedef struct {
 
     const rd_metrics_pool_t *pools;
     size_t npools;
-    int64_t unmatched_jobs;    /* queued jobs no pool serves */
-    int64_t queued_jobs_total; /* all queued jobs in the demand table */
+    int64_t unmatched_jobs;  /* queued jobs no pool serves */
+    int64_t queued_jobs_all; /* all queued jobs in the demand table, matched or not */
 
     uint64_t api_requests[RD_METRICS_HTTP_COUNT];
     int64_t rate_limit_remaining; /* core bucket; -1 = unknown (omitted) */

@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "runnerd/core/config.h"
+#include "runnerd/core/metrics.h"
 #include "runnerd/core/runner.h"
 #include "runnerd/core/sched.h"
 #include "runnerd/io/github.h"
@@ -121,6 +122,13 @@ int rd_supervisor_stop_force(rd_supervisor_t *s, uint64_t key);
  * job) without that.
  */
 int rd_supervisor_job_started(rd_supervisor_t *s, const char *runner_name, int64_t job_id);
+/**
+ * GitHub says job_id started on NAME after waiting wait_ms in the queue
+ * (started_at - created_at): counted once per runner in its pool's
+ * runnerd_job_queue_wait_seconds when NAME is one of ours. RD_ENOENT otherwise.
+ */
+int rd_supervisor_job_waited(rd_supervisor_t *s, const char *runner_name, int64_t job_id,
+                             int64_t wait_ms);
 int rd_supervisor_job_assumed(rd_supervisor_t *s, const char *runner_name, int64_t job_id);
 int rd_supervisor_job_completed(rd_supervisor_t *s, const char *runner_name, int64_t job_id);
 
@@ -143,6 +151,8 @@ typedef struct {
     uint64_t starts_total; /* counters for /metrics */
     uint64_t failures_total;
     unsigned runners; /* runners holding capacity */
+    /* docs/metrics.md: queue wait, docker run to online, busy to exit */
+    rd_metrics_hist_t queue_wait, startup, job_duration;
 } rd_supervisor_pool_info_t;
 
 /** Backoff/degraded state and counters of cfg->pools[pool]. RD_EINVAL for a bad index. */
