@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libjson-c-dev libyaml-dev
       libssl-dev libhttp-parser-dev libcmocka-dev python3 python3-cryptography openssl curl
       docker.io busybox-static qemu-user-static binfmt-support clang libclang-rt-14-dev valgrind
-      procps iproute2 ca-certificates clang-format prometheus)
+      procps iproute2 ca-certificates clang-format prometheus
+      debhelper dpkg-dev lintian groff man-db git systemd)
 
 missing=()
 for p in "${pkgs[@]}"; do

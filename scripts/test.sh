@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: install dependencies,
-# start dockerd if none answers, build the test runner images, build with
+# start dockerd if none answers, build the test runner images, check the
+# install layout and build and lint the Debian package (check-package.sh), build with
 # -Werror and with AddressSanitizer + UndefinedBehaviorSanitizer, run every test
 # with ctest in both builds (side by side, see below), run the suite again with
 # every binary of the build under valgrind memcheck (scripts/valgrind.sh), and
@@ -38,6 +39,9 @@ pass_done() {
 }
 
 scripts/build.sh build
+# Install into a scratch prefix, build the .deb, lintian and its contents.
+scripts/check-package.sh
+pass_done "install and package checks"
 if [ $quick -eq 1 ]; then
     (cd build && ctest --output-on-failure -j "$jobs")
     pass_done "build + ctest"
