@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "config_int.h"
 #include "runnerd/core/config.h"
 #include "runnerd/core/dockerargv.h"
 #include "yamltree.h"

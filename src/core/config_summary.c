@@ -1,0 +1,150 @@
+/* config_summary.c: lookups in a loaded config (pool by name, target of a
+ * repository, how many runners of a pool fit) and the --check-config summary. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_int.h"
+#include "runnerd/core/common.h"
+
+int rd_config_pool_index(const rd_config_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->npools; i++)
+        if (cfg->pools[i].name && strcmp(cfg->pools[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int rd_config_target_for_repo(const rd_config_t *cfg, const char *full_name)
+{
+    const char *slash = strchr(full_name, '/');
+    if (slash == NULL)
+        return -1;
+    size_t olen = (size_t)(slash - full_name);
+    const char *repo = slash + 1;
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        const rd_target_t *t = &cfg->targets[i];
+        if (t->kind == RD_TARGET_REPO && strlen(t->owner) == olen &&
+            strncasecmp(t->owner, full_name, olen) == 0 && strcasecmp(t->repo, repo) == 0)
+            return (int)i;
+    }
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        const rd_target_t *t = &cfg->targets[i];
+        if (t->kind != RD_TARGET_ORG || strlen(t->owner) != olen ||
+            strncasecmp(t->owner, full_name, olen) != 0)
+            continue;
+        if (t->nrepos == 0)
+            return (int)i;
+        for (size_t j = 0; j < t->nrepos; j++)
+            if (strcasecmp(t->repos[j], repo) == 0)
+                return (int)i;
+    }
+    return -1;
+}
+
+unsigned rd_config_pool_fit(const rd_config_t *cfg, size_t idx, const char **limit)
+{
+    const rd_pool_t *p = &cfg->pools[idx];
+    const rd_host_config_t *h = &cfg->host;
+    unsigned n = p->max_runners;
+    const char *why = "pool_max";
+    if (h->max_runners < n) {
+        n = h->max_runners;
+        why = "host_max";
+    }
+    /* A little slack so that 3 x 0.1 fits in 0.3. */
+    unsigned by_cpu = p->cpus > 0 ? (unsigned)floor(h->cpus / p->cpus + 1e-9) : n;
+    if (by_cpu < n) {
+        n = by_cpu;
+        why = "host_cpus";
+    }
+    unsigned by_mem = p->memory > 0 ? (unsigned)(h->memory / p->memory) : n;
+    if (by_mem < n) {
+        n = by_mem;
+        why = "host_memory";
+    }
+    if (p->gpus > 0 && h->gpus / p->gpus < n) {
+        n = h->gpus / p->gpus;
+        why = "host_gpus";
+    }
+    if (limit)
+        *limit = why;
+    return n;
+}
+
+void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
+{
+    const rd_github_config_t *g = &cfg->github;
+    const rd_host_config_t *h = &cfg->host;
+    char a[32], b[32], d[32];
+    fprintf(fp, "%s: configuration OK\n", cfg->path);
+    rd_cfg_fmt_cpus(h->cpus, a, sizeof(a));
+    rd_cfg_fmt_size(h->memory, b, sizeof(b));
+    fprintf(fp, "host: arch %s, cpus %s, memory %s, gpus %u, max_runners %u\n",
+            rd_arch_name(h->arch), a, b, h->gpus, h->max_runners);
+    rd_cfg_fmt_duration(g->poll_interval_ms, a, sizeof(a));
+    if (g->token_file)
+        fprintf(fp, "github: %s, auth token_file %s", g->api_url, g->token_file);
+    else if (g->token_env)
+        fprintf(fp, "github: %s, auth token_env %s", g->api_url, g->token_env);
+    else if (g->installation_id)
+        fprintf(fp, "github: %s, auth app %lld (installation %lld)", g->api_url,
+                (long long)g->app_id, (long long)g->installation_id);
+    else
+        fprintf(fp, "github: %s, auth app %lld", g->api_url, (long long)g->app_id);
+    fprintf(fp, ", poll %s, budget %u/h, max_connections %u\n", a, g->request_budget_per_hour,
+            g->max_connections);
+    rd_cfg_fmt_duration(cfg->shutdown_grace_ms, a, sizeof(a));
+    fprintf(fp, "instance: %s, docker: %s (network %s), shutdown_grace %s", cfg->instance,
+            cfg->docker.binary, cfg->docker.network, a);
+    if (cfg->listen)
+        fprintf(fp, ", listen %s%s", cfg->listen, cfg->webhook_secret_file ? " (webhook)" : "");
+    fprintf(fp, "\n");
+    fprintf(fp, "pools: %zu\n", cfg->npools);
+    for (size_t i = 0; i < cfg->npools; i++) {
+        const rd_pool_t *p = &cfg->pools[i];
+        const char *why;
+        unsigned fit = rd_config_pool_fit(cfg, i, &why);
+        rd_cfg_fmt_cpus(p->cpus, a, sizeof(a));
+        rd_cfg_fmt_size(p->memory, b, sizeof(b));
+        fprintf(fp, "  %s: labels [", p->name);
+        for (size_t j = 0; j < p->nlabels; j++)
+            fprintf(fp, "%s%s", j ? ", " : "", p->labels[j]);
+        fprintf(fp, "]\n    image %s, cpus %s, memory %s", p->image, a, b);
+        if (p->gpus)
+            fprintf(fp, ", gpus %u", p->gpus);
+        fprintf(fp, ", max_runners %u, min_idle %u, arch %s", p->max_runners, p->min_idle,
+                rd_arch_name(p->arch));
+        if (p->emulated)
+            fprintf(fp, " (emulated, platform %s)", p->platform);
+        else if (p->platform)
+            fprintf(fp, " (platform %s)", p->platform);
+        rd_cfg_fmt_duration(p->startup_timeout_ms, a, sizeof(a));
+        rd_cfg_fmt_duration(p->idle_timeout_ms, b, sizeof(b));
+        rd_cfg_fmt_duration(p->job_timeout_ms, d, sizeof(d));
+        fprintf(fp, "\n    timeouts startup %s, idle %s, job %s\n", a, b, d);
+        fprintf(fp, "    fits %u at once on this host (bound by %s)\n", fit, why);
+    }
+    fprintf(fp, "targets: %zu\n", cfg->ntargets);
+    for (size_t i = 0; i < cfg->ntargets; i++) {
+        const rd_target_t *t = &cfg->targets[i];
+        fprintf(fp, "  %s", t->scope);
+        if (t->kind == RD_TARGET_ORG) {
+            if (t->nrepos == 0) {
+                fprintf(fp, ": every repo");
+            } else {
+                fprintf(fp, ": repos ");
+                for (size_t j = 0; j < t->nrepos; j++)
+                    fprintf(fp, "%s%s", j ? ", " : "", t->repos[j]);
+            }
+            fprintf(fp, ";");
+        } else {
+            fprintf(fp, ":");
+        }
+        fprintf(fp, " pools ");
+        for (size_t j = 0; j < t->npools; j++)
+            fprintf(fp, "%s%s", j ? ", " : "", cfg->pools[t->pools[j]].name);
+        fprintf(fp, "\n");
+    }
+}
