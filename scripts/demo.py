@@ -21,7 +21,12 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--fake-docker", action="store_true")
     ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--fleet", action="store_true",
+                    help="fleet mode: three hosts share jobs through the scale-set broker")
     a = ap.parse_args()
+    if a.fleet:
+        import demo_fleet
+        return demo_fleet.run(a.build, a.fake_docker, a.timeout)
     rdtest.RUNNERD = os.path.join(os.path.abspath(a.build), "runnerd")
 
     with rdtest.TempDir() as tmp:

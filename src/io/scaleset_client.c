@@ -319,7 +319,8 @@ static void cap_input(fset_t *s, rd_ss_cap_input_t *in)
                                     n, stopping);
     int64_t waiting = s->stats.assigned - s->stats.running;
     in->pending = (unsigned)(waiting > 0 ? waiting : 0) + s->extra;
-    in->total_assigned = s->stats.assigned;
+    /* Jobs acquired since the last statistics are assigned to us already (P 3.6). */
+    in->total_assigned = s->stats.assigned + s->extra;
     in->stopping = stopping;
     free(snap);
 }
