@@ -67,10 +67,13 @@ static void qj_finish_if_done(qj_op_t *op)
         return;
     if (op->err == 0)
         gh_scope_ok(op->gh, op->scope);
+    else if (gh_err_counts(op->err))
+        gh_scope_failed(op->gh, op->scope); /* once per poll, after the retries */
+    /* On a failure too: what the pages that did arrive said is not thrown away. */
     rd_github_poll_t res = {
-        .queued = op->err == 0 ? &op->jobs : NULL,
-        .assigned = op->err == 0 ? op->assign : NULL,
-        .nassigned = op->err == 0 ? op->nassign : 0,
+        .queued = &op->jobs,
+        .assigned = op->assign,
+        .nassigned = op->nassign,
         .sent = op->ctr[0],
         .charged = op->ctr[1],
     };
@@ -87,9 +90,10 @@ static void qj_finish_if_done(qj_op_t *op)
     free(op);
 }
 
+/* The poll failed; an error that counts against the scope wins over a hold. */
 static void qj_fail(qj_op_t *op, int err)
 {
-    if (op->err == 0 || op->err == RD_ECANCELED)
+    if (op->err == 0 || op->err == RD_ECANCELED || (!gh_err_counts(op->err) && gh_err_counts(err)))
         op->err = err;
 }
 
@@ -144,7 +148,9 @@ static int qj_runs_page(void *ud, const char *body, size_t len)
     rd_gh_runs_t runs;
     if (rd_ghjson_parse_runs(body, len, &runs) != 0)
         return RD_EPROTO;
-    for (size_t i = 0; i < runs.n && op->err == 0; i++) {
+    /* Every run found is read, even after another page failed: its queued jobs
+     * are demand whatever happened to the rest of the poll. */
+    for (size_t i = 0; i < runs.n && !op->gh->closing; i++) {
         int64_t id = runs.v[i].id;
         bool dup = false;
         for (size_t k = 0; k < op->nruns && !dup; k++)
@@ -158,7 +164,8 @@ static int qj_runs_page(void *ud, const char *body, size_t len)
         op->runs[op->nruns++] = id;
         char *url = rd_xasprintf("%s/actions/runs/%lld/jobs?per_page=100", op->base, (long long)id);
         op->pending++;
-        gh_pager_start(op->gh, url, op->scope, op->owner, qj_jobs_page, qj_pager_done, op, op->ctr);
+        gh_pager_start(op->gh, url, op->scope, op->owner, qj_jobs_page, qj_pager_done, op, op->ctr,
+                       false);
         free(url);
     }
     rd_gh_runs_free(&runs);
@@ -192,7 +199,8 @@ int rd_github_list_queued_jobs(rd_github_t *gh, const char *owner, const char *r
     for (size_t i = 0; i < 2; i++) {
         char *url = rd_xasprintf("%s/actions/runs?status=%s&per_page=100", op->base, statuses[i]);
         op->pending++;
-        gh_pager_start(gh, url, op->scope, op->owner, qj_runs_page, qj_pager_done, op, op->ctr);
+        gh_pager_start(gh, url, op->scope, op->owner, qj_runs_page, qj_pager_done, op, op->ctr,
+                       false);
         free(url);
     }
     return 0;
@@ -255,6 +263,8 @@ static void list_done(void *ud, int err)
     list_op_t *op = ud;
     if (err == 0)
         gh_scope_ok(op->gh, op->scope);
+    else if (gh_err_counts(err))
+        gh_scope_failed(op->gh, op->scope);
     if (op->kind == 0) {
         op->repos.total_count = (int64_t)op->repos.n;
         op->cb.repos(op->ud, err, err == 0 ? &op->repos : NULL);
@@ -329,7 +339,7 @@ int rd_github_list_org_repos(rd_github_t *gh, const char *org, rd_github_repos_c
     op->cb.repos = cb;
     char *o = rd_ghurl_seg(org);
     char *url = rd_xasprintf("%s/orgs/%s/repos?per_page=100", gh->api_url, o);
-    gh_pager_start(gh, url, scope, org, list_page, list_done, op, NULL);
+    gh_pager_start(gh, url, scope, org, list_page, list_done, op, NULL, false);
     free(url);
     free(o);
     free(scope);
@@ -366,7 +376,7 @@ int rd_github_list_runners(rd_github_t *gh, const char *scope, rd_github_runners
     op->cb.runners = cb;
     char *base = scope_url(gh, scope), *owner = owner_of_scope(scope);
     char *url = rd_xasprintf("%s/actions/runners?per_page=100", base);
-    gh_pager_start(gh, url, scope, owner, list_page, list_done, op, NULL);
+    gh_pager_start(gh, url, scope, owner, list_page, list_done, op, NULL, false);
     free(url);
     free(base);
     free(owner);
@@ -416,7 +426,7 @@ int rd_github_runner_group_id(rd_github_t *gh, const char *scope, const char *gr
     op->group_name = rd_xstrdup(group_name);
     char *base = scope_url(gh, scope), *owner = owner_of_scope(scope);
     char *url = rd_xasprintf("%s/actions/runner-groups?per_page=100", base);
-    gh_pager_start(gh, url, scope, owner, list_page, list_done, op, NULL);
+    gh_pager_start(gh, url, scope, owner, list_page, list_done, op, NULL, false);
     free(url);
     free(base);
     free(owner);
@@ -425,23 +435,50 @@ int rd_github_runner_group_id(rd_github_t *gh, const char *scope, const char *gr
 
 /* ------------------------------------------------------------------ ops: mutations */
 
+/* A generate-jitconfig whose answer was lost (a reset or a 5xx: GitHub may have
+ * made the runner) is recovered this many times: look the name up, delete what
+ * is there, ask again. Otherwise a lost answer fails the runner start and the
+ * pool backs off although GitHub is fine. */
+#define GH_JIT_RECOVERIES 3
+
 typedef struct {
+    rd_github_t *gh;
     rd_github_jit_cb jit;
     rd_github_done_cb done;
     void *ud;
-    char *scope;
+    char *scope, *owner, *base;
+    char *name, *body; /* generate-jitconfig: the runner's name, the request body */
+    unsigned recoveries;
+    int lost_err;     /* the error that started the recovery */
+    int64_t found_id; /* the registration the lookup found, 0 none */
 } mut_op_t;
 
-static void on_jit(gh_req_t *r, int err, long status, const char *body, size_t len,
-                   const char *link)
+static void mut_op_free(mut_op_t *op)
 {
-    mut_op_t *op = r->ud;
-    int64_t id = 0;
-    char *enc = NULL;
-    if (err == 0 && rd_ghjson_parse_jitconfig(body, len, &id, &enc) != 0) {
-        rd_error(LOGC, "%s: generate-jitconfig: unexpected payload", op->scope);
-        err = RD_EPROTO;
-    }
+    free(op->scope);
+    free(op->owner);
+    free(op->base);
+    free(op->name);
+    free(op->body);
+    free(op);
+}
+
+static mut_op_t *mut_op_new(rd_github_t *gh, const char *scope, void *ud)
+{
+    mut_op_t *op = rd_xcalloc(1, sizeof(*op));
+    op->gh = gh;
+    op->ud = ud;
+    op->scope = rd_xstrdup(scope);
+    op->owner = owner_of_scope(scope);
+    op->base = scope_url(gh, scope);
+    return op;
+}
+
+static void jit_post(mut_op_t *op);
+static void jit_lookup(mut_op_t *op);
+
+static void jit_finish(mut_op_t *op, int err, int64_t id, char *enc)
+{
     if (enc)
         rd_log_add_secret(enc);
     op->jit(op->ud, err, id, enc);
@@ -449,8 +486,115 @@ static void on_jit(gh_req_t *r, int err, long status, const char *body, size_t l
         rd_log_forget_secret(enc);
         gh_wipe_free(enc);
     }
-    free(op->scope);
-    free(op);
+    mut_op_free(op);
+}
+
+static void on_jit(gh_req_t *r, int err, long status, const char *body, size_t len,
+                   const char *link)
+{
+    (void)status;
+    (void)link;
+    mut_op_t *op = r->ud;
+    int64_t id = 0;
+    char *enc = NULL;
+    if (err == 0 && rd_ghjson_parse_jitconfig(body, len, &id, &enc) != 0) {
+        rd_error(LOGC, "%s: generate-jitconfig: unexpected payload", op->scope);
+        err = RD_EPROTO;
+    }
+    /* Lost: the connection broke or GitHub failed after it may have made the
+     * runner. A timeout is not: that request may still be running on GitHub's
+     * side, so a lookup now proves nothing (the caller watches for it). A 409
+     * says a runner with this name exists: the name is new for this runner, so
+     * only a lost attempt of ours made it (curl itself re-sends a request whose
+     * reused connection died before any answer, and that second try meets the
+     * runner the first one made). */
+    bool lost = (r->transient && !r->timed_out) || err == RD_EEXIST;
+    if (err != 0 && lost && op->recoveries < GH_JIT_RECOVERIES && !op->gh->closing) {
+        op->recoveries++;
+        if (op->lost_err == 0)
+            op->lost_err = err;
+        rd_info(LOGC,
+                "%s: generate-jitconfig for %s: %s; looking the runner up to register it "
+                "again",
+                op->scope, op->name, rd_strerror(err));
+        jit_lookup(op);
+        return;
+    }
+    jit_finish(op, err, id, enc);
+}
+
+static void jit_post(mut_op_t *op)
+{
+    char *url = rd_xasprintf("%s/actions/runners/generate-jitconfig", op->base);
+    gh_req_t *r = gh_req_new(op->gh, "POST", url, op->scope, op->owner, AUTH_TOKEN, on_jit, op);
+    free(url);
+    r->body = rd_xstrdup(op->body);
+    r->body_len = strlen(op->body);
+    gh_req_submit(op->gh, r);
+}
+
+static void on_jit_delete(gh_req_t *r, int err, long status, const char *body, size_t len,
+                          const char *link)
+{
+    (void)r;
+    (void)status;
+    (void)body;
+    (void)len;
+    (void)link;
+    mut_op_t *op = r->ud;
+    if (err != 0 && err != RD_ENOENT) {
+        rd_warn(LOGC, "%s: cannot delete runner %lld (%s) left by a lost answer: %s", op->scope,
+                (long long)op->found_id, op->name, rd_strerror(err));
+        jit_finish(op, op->lost_err, 0, NULL);
+        return;
+    }
+    op->found_id = 0;
+    jit_post(op);
+}
+
+static int jit_lookup_page(void *ud, const char *body, size_t len)
+{
+    mut_op_t *op = ud;
+    rd_gh_runners_t page;
+    if (rd_ghjson_parse_runners(body, len, &page) != 0)
+        return RD_EPROTO;
+    for (size_t i = 0; i < page.n; i++)
+        if (strcmp(page.v[i].name, op->name) == 0)
+            op->found_id = page.v[i].id;
+    rd_gh_runners_free(&page);
+    return 0;
+}
+
+static void jit_lookup_done(void *ud, int err)
+{
+    mut_op_t *op = ud;
+    if (err != 0) {
+        jit_finish(op, op->lost_err, 0, NULL);
+        return;
+    }
+    if (op->found_id <= 0) {
+        jit_post(op);
+        return;
+    }
+    /* Ours for sure (the name is this runner's), and nobody has its JIT config. */
+    rd_info(LOGC, "%s: deleting runner %lld (%s) whose registration answer was lost", op->scope,
+            (long long)op->found_id, op->name);
+    char *url = rd_xasprintf("%s/actions/runners/%lld", op->base, (long long)op->found_id);
+    gh_req_t *r =
+        gh_req_new(op->gh, "DELETE", url, op->scope, op->owner, AUTH_TOKEN, on_jit_delete, op);
+    free(url);
+    gh_req_submit(op->gh, r);
+}
+
+static void jit_lookup(mut_op_t *op)
+{
+    op->found_id = 0;
+    char *n = rd_ghurl_seg(op->name);
+    char *url = rd_xasprintf("%s/actions/runners?name=%s&per_page=100", op->base, n);
+    free(n);
+    gh_pager_start(op->gh, url, op->scope, op->owner, jit_lookup_page, jit_lookup_done, op, NULL,
+                   true);
+    free(url);
 }
 
 int rd_github_generate_jitconfig(rd_github_t *gh, const char *scope, const char *name,
@@ -460,7 +604,8 @@ int rd_github_generate_jitconfig(rd_github_t *gh, const char *scope, const char 
     if (!valid_scope(scope) || name == NULL || !*name || cb == NULL || nlabels == 0 ||
         nlabels > 100)
         return RD_EINVAL;
-    int rc = gh_start_check(gh, scope);
+    /* Only a hold stops a registration; a failing listing of the scope does not. */
+    int rc = gh_start_check(gh, NULL);
     if (rc != 0)
         return rc;
     json_object *o = json_object_new_object(), *ls = json_object_new_array();
@@ -471,31 +616,25 @@ int rd_github_generate_jitconfig(rd_github_t *gh, const char *scope, const char 
         json_object_array_add(ls, json_object_new_string(labels[i]));
     json_object_object_add(o, "labels", ls);
     json_object_object_add(o, "work_folder", json_object_new_string("_work"));
-    const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-    mut_op_t *op = rd_xcalloc(1, sizeof(*op));
+    mut_op_t *op = mut_op_new(gh, scope, ud);
     op->jit = cb;
-    op->ud = ud;
-    op->scope = rd_xstrdup(scope);
-    char *base = scope_url(gh, scope), *owner = owner_of_scope(scope);
-    char *url = rd_xasprintf("%s/actions/runners/generate-jitconfig", base);
-    gh_req_t *r = gh_req_new(gh, "POST", url, scope, owner, AUTH_TOKEN, on_jit, op);
-    r->body = rd_xstrdup(txt);
-    r->body_len = strlen(txt);
+    op->name = rd_xstrdup(name);
+    op->body = rd_xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
-    free(url);
-    free(base);
-    free(owner);
-    gh_req_submit(gh, r);
+    jit_post(op);
     return 0;
 }
 
 static void on_delete(gh_req_t *r, int err, long status, const char *body, size_t len,
                       const char *link)
 {
+    (void)status;
+    (void)body;
+    (void)len;
+    (void)link;
     mut_op_t *op = r->ud;
     op->done(op->ud, err);
-    free(op->scope);
-    free(op);
+    mut_op_free(op);
 }
 
 int rd_github_delete_runner(rd_github_t *gh, const char *scope, int64_t runner_id,
@@ -503,19 +642,14 @@ int rd_github_delete_runner(rd_github_t *gh, const char *scope, int64_t runner_i
 {
     if (!valid_scope(scope) || runner_id <= 0 || cb == NULL)
         return RD_EINVAL;
-    int rc = gh_start_check(gh, scope);
+    int rc = gh_start_check(gh, NULL);
     if (rc != 0)
         return rc;
-    mut_op_t *op = rd_xcalloc(1, sizeof(*op));
+    mut_op_t *op = mut_op_new(gh, scope, ud);
     op->done = cb;
-    op->ud = ud;
-    op->scope = rd_xstrdup(scope);
-    char *base = scope_url(gh, scope), *owner = owner_of_scope(scope);
-    char *url = rd_xasprintf("%s/actions/runners/%lld", base, (long long)runner_id);
-    gh_req_t *r = gh_req_new(gh, "DELETE", url, scope, owner, AUTH_TOKEN, on_delete, op);
+    char *url = rd_xasprintf("%s/actions/runners/%lld", op->base, (long long)runner_id);
+    gh_req_t *r = gh_req_new(gh, "DELETE", url, scope, op->owner, AUTH_TOKEN, on_delete, op);
     free(url);
-    free(base);
-    free(owner);
     gh_req_submit(gh, r);
     return 0;
 }

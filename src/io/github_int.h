@@ -40,6 +40,12 @@
 #define GH_SECONDARY_CAP_MS (15 * 60 * 1000)
 #define GH_BACKOFF_BASE_MS 1000
 #define GH_BACKOFF_CAP_MS (5 * 60 * 1000)
+/* An idempotent GET that fails (transport error, 5xx, garbage body) is sent this
+ * many times in all before it counts as failed, GH_RETRY_BASE_MS (jittered,
+ * doubling) apart: faults GitHub has most weeks pass in a second, not in a
+ * backoff of the whole repository. */
+#define GH_GET_TRIES 4
+#define GH_RETRY_BASE_MS 250
 
 typedef enum { AUTH_NONE = 0, AUTH_TOKEN, AUTH_JWT } gh_auth_kind_t;
 
@@ -71,7 +77,14 @@ struct gh_req {
     bool from_cache;       /* the body handed to done comes from the ETag cache */
     const char *resp_etag; /* during done: the fresh response's ETag, or NULL */
     int fail_err;          /* failure delivered from the loop (fail list) */
-    gh_req_t *next, *prev; /* gate queue / waiter list / fail list */
+    /* During done, after a failure: a transport error or a 5xx (worth another
+     * try for an idempotent request), and whether the transport error was a
+     * timeout (the server may still be working on it). */
+    bool transient;
+    bool timed_out;
+    bool quiet;            /* the caller retries failures: log them at debug */
+    int64_t not_before_ms; /* on the delay list: not sent before this */
+    gh_req_t *next, *prev; /* gate queue / waiter list / fail list / delay list */
 };
 
 struct rd_github {
@@ -92,6 +105,7 @@ struct rd_github {
     /* gate (github_queue.c) */
     gh_req_t *q_head, *q_tail;
     gh_req_t *fail_head, *fail_tail;
+    gh_req_t *delay_head; /* retries waiting for their time (unordered, short) */
     uv_timer_t gate_timer;
     int64_t gate_timer_at;
     bool gate_running;
@@ -121,6 +135,13 @@ gh_req_t *gh_req_new(rd_github_t *gh, const char *method, const char *url, const
 void gh_req_submit(rd_github_t *gh, gh_req_t *r);
 /* Queue at the front (token fetches, retries, requests back from a token wait). */
 void gh_q_push(rd_github_t *gh, gh_req_t *r, bool front);
+/* Queue r after delay_ms (a retry); it goes through the whole gate then. */
+void gh_req_submit_after(rd_github_t *gh, gh_req_t *r, uint64_t delay_ms);
+/* A jittered retry delay for the n-th retry (1, 2, ...): GH_RETRY_BASE_MS doubling. */
+uint64_t gh_retry_delay(rd_github_t *gh, unsigned n);
+/* Whether err from an operation counts against its scope's backoff (a fault of
+ * GitHub or of its answer, not an outcome like 404 or a rate-limit hold). */
+bool gh_err_counts(int err);
 /* Finish r with err from the loop (never from inside the caller). */
 void gh_req_fail_later(rd_github_t *gh, gh_req_t *r, int err);
 /* Run the gate soon, from the loop. */
@@ -132,7 +153,8 @@ void gh_scope_failed(rd_github_t *gh, const char *scope);
 void gh_scope_ok(rd_github_t *gh, const char *scope);
 /* Warn about the first failure of a scope; repeats while it backs off are debug. */
 rd_log_level_t gh_fail_level(rd_github_t *gh, const char *scope);
-/* 0, or why an operation on scope cannot start now (RD_ECANCELED, RD_EAGAIN). */
+/* 0, or why an operation on scope cannot start now (RD_ECANCELED, RD_EAGAIN):
+ * closing, a rate-limit hold, or (scope not NULL) the scope's backoff. */
 int gh_start_check(rd_github_t *gh, const char *scope);
 void gh_scopes_free(rd_github_t *gh);
 
@@ -159,8 +181,9 @@ typedef int (*gh_page_cb)(void *ud, const char *body, size_t len);
 /* All pages done (err 0) or the first failure. */
 typedef void (*gh_pager_done_cb)(void *ud, int err);
 /* GET url and every page after it; page() for each, then done() once. ctr: the
- * operation's [sent, charged] counters, or NULL. */
+ * operation's [sent, charged] counters, or NULL. priority: part of a runner
+ * registration (queued before polls, drawn from the registration bucket). */
 void gh_pager_start(rd_github_t *gh, const char *url, const char *scope, const char *owner,
-                    gh_page_cb page, gh_pager_done_cb done, void *ud, unsigned *ctr);
+                    gh_page_cb page, gh_pager_done_cb done, void *ud, unsigned *ctr, bool priority);
 
 #endif

@@ -4,7 +4,12 @@
  * on the API's origin only, at most GH_MAX_PAGES pages. Every page goes
  * through the ETag cache: a fresh 200 is compacted to the keys the parsers
  * read (rd_ghjson_compact), parsed, and kept with its ETag; a 304 serves the
- * kept body. A body that does not parse is dropped from the cache. */
+ * kept body. A body that does not parse is dropped from the cache.
+ *
+ * A page that fails with a transport error, a 5xx or a body that does not
+ * parse is asked again, up to GH_GET_TRIES times, a short jittered wait apart
+ * (through the whole gate again: holds and the pacer apply). Only then does
+ * the page, and with it the operation, fail. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +28,9 @@ struct gh_pager {
     gh_pager_done_cb done;
     void *ud;
     unsigned pages;
+    unsigned tries; /* failed tries of the current page */
     unsigned *ctr;
+    bool priority;
 };
 
 static void on_resp(gh_req_t *r, int err, long status, const char *body, size_t len,
@@ -36,17 +43,23 @@ static void pager_free(gh_pager_t *pg)
     free(pg);
 }
 
-static void pager_get(gh_pager_t *pg, const char *url)
+static void pager_get(gh_pager_t *pg, const char *url, uint64_t delay_ms)
 {
     gh_req_t *r = gh_req_new(pg->gh, "GET", url, pg->scope, pg->owner, AUTH_TOKEN, on_resp, pg);
     r->ctr = pg->ctr;
-    gh_req_submit(pg->gh, r);
+    r->priority = pg->priority;
+    r->quiet = pg->tries + 1 < GH_GET_TRIES;
+    if (delay_ms > 0)
+        gh_req_submit_after(pg->gh, r, delay_ms);
+    else
+        gh_req_submit(pg->gh, r);
 }
 
 void gh_pager_start(rd_github_t *gh, const char *url, const char *scope, const char *owner,
-                    gh_page_cb page, gh_pager_done_cb done, void *ud, unsigned *ctr)
+                    gh_page_cb page, gh_pager_done_cb done, void *ud, unsigned *ctr, bool priority)
 {
     gh_pager_t *pg = rd_xcalloc(1, sizeof(*pg));
+    pg->priority = priority;
     pg->ctr = ctr;
     pg->gh = gh;
     pg->scope = rd_xstrdup(scope);
@@ -54,16 +67,16 @@ void gh_pager_start(rd_github_t *gh, const char *url, const char *scope, const c
     pg->page = page;
     pg->done = done;
     pg->ud = ud;
-    pager_get(pg, url);
+    pager_get(pg, url, 0);
 }
 
 static void on_resp(gh_req_t *r, int err, long status, const char *body, size_t len,
                     const char *link)
 {
-    (void)status;
     gh_pager_t *pg = r->ud;
     rd_github_t *gh = pg->gh;
     char *compact = NULL;
+    bool garbage = false;
     if (err == 0 && !r->from_cache) {
         compact = rd_ghjson_compact(body, len, &len);
         if (compact == NULL)
@@ -74,13 +87,23 @@ static void on_resp(gh_req_t *r, int err, long status, const char *body, size_t 
         err = pg->page(pg->ud, body, len);
         if (err == 0 && compact && r->resp_etag)
             rd_ghcache_put(gh->cache, r->url, r->resp_etag, link, compact, len, gh_now_ms());
-        if (err != 0) {
-            rd_log(gh_fail_level(gh, pg->scope), LOGC, "GET %s: unexpected payload", r->url);
-            gh_scope_failed(gh, pg->scope);
-            /* A cached body that no longer parses must not be served again. */
-            rd_ghcache_drop(gh->cache, r->url);
-        }
     }
+    /* A 2xx whose body is not what the endpoint sends: truncated, garbled. */
+    if (err == RD_EPROTO && status >= 200 && status < 300) {
+        garbage = true;
+        rd_log(r->quiet ? RD_LOG_DEBUG : gh_fail_level(gh, pg->scope), LOGC,
+               "GET %s: unexpected payload", r->url);
+        /* A cached body that no longer parses must not be served again. */
+        rd_ghcache_drop(gh->cache, r->url);
+    }
+    free(compact);
+    compact = NULL;
+    if ((garbage || r->transient) && pg->tries + 1 < GH_GET_TRIES && !gh->closing) {
+        pg->tries++;
+        pager_get(pg, r->url, gh_retry_delay(gh, pg->tries));
+        return;
+    }
+    pg->tries = 0;
     pg->pages++;
     char *next = err == 0 ? rd_ghurl_link_next(link) : NULL;
     if (next && pg->pages >= GH_MAX_PAGES) {
@@ -95,9 +118,8 @@ static void on_resp(gh_req_t *r, int err, long status, const char *body, size_t 
         next = NULL;
         err = RD_EPROTO;
     }
-    free(compact);
     if (next && !gh->closing) {
-        pager_get(pg, next);
+        pager_get(pg, next, 0);
         free(next);
         return;
     }

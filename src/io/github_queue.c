@@ -60,6 +60,28 @@ void gh_scope_ok(rd_github_t *gh, const char *scope)
         rd_backoff_success(&s->b);
 }
 
+bool gh_err_counts(int err)
+{
+    switch (err) {
+    case 0:
+    case RD_ENOENT:
+    case RD_EEXIST:
+    case RD_EBUSY:
+    case RD_EINVAL:
+    case RD_EAGAIN:
+    case RD_ECANCELED:
+        return false;
+    default:
+        return true;
+    }
+}
+
+uint64_t gh_retry_delay(rd_github_t *gh, unsigned n)
+{
+    uint64_t d = (uint64_t)GH_RETRY_BASE_MS << (n > 1 ? (n - 1 < 6 ? n - 1 : 6) : 0);
+    return d / 2 + rd_rand_next(&gh->rnd) % (d / 2 + 1);
+}
+
 void gh_scopes_free(rd_github_t *gh)
 {
     rd_strmap_free(&gh->scopes, free);
@@ -201,8 +223,45 @@ void gh_req_submit(rd_github_t *gh, gh_req_t *r)
     gh_gate_kick(gh);
 }
 
+void gh_req_submit_after(rd_github_t *gh, gh_req_t *r, uint64_t delay_ms)
+{
+    if (gh->closing) {
+        gh_req_fail_later(gh, r, RD_ECANCELED);
+        return;
+    }
+    r->not_before_ms = gh_now_ms() + (int64_t)delay_ms;
+    r->prev = NULL;
+    r->next = gh->delay_head;
+    gh->delay_head = r;
+    gh_gate_kick(gh);
+}
+
+/* Retries whose time has come go to the front of the queue; returns the
+ * earliest time one still waits for, or 0. */
+static int64_t delay_release(rd_github_t *gh, int64_t now)
+{
+    int64_t next = 0;
+    for (gh_req_t **pp = &gh->delay_head; *pp;) {
+        gh_req_t *r = *pp;
+        if (r->not_before_ms <= now || gh->closing) {
+            *pp = r->next;
+            gh_q_push(gh, r, true);
+            continue;
+        }
+        if (next == 0 || r->not_before_ms < next)
+            next = r->not_before_ms;
+        pp = &r->next;
+    }
+    return next;
+}
+
 void gh_queue_cancel(rd_github_t *gh)
 {
+    while (gh->delay_head) {
+        gh_req_t *r = gh->delay_head;
+        gh->delay_head = r->next;
+        gh_req_fail_later(gh, r, RD_ECANCELED);
+    }
     while (gh->q_head) {
         gh_req_t *r = gh->q_head;
         q_unlink(gh, r);
@@ -333,10 +392,11 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
     if (res->error != 0) {
         gh->stats.by_status[0]++;
         if (res->error != RD_ECANCELED) {
-            rd_log(gh_fail_level(gh, r->scope), LOGC, "%s %s: %s%s%s", r->method, r->url,
-                   rd_strerror(res->error), res->errmsg ? ": " : "",
+            rd_log(r->quiet ? RD_LOG_DEBUG : gh_fail_level(gh, r->scope), LOGC, "%s %s: %s%s%s",
+                   r->method, r->url, rd_strerror(res->error), res->errmsg ? ": " : "",
                    res->errmsg ? res->errmsg : "");
-            gh_scope_failed(gh, r->scope);
+            r->transient = true;
+            r->timed_out = res->timed_out != 0;
         }
         req_finish(r, res->error == RD_ERANGE ? RD_EIO : res->error, 0, NULL, 0, NULL);
         goto out;
@@ -406,13 +466,14 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
         char *msg = NULL, *doc = NULL;
         if (res->body)
             rd_ghjson_parse_error(res->body, res->body_len, &msg, &doc);
-        rd_log(expected_answer(r, st) ? RD_LOG_DEBUG : gh_fail_level(gh, r->scope), LOGC,
-               "%s %s: HTTP %ld%s%s", r->method, r->url, st, msg ? ": " : "", msg ? msg : "");
+        rd_log(expected_answer(r, st) || r->quiet ? RD_LOG_DEBUG : gh_fail_level(gh, r->scope),
+               LOGC, "%s %s: HTTP %ld%s%s", r->method, r->url, st, msg ? ": " : "", msg ? msg : "");
         free(msg);
         free(doc);
     }
-    if (st >= 500 || err == RD_EAUTH || err == RD_EPROTO)
-        gh_scope_failed(gh, r->scope);
+    /* The operation decides what counts against the scope's backoff (once, after
+     * its retries), not every request of it. */
+    r->transient = st >= 500;
     req_finish(r, err, st, res->body, res->body_len, NULL);
 out:
     gh_gate_kick(gh);
@@ -479,11 +540,15 @@ void gh_gate_run(rd_github_t *gh)
         req_finish(r, r->fail_err, 0, NULL, 0, NULL);
     }
     int64_t wake_at = 0;
+    int64_t delayed_at = delay_release(gh, gh_now_ms());
     while (gh->q_head && !gh->closing) {
         int64_t now = gh_now_ms();
         gh_req_t *r = gh->q_head;
-        /* Rate-limit holds and scope backoff answer at once: the caller retries later. */
-        if (gh->hold_until_ms > now || (r->scope && rd_github_retry_at(gh, r->scope) > now)) {
+        /* Rate-limit holds and scope backoff answer at once: the caller retries later.
+         * The backoff of a scope holds its reads only: registering a runner or
+         * deleting one does not wait because a listing of the same scope failed. */
+        if (gh->hold_until_ms > now ||
+            (!r->priority && r->scope && rd_github_retry_at(gh, r->scope) > now)) {
             q_unlink(gh, r);
             req_finish(r, RD_EAGAIN, 0, NULL, 0, NULL);
             continue;
@@ -518,6 +583,8 @@ void gh_gate_run(rd_github_t *gh)
         }
     }
     gh->gate_running = false;
+    if (delayed_at > 0 && (wake_at == 0 || delayed_at < wake_at))
+        wake_at = delayed_at;
     if (gh->fail_head) {
         gh_gate_kick(gh);
     } else if (wake_at > 0 && !gh->closing && gh->gate_timer_at != -1) {

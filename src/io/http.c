@@ -439,6 +439,7 @@ static void req_complete(rd_http_t *h, rd_http_req_t *r)
         res.errmsg = "canceled";
     } else {
         res.error = map_curl_error(r);
+        res.timed_out = r->result == CURLE_OPERATION_TIMEDOUT;
         if (res.error != 0) {
             if (r->too_big) {
                 res.errmsg = "response body exceeds the size limit";

@@ -429,8 +429,11 @@ static void on_jobs(void *ud, int err, const rd_github_poll_t *res)
     int64_t now = now_ms();
     unsigned sent = res->sent, charged = res->charged;
     bool changed = false;
-    if (err == 0) {
-        const rd_gh_jobs_t *jobs = res->queued;
+    const rd_gh_jobs_t *jobs = res->queued;
+    if (err != RD_ECANCELED && jobs != NULL) {
+        /* A failed poll still hands over what its other requests learned: those
+         * jobs are queued on GitHub. Only a complete poll may drop jobs it did
+         * not see (a failed page may have held them). */
         int target = rd_config_target_for_repo(p->cfg, r->full);
         int64_t *seen = rd_xcalloc(jobs->n + 1, sizeof(int64_t));
         for (size_t i = 0; i < jobs->n; i++) {
@@ -441,13 +444,16 @@ static void on_jobs(void *ud, int err, const rd_github_poll_t *res)
                                  j->created_ms > 0 ? j->created_ms : now, now, target))
                 changed = true;
         }
-        if (rd_demand_reconcile(p->demand, r->full, seen, jobs->n, r->poll_started_ms) > 0)
+        if (err == 0 &&
+            rd_demand_reconcile(p->demand, r->full, seen, jobs->n, r->poll_started_ms) > 0)
             changed = true;
         free(seen);
         if (p->assigned != NULL) {
             for (size_t i = 0; i < res->nassigned; i++)
                 p->assigned(p->ud, res->assigned[i].job_id, res->assigned[i].runner_name);
         }
+    }
+    if (err == 0) {
         r->queued = jobs->n;
         if (r->last_err != 0 && r->last_err != RD_EAGAIN)
             rd_info(LOGC, "%s: polling again", r->full);

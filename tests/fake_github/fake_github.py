@@ -19,6 +19,7 @@ import hmac
 import http.server
 import json
 import os
+import random
 import re
 import secrets
 import select
@@ -1111,6 +1112,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if getattr(self, "_defer", False):
             self._pending = (status, body, headers, content_type)
             return
+        if getattr(self, "_lose", False):
+            self._lose = False
+            self.count_status(status)
+            self.rst()
+            return
         # Count before sending: a client may ask for the stats as soon as it has the answer.
         self.count_status(status)
         self.send_response(status)
@@ -1174,6 +1180,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def dispatch(self):
         st = self.server.state
         self.is_api = False
+        self._lose = False
         try:
             raw = self.read_body()
         except Exception:
@@ -1211,10 +1218,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     continue
                 if not (f["rx"].search(path) or f["rx"].search(full)):
                     continue
+                # A fault with a probability hits that share of the matching requests,
+                # drawn from its own seeded generator (repeatable runs).
+                if f["probability"] < 1.0 and f["rng"].random() >= f["probability"]:
+                    continue
                 if f["count"] > 0:
                     f["count"] -= 1
                 f["hits"] += 1
-                return dict(f)
+                return {k: v for k, v in f.items() if k != "rng"}
         return None
 
     def apply_faults(self, st, path, parsed, runner=False):
@@ -1228,20 +1239,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if kind == "slow":
             return False
         log("fault %s on %s %s" % (kind, self.command, redact(self.path)))
+        if kind == "lost":
+            # Served as usual, but the answer never reaches the client (see send_raw).
+            self._lose = True
+            return False
         if kind == "hang":
             self.hang(st)
             return True
         if kind == "reset":
-            try:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
-            except OSError:
-                pass
-            self.close_connection = True
-            try:
-                self.connection.close()
-            except OSError:
-                pass
+            self.rst()
             return True
         if kind == "malformed":
             h = self.common_headers(st)
@@ -1286,6 +1292,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             code = 500
         self.send_json(code, {"message": "Injected fault %s" % kind}, h)
         return True
+
+    def rst(self):
+        """Close the connection with a TCP RST, without a response."""
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close_connection = True
+        try:
+            self.connection.close()
+        except OSError:
+            pass
 
     def hang(self, st):
         """Never answer: wait until the client gives up, the faults are cleared, or an hour."""
@@ -1525,7 +1544,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.hang_gen += 1
                 return {"ok": True}
             if method == "GET":
-                return {"faults": [{k: v for k, v in f.items() if k != "rx"} for f in st.faults]}
+                return {"faults": [{k: v for k, v in f.items() if k not in ("rx", "rng")}
+                                   for f in st.faults]}
         if method == "POST" and path == "/_control/ratelimit":
             for k in ("limit", "remaining", "reset", "status"):
                 if k in body:
@@ -1579,7 +1599,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def add_fault(st, body):
     kind = str(body.get("kind", "500"))
     known = {"500", "hang", "reset", "primary403", "primary429", "secondary403",
-             "secondary429", "malformed", "huge", "slow", "401"}
+             "secondary429", "malformed", "huge", "slow", "401", "lost"}
     if kind not in known and not kind.isdigit():
         raise ApiError(400, "unknown fault kind %r" % kind)
     try:
@@ -1589,9 +1609,13 @@ def add_fault(st, body):
     f = {"path": body.get("path", ".*"), "rx": rx, "method": body.get("method"),
          "kind": kind, "count": int(body.get("count", 1)),
          "delay_ms": int(body.get("delay_ms", 0) or 0),
-         "retry_after": body.get("retry_after"), "reset": body.get("reset"), "hits": 0}
+         "retry_after": body.get("retry_after"), "reset": body.get("reset"), "hits": 0,
+         "probability": float(body.get("probability", 1.0)), "seed": body.get("seed")}
+    if not 0.0 < f["probability"] <= 1.0:
+        raise ApiError(400, "probability must be in (0, 1]")
+    f["rng"] = random.Random(f["seed"])
     st.faults.append(f)
-    return {k: v for k, v in f.items() if k != "rx"}
+    return {k: v for k, v in f.items() if k not in ("rx", "rng")}
 
 
 def etag_matches(header, etag):

@@ -45,7 +45,9 @@ typedef struct {
 
 /** What one poll of a repository learned; everything in it is borrowed for the callback. */
 typedef struct {
-    const rd_gh_jobs_t *queued; /* the queued jobs; NULL unless err == 0 */
+    /* the queued jobs it saw: all of them when err == 0; after a failure, those
+     * of the pages that did arrive (never NULL) */
+    const rd_gh_jobs_t *queued;
     /* the in_progress jobs of the runs it read, with the runner GitHub gave each
      * (a runner may take another job than the one it was started for) */
     const rd_github_assignment_t *assigned;

@@ -42,8 +42,11 @@ typedef struct {
 typedef struct {
     int error;          /* 0, or RD_E*: transport failure (status is then 0) */
     const char *errmsg; /* curl's error text when error != 0 */
-    long status;        /* HTTP status */
-    char *body;         /* NUL-terminated; owned by the response */
+    /* error == RD_EIO because the request ran out of time (connect or total
+     * timeout): the server may still be working on it, unlike after a reset */
+    int timed_out;
+    long status; /* HTTP status */
+    char *body;  /* NUL-terminated; owned by the response */
     size_t body_len;
     /* Selected headers (NULL when absent), owned by the response. */
     char *etag;
