@@ -18,13 +18,21 @@
 #include "runnerd/io/configfile.h"
 #include "runnerd/io/readfile.h"
 
+/* A token whose expires_at has already passed by this host's clock (clock skew,
+ * a proxy) is fresh all the same: it is used this long before another is asked
+ * for, doubling while the next ones look expired too, up to the cap. */
+#define GH_TOKEN_MIN_USE_MS (60 * 1000)
+#define GH_TOKEN_MIN_USE_CAP_MS (30 * 60 * 1000)
+
 /* Installation token per owner (or one shared entry for a configured installation id). */
 typedef struct {
     char *key;
     int64_t inst_id;
     char *token;
     int64_t expires_ms;
-    int64_t renew_ms; /* renew from this time on */
+    int64_t renew_ms;    /* renew from this time on */
+    int64_t fetched_ms;  /* when the current token arrived */
+    int64_t skew_gap_ms; /* > 0: tokens come back already expired; the gap between fetches */
     bool fetching;
     int last_err;
     int64_t failed_until_ms;
@@ -310,15 +318,34 @@ static void on_token(gh_req_t *r, int err, long status, const char *body, size_t
     }
     in->token = tok;
     in->expires_ms = exp;
-    /* Renew 5 min before expiry, or after 3/4 of a shorter life. */
-    int64_t now = gh_now_ms(), margin = GH_TOKEN_RENEW_MS;
-    if (exp - now < 4 * margin)
-        margin = (exp - now) / 4;
-    in->renew_ms = exp - margin;
+    int64_t now = gh_now_ms(), life = exp - now;
+    in->fetched_ms = now;
+    if (life > 0) {
+        /* Renew 5 min before expiry, or after 3/4 of a shorter life. */
+        int64_t margin = GH_TOKEN_RENEW_MS;
+        if (life < 4 * margin)
+            margin = life / 4;
+        in->renew_ms = exp - margin;
+        in->skew_gap_ms = 0;
+        rd_info(LOGC, "installation %lld: new access token, expires in %lld s",
+                (long long)in->inst_id, (long long)(life / 1000));
+    } else {
+        /* GitHub just made it, so it is not expired: this host's clock (or a
+         * proxy) is off. Renewing "before expiry" would ask again at once, for
+         * ever, and never poll. Use it, and ask again later and later. */
+        in->skew_gap_ms = in->skew_gap_ms > 0 ? in->skew_gap_ms * 2 : GH_TOKEN_MIN_USE_MS;
+        if (in->skew_gap_ms > GH_TOKEN_MIN_USE_CAP_MS)
+            in->skew_gap_ms = GH_TOKEN_MIN_USE_CAP_MS;
+        in->renew_ms = now + in->skew_gap_ms;
+        rd_warn(LOGC,
+                "installation %lld: the new access token's expires_at is %lld s in the past by "
+                "this host's clock (clock skew or a proxy?); using it for %lld s before asking "
+                "for another",
+                (long long)in->inst_id, (long long)(-life / 1000),
+                (long long)(in->skew_gap_ms / 1000));
+    }
     in->fetching = false;
     in->last_err = 0;
-    rd_info(LOGC, "installation %lld: new access token, expires in %lld s", (long long)in->inst_id,
-            (long long)((exp - gh_now_ms()) / 1000));
     inst_wake(gh, in, 0);
 }
 
@@ -407,6 +434,12 @@ const char *gh_auth_for(rd_github_t *gh, gh_req_t *r, int *err)
         return in->token;
     if (!in->fetching && in->failed_until_ms > now) {
         *err = in->last_err == RD_EAGAIN ? RD_EAGAIN : RD_EAUTH;
+        return NULL;
+    }
+    if (!in->fetching && in->skew_gap_ms > 0 && now < in->fetched_ms + in->skew_gap_ms) {
+        /* Tokens come back looking expired and GitHub refused this one (401):
+         * asking again at once would loop; wait out the gap. */
+        *err = RD_EAGAIN;
         return NULL;
     }
     /* Park r on the owner's waiters and fetch (once). */

@@ -233,6 +233,7 @@ class State:
             self.groups = {}       # org -> [ {"id","name"} ] (besides Default)
             self.inst_tokens = {}  # token -> {"installation_id","expires"}
             self.token_ttl = 3600
+            self.token_skew = 0  # seconds added to the expires_at a token answer shows
             self.label_ids = {}
             self.next_owner_id = 1000
             self.next_repo_id = 100000
@@ -924,7 +925,7 @@ def h_access_token(st, ctx, m):
     tok = "ghs_" + secrets.token_urlsafe(27).replace("-", "A").replace("_", "b")[:36]
     exp = time.time() + st.token_ttl
     st.inst_tokens[tok] = {"installation_id": iid, "expires": exp}
-    body = {"token": tok, "expires_at": iso(exp), "permissions": dict(APP_PERMISSIONS),
+    body = {"token": tok, "expires_at": iso(exp + st.token_skew), "permissions": dict(APP_PERMISSIONS),
             "repository_selection": "all"}
     return Resp(201, body)
 
@@ -1567,7 +1568,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "busy": rn["busy"]}
         if method == "POST" and path == "/_control/token_ttl":
             st.token_ttl = int(body.get("seconds", 3600))
-            return {"seconds": st.token_ttl}
+            st.token_skew = int(body.get("skew", 0))
+            return {"seconds": st.token_ttl, "skew": st.token_skew}
         if method == "POST" and path == "/_control/runner_groups":
             org = body.get("org")
             if not isinstance(org, str):
