@@ -16,6 +16,7 @@
 #include "runnerd/io/logsink.h"
 
 #define RD_DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
+#define RD_DEFAULT_CONTROL "/run/runnerd/runnerd.sock"
 
 static void usage(FILE *fp)
 {
@@ -34,6 +35,8 @@ static void usage(FILE *fp)
         "                        (with --once: print the plan as JSON lines on stdout)\n"
         "      --log-level LEVEL debug, info (default), warn or error\n"
         "      --log-format FMT  text (default) or json; logs go to stderr\n"
+        "      --control-socket PATH  runnerctl's socket (default " RD_DEFAULT_CONTROL ";\n"
+        "                        \"\" for none)\n"
         "  -V, --version         print \"runnerd VERSION\" and exit\n"
         "  -h, --help            print this help and exit\n");
 }
@@ -112,7 +115,7 @@ static void no_core_dumps(void)
 int main(int argc, char **argv)
 {
     no_core_dumps();
-    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_LOG_LEVEL, OPT_LOG_FORMAT };
+    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_CONTROL };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, OPT_CHECK},
@@ -120,13 +123,14 @@ int main(int argc, char **argv)
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"control-socket", required_argument, NULL, OPT_CONTROL},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config = RD_DEFAULT_CONFIG;
     bool check = false, once = false, dry_run = false;
-    const char *level = "info", *format = "text";
+    const char *level = "info", *format = "text", *control = RD_DEFAULT_CONTROL;
 
     opterr = 0; /* our own messages, then the usage */
     int ch;
@@ -149,6 +153,9 @@ int main(int argc, char **argv)
             break;
         case OPT_LOG_FORMAT:
             format = optarg;
+            break;
+        case OPT_CONTROL:
+            control = optarg;
             break;
         case 'V':
             printf("runnerd %s\n", RD_VERSION_STRING);
@@ -185,6 +192,7 @@ int main(int argc, char **argv)
         return check_config(config);
     if (!once)
         raise_nofile_limit();
-    rd_daemon_opts_t opts = {.config_path = config, .once = once, .dry_run = dry_run};
+    rd_daemon_opts_t opts = {
+        .config_path = config, .once = once, .dry_run = dry_run, .control_socket = control};
     return rd_daemon_run(&opts);
 }

@@ -1,6 +1,7 @@
 /* runnerctl.c: command-line companion of runnerd. Reads GET /status (docs/status.md)
  * from the daemon's listener and prints it as aligned tables, or passes the JSON
- * through with --json. */
+ * through with --json; steers the daemon (reload, drain, resume, stop, pause,
+ * unpause) through its control socket (DESIGN.md section 6). */
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include "yamltree.h"
 
 #define DEFAULT_URL "http://127.0.0.1:9464"
+#define DEFAULT_SOCKET "/run/runnerd/runnerd.sock"
 #define DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
 #define MAX_BODY (16u * 1024 * 1024)
 
@@ -22,15 +24,22 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: runnerctl [--url URL | -c FILE] [--timeout SECONDS] COMMAND [--json]\n"
+            "       runnerctl [-s SOCKET | -c FILE] reload | drain POOL | resume POOL |\n"
+            "                 stop RUNNER [--force] | pause SCOPE | unpause SCOPE\n"
             "\n"
             "Commands (read GET URL/status from runnerd's listener):\n"
             "  status    summary: daemon, config, host, jobs, GitHub API, then the tables\n"
             "  pools     one line per pool\n"
             "  runners   one line per runner\n"
             "  targets   one line per target\n"
-            "  reload    explains how to reload (not offered over HTTP)\n"
+            "Commands (through the control socket; exit 1 when refused):\n"
+            "  reload         validate and apply the config; FILE:LINE:COL errors when refused\n"
+            "  drain POOL     start nothing in POOL, stop its idle runners (resume POOL undoes)\n"
+            "  stop RUNNER    stop one runner; a busy one only with --force (fails its job)\n"
+            "  pause SCOPE    the target orgs/ORG or repos/OWNER/REPO starts nothing (unpause)\n"
             "\n"
             "Options:\n"
+            "  -s SOCKET         the control socket (default " DEFAULT_SOCKET ")\n"
             "  --url URL         runnerd's listen address (default: $RUNNERCTL_URL, else the\n"
             "                    listen: of %s when it has one, else %s)\n"
             "  -c, --config FILE take the address from this runnerd config's listen:\n"
@@ -483,19 +492,159 @@ static void print_status(json_object *doc, FILE *f)
     print_targets(doc, f);
 }
 
+/* ---- the control socket ---- */
+
+/* The control_socket: of a runnerd config, or NULL (absent, unreadable). */
+static char *socket_from_config(const char *file)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    if (rd_read_file(file, MAX_BODY, 0, &buf, &len) != 0)
+        return NULL;
+    rd_ynode_t *root = NULL;
+    rd_yaml_error_t yerr;
+    char *path = NULL;
+    if (rd_yaml_parse(buf, len, &root, &yerr) == 0 && root != NULL && root->kind == RD_YNODE_MAP) {
+        for (size_t i = 0; i < root->u.map.n; i++) {
+            const rd_ynode_t *k = root->u.map.v[i].key, *v = root->u.map.v[i].value;
+            if (k->kind == RD_YNODE_SCALAR && strcmp(k->u.scalar.s, "control_socket") == 0 &&
+                v->kind == RD_YNODE_SCALAR && !rd_ynode_is_null(v))
+                path = rd_xstrdup(v->u.scalar.s);
+        }
+    }
+    rd_ynode_free(root);
+    free(buf);
+    return path;
+}
+
+/* One request to the control socket; prints the answer. 0 when it was done,
+ * 1 when refused or unreachable. */
+static int control(const char *sock, const char *method, const char *path, long timeout_s)
+{
+    char err[CURL_ERROR_SIZE] = "";
+    body_t body = {0};
+    char *url = rd_xasprintf("http://localhost%s", path);
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        free(url);
+        fprintf(stderr, "runnerctl: cannot initialise libcurl\n");
+        return 1;
+    }
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+    /* A reload validates the whole file: give it more than a status read. */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s * 6);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "runnerctl/" RD_VERSION_STRING);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    free(url);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "runnerctl: cannot reach runnerd's control socket %s: %s\n", sock,
+                err[0] ? err : curl_easy_strerror(rc));
+        free(body.p);
+        return 1;
+    }
+    json_object *doc = body.p ? json_tokener_parse(body.p) : NULL;
+    const char *result = doc ? gets(doc, "result") : NULL;
+    const char *error = doc ? gets(doc, "error") : NULL;
+    json_object *errs = doc ? get(doc, "errors") : NULL;
+    int code = status >= 200 && status < 300 ? 0 : 1;
+    if (code == 0) {
+        if (result != NULL)
+            printf("%s\n", result);
+        else if (body.p != NULL)
+            fputs(body.p, stdout);
+    } else {
+        fprintf(stderr, "runnerctl: %s\n", error ? error : "refused");
+        for (size_t i = 0; errs && json_object_is_type(errs, json_type_array) &&
+                           i < json_object_array_length(errs);
+             i++)
+            fprintf(stderr, "%s\n", json_object_get_string(json_object_array_get_idx(errs, i)));
+        if (error == NULL && errs == NULL)
+            fprintf(stderr, "runnerctl: HTTP %ld\n", status);
+    }
+    json_object_put(doc);
+    free(body.p);
+    return code;
+}
+
+/* Percent-encode a query value (scopes hold '/'). */
+static char *qenc(const char *s)
+{
+    char *out = rd_xmalloc(strlen(s) * 3 + 1), *o = out;
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '/')
+            *o++ = (char)ch;
+        else
+            o += sprintf(o, "%%%02X", ch);
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A pool or runner name as a path segment: no '/', '?', '%' or spaces. */
+static bool plain_name(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (*s == '/' || *s == '?' || *s == '%' || *s == '#' || (unsigned char)*s <= ' ')
+            return false;
+    return true;
+}
+
+static int steer(const char *sock, const char *cmd, const char *arg, bool force, long timeout)
+{
+    char *path = NULL;
+    if (strcmp(cmd, "reload") == 0) {
+        path = rd_xstrdup("/v1/reload");
+    } else if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "resume") == 0) {
+        path = rd_xasprintf("/v1/pools/%s/%s", arg, cmd);
+    } else if (strcmp(cmd, "stop") == 0) {
+        path = rd_xasprintf("/v1/runners/%s/stop%s", arg, force ? "?force=1" : "");
+    } else {
+        char *q = qenc(arg);
+        path = rd_xasprintf("/v1/targets/%s?scope=%s",
+                            strcmp(cmd, "pause") == 0 ? "pause" : "resume", q);
+        free(q);
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = control(sock, "POST", path, timeout);
+    curl_global_cleanup();
+    free(path);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *url = NULL;
     const char *config = NULL;
     char *config_url = NULL;
     long timeout = 5;
-    bool json = false;
-    const char *cmd = NULL;
+    bool json = false, force = false;
+    const char *cmd = NULL, *arg = NULL, *sock = NULL;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--force") == 0) {
+            force = true;
+        } else if ((strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0) && i + 1 < argc) {
+            sock = argv[++i];
         } else if (strcmp(a, "--url") == 0 && i + 1 < argc) {
             url = argv[++i];
         } else if (strncmp(a, "--url=", 6) == 0) {
@@ -512,12 +661,14 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--version") == 0) {
             printf("runnerctl %s\n", RD_VERSION_STRING);
             return 0;
-        } else if (a[0] == '-' || cmd != NULL) {
+        } else if (a[0] == '-' || arg != NULL) {
             fprintf(stderr, "runnerctl: unexpected argument '%s'\n", a);
             usage(stderr);
             return 2;
-        } else {
+        } else if (cmd == NULL) {
             cmd = a;
+        } else {
+            arg = a;
         }
     }
     if (timeout <= 0)
@@ -526,15 +677,32 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(cmd, "reload") == 0) {
-        /* The listener has no authentication, so it offers nothing that changes
-         * state; reloading is a signal, which needs the right to signal runnerd. */
-        fprintf(stderr, "runnerctl: reload is not offered over HTTP (the listener has no "
-                        "authentication).\n"
-                        "Reload with:  systemctl reload runnerd\n"
-                        "         or:  kill -HUP <pid of runnerd>\n"
-                        "The new file is validated first (same as runnerd --check-config); on "
-                        "error the old config keeps running and the error is logged.\n");
+    /* Steering goes to the control socket (mode 0660: the service's user and
+     * group), never to the listener, which has no authentication. */
+    static const char *const steering[] = {"reload", "drain", "resume", "stop", "pause", "unpause"};
+    for (size_t i = 0; i < RD_ARRAY_SIZE(steering); i++) {
+        if (strcmp(cmd, steering[i]) != 0)
+            continue;
+        bool needs_arg = i > 0;
+        if (needs_arg != (arg != NULL) || (force && strcmp(cmd, "stop") != 0) ||
+            (needs_arg && i < 4 && !plain_name(arg)) || json) {
+            fprintf(stderr, "runnerctl: %s %s\n", cmd,
+                    needs_arg ? (arg ? "takes one plain name (and --force only with stop)"
+                                     : "needs a name")
+                              : "takes no argument");
+            usage(stderr);
+            return 2;
+        }
+        char *from_cfg = sock == NULL && config != NULL ? socket_from_config(config) : NULL;
+        const char *path = sock ? sock : from_cfg ? from_cfg : DEFAULT_SOCKET;
+        int rc = path[0] == '\0' ? (fprintf(stderr, "runnerctl: control_socket is off\n"), 1)
+                                 : steer(path, cmd, arg ? arg : "", force, timeout);
+        free(from_cfg);
+        return rc;
+    }
+    if (arg != NULL || force) {
+        fprintf(stderr, "runnerctl: %s takes no argument\n", cmd);
+        usage(stderr);
         return 2;
     }
     if (strcmp(cmd, "status") && strcmp(cmd, "pools") && strcmp(cmd, "runners") &&

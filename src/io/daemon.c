@@ -62,9 +62,14 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
         free(line);
     }
     rd_config_errors_free(&warns);
+    free(d->reload_errors);
+    d->reload_errors = NULL;
     if (rc != 0) {
         for (size_t i = 0; i < errs.n; i++) {
             char *line = rd_config_error_str(&errs.v[i]);
+            char *all = rd_xasprintf("%s%s\n", d->reload_errors ? d->reload_errors : "", line);
+            free(d->reload_errors);
+            d->reload_errors = all;
             /* ERROR also on a reload: the file would fail the next start too, and an
              * operator running with --log-level error must still see it. */
             rd_log(RD_LOG_ERROR, "config", "%s", line);
@@ -79,6 +84,8 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
             rd_log(RD_LOG_ERROR, "config", "%s: %s", d->opts.config_path, rd_strerror(rc));
             free(d->last_reload_error);
             d->last_reload_error = rd_xasprintf("%s: %s", d->opts.config_path, rd_strerror(rc));
+            free(d->reload_errors);
+            d->reload_errors = rd_xasprintf("%s\n", d->last_reload_error);
         }
         rd_config_errors_free(&errs);
         return NULL;
@@ -131,7 +138,7 @@ static void free_secret(char *s, size_t len)
 /* ------------------------------------------------------------------ */
 /* Reload                                                              */
 
-static void reload(rd_daemon_t *d)
+int rd_daemon_reload(rd_daemon_t *d)
 {
     rd_info(LOGC, "SIGHUP: reloading %s", d->opts.config_path);
     if (d->notify != NULL)
@@ -145,6 +152,8 @@ static void reload(rd_daemon_t *d)
     }
     if (cfg != NULL && rd_github_reconfigure(d->gh, &cfg->github) != 0) {
         rd_error("config", "reload: github settings unusable");
+        free(d->reload_errors);
+        d->reload_errors = rd_xstrdup("github settings unusable (see the log)\n");
         free_secret(secret, secret_len);
         rd_config_free(cfg);
         cfg = NULL;
@@ -154,7 +163,7 @@ static void reload(rd_daemon_t *d)
         rd_error(LOGC, "reload failed: still running the previous configuration");
         if (d->notify != NULL)
             rd_notify_ready(d->notify, "reload failed; running the previous configuration");
-        return;
+        return -1;
     }
 
     bool listen_changed = (cfg->listen == NULL) != (d->cfg->listen == NULL) ||
@@ -197,6 +206,7 @@ static void reload(rd_daemon_t *d)
     if (d->notify != NULL)
         rd_notify_ready(d->notify, NULL);
     rd_daemon_schedule_soon(d);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -249,6 +259,7 @@ static void begin_close(rd_daemon_t *d)
         rd_notify_close(d->notify);
         d->notify = NULL;
     }
+    rd_daemon_control_close(d);
     uv_timer_stop(&d->sched_timer);
     close_signal((uv_handle_t *)&d->sched_timer);
     close_signal((uv_handle_t *)&d->tick_timer);
@@ -301,7 +312,7 @@ static void on_sighup(uv_signal_t *s, int signum)
     (void)signum;
     if (d->phase >= PHASE_DRAINING)
         return;
-    reload(d);
+    rd_daemon_reload(d);
 }
 
 static void on_sigterm(uv_signal_t *s, int signum)
@@ -548,6 +559,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         begin_close(d);
         goto run;
     }
+    rd_daemon_control_start(d);
     if (!opts->once)
         rd_notify_open(&d->loop, &d->notify);
     code = 0;
@@ -574,6 +586,8 @@ run:
     free(d->pool_queued);
     free(d->dry_plan);
 fail_early:
+    rd_daemon_control_free(d);
+    free(d->reload_errors);
     free(d->last_reload_error);
     free_secret(d->webhook_secret, d->webhook_secret_len);
     rd_config_free(d->cfg);

@@ -100,7 +100,9 @@ typedef struct rd_daemon {
     unsigned last_unmatched;
     unsigned *pool_queued; /* per cfg pool: queued jobs it was chosen for, last plan */
     size_t npool_queued;
-    char *dry_plan; /* the plan lines a dry run logged last (NULL: none) */
+    char *dry_plan;            /* the plan lines a dry run logged last (NULL: none) */
+    struct rd_daemon_ctl *ctl; /* the control socket and its drains/pauses (daemon_control.c) */
+    char *reload_errors;       /* every error line of the last refused (re)load, '\n'-separated */
 } rd_daemon_t;
 
 static inline int64_t rd_daemon_wall_ms(void)
@@ -130,6 +132,16 @@ char *rd_daemon_cb_metrics(void *ud, size_t *len);
 bool rd_daemon_cb_healthz(void *ud, char *reason, size_t reason_size);
 char *rd_daemon_cb_status(void *ud, size_t *len);
 
+/* daemon.c */
+/** Reload the config as SIGHUP does: 0 when applied, -1 when refused (d->reload_errors). */
+int rd_daemon_reload(rd_daemon_t *d);
+/* daemon_control.c */
+void rd_daemon_control_start(rd_daemon_t *d);
+void rd_daemon_control_close(rd_daemon_t *d);
+void rd_daemon_control_free(rd_daemon_t *d);
+bool rd_daemon_control_pool_drained(const rd_daemon_t *d, const char *pool);
+/** Drained pools back off (start nothing); paused targets' jobs and pools leave PI. */
+void rd_daemon_control_plan(const rd_daemon_t *d, bool *backoff, rd_planner_input_t *pi);
 /* daemon_webhook.c */
 int rd_daemon_start_listener(rd_daemon_t *d);
 

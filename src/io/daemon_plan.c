@@ -215,6 +215,7 @@ void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runn
         if (rd_supervisor_pool_info(d->sup, i, &info) == 0)
             backoff[i] = info.backoff;
     }
+    rd_daemon_control_plan(d, backoff, NULL);
     rd_planner_state_t st = {
         .cfg = d->cfg,
         .demand = d->demand,
@@ -225,6 +226,7 @@ void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runn
         .stopping = d->phase >= PHASE_DRAINING,
     };
     rd_planner_build(&st, pi);
+    rd_daemon_control_plan(d, NULL, pi);
     free(backoff);
     free(rs);
     *snap_out = snap;

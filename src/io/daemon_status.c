@@ -42,7 +42,8 @@ char *rd_daemon_cb_metrics(void *ud, size_t *len)
         pools[i].max_runners = d->cfg->pools[i].max_runners;
         pools[i].queued_jobs = i < d->npool_queued ? d->pool_queued[i] : 0;
         rd_supervisor_pool_info_t info;
-        pools[i].draining = d->phase >= PHASE_DRAINING;
+        pools[i].draining =
+            d->phase >= PHASE_DRAINING || rd_daemon_control_pool_drained(d, pools[i].name);
         if (d->sup != NULL && rd_supervisor_pool_info(d->sup, i, &info) == 0) {
             pools[i].degraded = info.degraded;
             pools[i].starts_total = info.starts_total;

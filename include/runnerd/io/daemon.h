@@ -8,8 +8,9 @@
 
 typedef struct {
     const char *config_path;
-    bool once;    /* one poll-and-schedule cycle, then exit */
-    bool dry_run; /* decide and log, start nothing, create nothing on GitHub */
+    bool once;                  /* one poll-and-schedule cycle, then exit */
+    bool dry_run;               /* decide and log, start nothing, create nothing on GitHub */
+    const char *control_socket; /* runnerctl's socket; NULL or "" = none (docs/operating.md) */
 } rd_daemon_opts_t;
 
 /** Run until stopped; returns the process exit code. */
