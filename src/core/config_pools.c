@@ -214,6 +214,8 @@ static void release_env(void *obj)
 }
 
 static const char *const pull_choices[] = {"missing", "always", "never", NULL};
+/* no_new_privileges: the index is rd_pool_t.allow_new_privileges ("false" allows them). */
+static const char *const nnp_choices[] = {"true", "false", NULL};
 
 enum {
     PL_NAME,
@@ -233,6 +235,7 @@ enum {
     PL_STARTUP_TIMEOUT,
     PL_IDLE_TIMEOUT,
     PL_JOB_TIMEOUT,
+    PL_NO_NEW_PRIVILEGES,
     PL_ENV,
     PL_N
 };
@@ -279,6 +282,10 @@ const rd_cfg_key_t rd_cfg_pool_keys[PL_N] = {
                          POOL(idle_timeout_ms), .help = "an idle runner is stopped after this"},
     [PL_JOB_TIMEOUT] = {"job_timeout", RD_CFG_DURATION, "6h", 1000, 7 * 24 * 3600000ULL,
                         POOL(job_timeout_ms), .help = "a job running longer is stopped"},
+    [PL_NO_NEW_PRIVILEGES] = {"no_new_privileges", RD_CFG_ENUM, "true", .choices = nnp_choices,
+                              POOL(allow_new_privileges),
+                              .help = "false lets setuid programs such as sudo work in jobs "
+                                      "(root inside the container)"},
     [PL_ENV] = {"env", RD_CFG_CUSTOM, .parse = parse_env, .release = release_env, POOL(env_keys),
                 .help = "extra container environment, NAME: value"},
 };

@@ -181,8 +181,10 @@ int rd_dockerargv_run(const rd_dockerargv_run_t *in, char ***out)
     av_push_owned(&a, rd_xasprintf("%" PRIu64, p->memory));
     av_push(&a, "--pids-limit");
     av_push_owned(&a, rd_xasprintf("%" PRId64, p->pids_limit));
-    av_push(&a, "--security-opt");
-    av_push(&a, "no-new-privileges");
+    if (!p->allow_new_privileges) { /* off only by the pool's choice (docs/install.md, sudo) */
+        av_push(&a, "--security-opt");
+        av_push(&a, "no-new-privileges");
+    }
     av_push(&a, "--network");
     av_push(&a, d->network);
     if (p->gpus > 0) {

@@ -76,13 +76,78 @@ static void test_run_golden_minimal(void **state)
     rd_dockerargv_run_t r = mkrun(&p, &d);
     char **argv = NULL;
     assert_int_equal(rd_dockerargv_run(&r, &argv), 0);
-    const char *want[] = {"docker", "run", "--rm", "--name", "runnerd-host1-linux-x64-abc123",
-                          "--sig-proxy=false", "--label", "runnerd.instance=host1", "--label",
-                          "runnerd.pool=linux-x64", "--label", "runnerd.runner-id=23", "--label",
-                          "runnerd.scope=repos/octo-org/hello-world", "--cpus", "2", "--memory",
-                          "4294967296", "--pids-limit", "4096", "--security-opt",
-                          "no-new-privileges", "--network", "bridge", "--pull", "never", "-e",
-                          "ACTIONS_RUNNER_INPUT_JITCONFIG", "ghcr.io/actions/actions-runner:latest",
+    const char *want[] = {"docker",
+                          "run",
+                          "--rm",
+                          "--name",
+                          "runnerd-host1-linux-x64-abc123",
+                          "--sig-proxy=false",
+                          "--label",
+                          "runnerd.instance=host1",
+                          "--label",
+                          "runnerd.pool=linux-x64",
+                          "--label",
+                          "runnerd.runner-id=23",
+                          "--label",
+                          "runnerd.scope=repos/octo-org/hello-world",
+                          "--cpus",
+                          "2",
+                          "--memory",
+                          "4294967296",
+                          "--pids-limit",
+                          "4096",
+                          "--security-opt",
+                          "no-new-privileges",
+                          "--network",
+                          "bridge",
+                          "--pull",
+                          "never",
+                          "-e",
+                          "ACTIONS_RUNNER_INPUT_JITCONFIG",
+                          "ghcr.io/actions/actions-runner:latest",
+                          NULL};
+    assert_argv(argv, want);
+    rd_dockerargv_free(argv);
+}
+
+/* no_new_privileges: false (docs/install.md, jobs that use sudo): the flag goes,
+ * nothing else changes. */
+static void test_run_allow_new_privileges(void **state)
+{
+    (void)state;
+    rd_pool_t p = mkpool();
+    p.allow_new_privileges = 1;
+    rd_docker_config_t d = mkdocker();
+    rd_dockerargv_run_t r = mkrun(&p, &d);
+    char **argv = NULL;
+    assert_int_equal(rd_dockerargv_run(&r, &argv), 0);
+    const char *want[] = {"docker",
+                          "run",
+                          "--rm",
+                          "--name",
+                          "runnerd-host1-linux-x64-abc123",
+                          "--sig-proxy=false",
+                          "--label",
+                          "runnerd.instance=host1",
+                          "--label",
+                          "runnerd.pool=linux-x64",
+                          "--label",
+                          "runnerd.runner-id=23",
+                          "--label",
+                          "runnerd.scope=repos/octo-org/hello-world",
+                          "--cpus",
+                          "2",
+                          "--memory",
+                          "4294967296",
+                          "--pids-limit",
+                          "4096",
+                          "--network",
+                          "bridge",
+                          "--pull",
+                          "never",
+                          "-e",
+                          "ACTIONS_RUNNER_INPUT_JITCONFIG",
+                          "ghcr.io/actions/actions-runner:latest",
                           NULL};
     assert_argv(argv, want);
     rd_dockerargv_free(argv);
@@ -111,17 +176,49 @@ static void test_run_golden_full(void **state)
     r.binary = "/usr/bin/podman";
     char **argv = NULL;
     assert_int_equal(rd_dockerargv_run(&r, &argv), 0);
-    const char *want[] = {"/usr/bin/podman", "run", "--rm", "--name",
-                          "runnerd-host1-linux-x64-abc123", "--sig-proxy=false", "--label",
-                          "runnerd.instance=host1", "--label", "runnerd.pool=linux-x64", "--label",
-                          "runnerd.runner-id=23", "--label",
-                          "runnerd.scope=repos/octo-org/hello-world", "--cpus", "0.5", "--memory",
-                          "4294967296", "--pids-limit", "4096", "--security-opt",
-                          "no-new-privileges", "--network", "host", "--gpus", "1", "--runtime",
-                          "runsc", "--platform", "linux/arm64", "--pull", "missing", "-e",
-                          "ACTIONS_RUNNER_INPUT_JITCONFIG", "-e", "FOO", "-e", "BAR_2",
-                          "--add-host", "host.docker.internal:host-gateway",
-                          "ghcr.io/actions/actions-runner:latest", "/home/runner/run.sh", "--once",
+    const char *want[] = {"/usr/bin/podman",
+                          "run",
+                          "--rm",
+                          "--name",
+                          "runnerd-host1-linux-x64-abc123",
+                          "--sig-proxy=false",
+                          "--label",
+                          "runnerd.instance=host1",
+                          "--label",
+                          "runnerd.pool=linux-x64",
+                          "--label",
+                          "runnerd.runner-id=23",
+                          "--label",
+                          "runnerd.scope=repos/octo-org/hello-world",
+                          "--cpus",
+                          "0.5",
+                          "--memory",
+                          "4294967296",
+                          "--pids-limit",
+                          "4096",
+                          "--security-opt",
+                          "no-new-privileges",
+                          "--network",
+                          "host",
+                          "--gpus",
+                          "1",
+                          "--runtime",
+                          "runsc",
+                          "--platform",
+                          "linux/arm64",
+                          "--pull",
+                          "missing",
+                          "-e",
+                          "ACTIONS_RUNNER_INPUT_JITCONFIG",
+                          "-e",
+                          "FOO",
+                          "-e",
+                          "BAR_2",
+                          "--add-host",
+                          "host.docker.internal:host-gateway",
+                          "ghcr.io/actions/actions-runner:latest",
+                          "/home/runner/run.sh",
+                          "--once",
                           NULL};
     assert_argv(argv, want);
     /* env values never appear in argv */
@@ -144,36 +241,90 @@ static void test_run_hostile(void **state)
     rd_docker_config_t d;
     rd_dockerargv_run_t r;
 #define RESET() (p = mkpool(), d = mkdocker(), r = mkrun(&p, &d))
-    RESET(); p.image = "--privileged"; expect_einval(&r);
-    RESET(); p.image = "-v/:/host"; expect_einval(&r);
-    RESET(); p.image = ""; expect_einval(&r);
-    RESET(); p.image = "img\nx"; expect_einval(&r);
-    RESET(); r.name = "-x"; expect_einval(&r);
-    RESET(); r.name = "a b"; expect_einval(&r);
-    RESET(); r.name = "a\n"; expect_einval(&r);
-    RESET(); r.name = ""; expect_einval(&r);
-    RESET(); d.network = "--privileged"; expect_einval(&r);
-    RESET(); p.runtime = "-x"; expect_einval(&r);
-    RESET(); p.platform = "linux/\tarm64"; expect_einval(&r);
-    RESET(); r.scope = "repos/o/r\n--privileged"; expect_einval(&r);
-    RESET(); r.instance = "h\x01"; expect_einval(&r);
-    RESET(); p.name = "pool\r"; expect_einval(&r);
-    RESET(); r.runner_id = -1; expect_einval(&r);
-    RESET(); p.cpus = 0; expect_einval(&r);
-    RESET(); p.memory = 0; expect_einval(&r);
-    RESET(); p.pids_limit = 0; expect_einval(&r);
-    RESET(); r.binary = "-docker"; expect_einval(&r);
+    RESET();
+    p.image = "--privileged";
+    expect_einval(&r);
+    RESET();
+    p.image = "-v/:/host";
+    expect_einval(&r);
+    RESET();
+    p.image = "";
+    expect_einval(&r);
+    RESET();
+    p.image = "img\nx";
+    expect_einval(&r);
+    RESET();
+    r.name = "-x";
+    expect_einval(&r);
+    RESET();
+    r.name = "a b";
+    expect_einval(&r);
+    RESET();
+    r.name = "a\n";
+    expect_einval(&r);
+    RESET();
+    r.name = "";
+    expect_einval(&r);
+    RESET();
+    d.network = "--privileged";
+    expect_einval(&r);
+    RESET();
+    p.runtime = "-x";
+    expect_einval(&r);
+    RESET();
+    p.platform = "linux/\tarm64";
+    expect_einval(&r);
+    RESET();
+    r.scope = "repos/o/r\n--privileged";
+    expect_einval(&r);
+    RESET();
+    r.instance = "h\x01";
+    expect_einval(&r);
+    RESET();
+    p.name = "pool\r";
+    expect_einval(&r);
+    RESET();
+    r.runner_id = -1;
+    expect_einval(&r);
+    RESET();
+    p.cpus = 0;
+    expect_einval(&r);
+    RESET();
+    p.memory = 0;
+    expect_einval(&r);
+    RESET();
+    p.pids_limit = 0;
+    expect_einval(&r);
+    RESET();
+    r.binary = "-docker";
+    expect_einval(&r);
     static char *badk[] = {"A=B"};
     static char *badv[] = {"x"};
-    RESET(); p.env_keys = badk; p.env_vals = badv; p.nenv = 1; expect_einval(&r);
+    RESET();
+    p.env_keys = badk;
+    p.env_vals = badv;
+    p.nenv = 1;
+    expect_einval(&r);
     static char *jitk[] = {"ACTIONS_RUNNER_INPUT_JITCONFIG"};
-    RESET(); p.env_keys = jitk; p.env_vals = badv; p.nenv = 1; expect_einval(&r);
+    RESET();
+    p.env_keys = jitk;
+    p.env_vals = badv;
+    p.nenv = 1;
+    expect_einval(&r);
     static char *dashk[] = {"-e"};
-    RESET(); p.env_keys = dashk; p.env_vals = badv; p.nenv = 1; expect_einval(&r);
+    RESET();
+    p.env_keys = dashk;
+    p.env_vals = badv;
+    p.nenv = 1;
+    expect_einval(&r);
     static char *badx[] = {"--x\n"};
-    RESET(); d.extra_args = badx; d.nextra_args = 1; expect_einval(&r);
+    RESET();
+    d.extra_args = badx;
+    d.nextra_args = 1;
+    expect_einval(&r);
     /* A label value starting with '-' is fine: it is glued to "key=". */
-    RESET(); r.scope = "-weird";
+    RESET();
+    r.scope = "-weird";
     char **argv = NULL;
     assert_int_equal(rd_dockerargv_run(&r, &argv), 0);
     rd_dockerargv_free(argv);
@@ -201,11 +352,12 @@ static void test_simple_argvs(void **state)
                                     "runnerd-h-p-1", NULL});
     rd_dockerargv_free(a);
     assert_int_equal(rd_dockerargv_ps("docker", "host1", &a), 0);
-    assert_argv(a, (const char *[]){"docker", "ps", "-a", "--no-trunc", "--filter",
-                                    "label=runnerd.instance=host1", "--format",
-                                    "{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label \"runnerd.pool\"}}"
-                                    "\t{{.Label \"runnerd.runner-id\"}}\t{{.Label \"runnerd.scope\"}}",
-                                    NULL});
+    assert_argv(a,
+                (const char *[]){"docker", "ps", "-a", "--no-trunc", "--filter",
+                                 "label=runnerd.instance=host1", "--format",
+                                 "{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label \"runnerd.pool\"}}"
+                                 "\t{{.Label \"runnerd.runner-id\"}}\t{{.Label \"runnerd.scope\"}}",
+                                 NULL});
     assert_int_equal(rd_dockerargv_len(a), 8);
     rd_dockerargv_free(a);
     assert_int_equal(rd_dockerargv_stop("docker", "-t", 10, &a), RD_EINVAL);
@@ -270,19 +422,18 @@ static void test_names(void **state)
 static void test_parse_ps(void **state)
 {
     (void)state;
-    const char out[] =
-        "abc123\trunnerd-h-p-1\trunning\tp\t42\trepos/o/r\n"
-        "def456\trunnerd-h-p-2\texited\tp\t\torgs/o\r\n"
-        "\n"
-        "bad line with no tabs\n"
-        "x\t-flag\trunning\tp\t1\ts\n"          /* name starts with '-' */
-        "x\tn\trunning\tp\t12a\ts\n"             /* runner id not a number */
-        "x\tn\trunning\tp\t1\ts\textra\n"        /* 7 fields */
-        "x!\tn\trunning\tp\t1\ts\n"              /* id not alnum */
-        "\tn\trunning\tp\t1\ts\n"                /* empty id */
-        "ghi\t/runnerd-h-p-3\tdead\tp\t7\tx\n"
-        "jkl\trunnerd-h-p-4\tcreated\tp\t99999999999999999999\tx\n" /* id too long */
-        "mno\trunnerd-h-p-5\trestarting\tp\t5\tx"; /* no final newline */
+    const char out[] = "abc123\trunnerd-h-p-1\trunning\tp\t42\trepos/o/r\n"
+                       "def456\trunnerd-h-p-2\texited\tp\t\torgs/o\r\n"
+                       "\n"
+                       "bad line with no tabs\n"
+                       "x\t-flag\trunning\tp\t1\ts\n"    /* name starts with '-' */
+                       "x\tn\trunning\tp\t12a\ts\n"      /* runner id not a number */
+                       "x\tn\trunning\tp\t1\ts\textra\n" /* 7 fields */
+                       "x!\tn\trunning\tp\t1\ts\n"       /* id not alnum */
+                       "\tn\trunning\tp\t1\ts\n"         /* empty id */
+                       "ghi\t/runnerd-h-p-3\tdead\tp\t7\tx\n"
+                       "jkl\trunnerd-h-p-4\tcreated\tp\t99999999999999999999\tx\n" /* id too long */
+                       "mno\trunnerd-h-p-5\trestarting\tp\t5\tx"; /* no final newline */
     rd_containers_t l;
     assert_int_equal(rd_dockerargv_parse_ps(out, sizeof out - 1, &l), 0);
     assert_int_equal(l.n, 4);
@@ -358,8 +509,12 @@ static void test_started_at(void **state)
     assert_int_equal(ms, 1795982400500LL);
     const char *z = "0001-01-01T00:00:00Z";
     assert_int_equal(rd_dockerargv_parse_started_at(z, strlen(z), &ms), RD_EINVAL);
-    const char *bad[] = {"", "garbage", "2026-11-29 20:00:00", "2026-13-29T20:00:00Z",
-                         "2026-11-29T20:00:00.Z", "2026-11-29T20:00:00Zjunk",
+    const char *bad[] = {"",
+                         "garbage",
+                         "2026-11-29 20:00:00",
+                         "2026-13-29T20:00:00Z",
+                         "2026-11-29T20:00:00.Z",
+                         "2026-11-29T20:00:00Zjunk",
                          "2026-11-29T20:00:00+0100"};
     for (size_t i = 0; i < RD_ARRAY_SIZE(bad); i++)
         assert_int_equal(rd_dockerargv_parse_started_at(bad[i], strlen(bad[i]), &ms), RD_EINVAL);
@@ -370,6 +525,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_golden_minimal),
         cmocka_unit_test(test_run_golden_full),
+        cmocka_unit_test(test_run_allow_new_privileges),
         cmocka_unit_test(test_run_hostile),
         cmocka_unit_test(test_simple_argvs),
         cmocka_unit_test(test_names),

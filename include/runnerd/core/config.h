@@ -46,6 +46,9 @@ typedef struct {
     uint64_t startup_timeout_ms;
     uint64_t idle_timeout_ms;
     uint64_t job_timeout_ms;
+    /* no_new_privileges: false. 0 (the default, and a zeroed pool): docker run gets
+     * --security-opt no-new-privileges; 1: it does not (jobs may use sudo). */
+    int allow_new_privileges;
     char **env_keys; /* extra container environment, nenv pairs */
     char **env_vals;
     size_t nenv;
