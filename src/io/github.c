@@ -195,8 +195,12 @@ int rd_github_list_queued_jobs(rd_github_t *gh, const char *owner, const char *r
     op->cb = cb;
     op->ud = ud;
     op->jobs.total_count = -1;
-    static const char *const statuses[] = {"queued", "in_progress"};
-    for (size_t i = 0; i < 2; i++) {
+    /* A run is in_progress as soon as one of its jobs starts, and "waiting" while
+     * one of its jobs waits for an environment's approval: in both a sibling job
+     * may be queued (docs/discovery.md, "Which runs are read"). "pending" runs
+     * (a concurrency group) and "requested" ones (jobs not made yet) hold none. */
+    static const char *const statuses[] = {"queued", "in_progress", "waiting"};
+    for (size_t i = 0; i < RD_ARRAY_SIZE(statuses); i++) {
         char *url = rd_xasprintf("%s/actions/runs?status=%s&per_page=100", op->base, statuses[i]);
         op->pending++;
         gh_pager_start(gh, url, op->scope, op->owner, qj_runs_page, qj_pager_done, op, op->ctr,
