@@ -16,7 +16,7 @@
 #include "runnerd/io/logsink.h"
 
 #define RD_DEFAULT_CONFIG "/etc/runnerd/runnerd.yaml"
-#define RD_DEFAULT_CONTROL "/run/runnerd/runnerd.sock"
+#define RD_DEFAULT_CONTROL "/run/runnerd/runnerd.sock" /* as config.c's default */
 
 static void usage(FILE *fp)
 {
@@ -35,8 +35,8 @@ static void usage(FILE *fp)
         "                        (with --once: print the plan as JSON lines on stdout)\n"
         "      --log-level LEVEL debug, info (default), warn or error\n"
         "      --log-format FMT  text (default) or json; logs go to stderr\n"
-        "      --control-socket PATH  runnerctl's socket (default " RD_DEFAULT_CONTROL ";\n"
-        "                        \"\" for none)\n"
+        "      --control-socket PATH  runnerctl's socket (default: control_socket: of FILE,\n"
+        "                        else " RD_DEFAULT_CONTROL "; \"\" for none)\n"
         "  -V, --version         print \"runnerd VERSION\" and exit\n"
         "  -h, --help            print this help and exit\n");
 }
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
     };
     const char *config = RD_DEFAULT_CONFIG;
     bool check = false, once = false, dry_run = false;
-    const char *level = "info", *format = "text", *control = RD_DEFAULT_CONTROL;
+    const char *level = "info", *format = "text", *control = NULL;
 
     opterr = 0; /* our own messages, then the usage */
     int ch;

@@ -415,6 +415,30 @@ static void parse_listen(rd_cfg_ctx_t *c, const rd_ynode_t *n, const char *path,
     cfg->listen = s;
 }
 
+/* control_socket: an absolute path a Unix socket can have (sun_path is 108
+ * bytes), or "" for no control socket. */
+static void parse_control_socket(rd_cfg_ctx_t *c, const rd_ynode_t *n, const char *path, void *obj,
+                                 void *aux)
+{
+    rd_config_t *cfg = obj;
+    (void)aux;
+    const char *s = rd_cfg_scalar(c, n, path, "a path");
+    if (s == NULL)
+        return;
+    bool ok = s[0] == '\0' || (s[0] == '/' && strlen(s) < 108);
+    for (const char *q = s; ok && *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            ok = false;
+    if (!ok) {
+        rd_cfg_errat(c, n, path,
+                     "must be an absolute path of at most 107 bytes, or \"\" for no control "
+                     "socket");
+        return;
+    }
+    free(cfg->control_socket);
+    cfg->control_socket = rd_xstrdup(s);
+}
+
 enum {
     RT_GITHUB,
     RT_HOST,
@@ -423,6 +447,7 @@ enum {
     RT_INSTANCE,
     RT_LISTEN,
     RT_WEBHOOK_SECRET_FILE,
+    RT_CONTROL_SOCKET,
     RT_POOLS,
     RT_TARGETS,
     RT_N
@@ -444,6 +469,10 @@ const rd_cfg_key_t rd_cfg_root_keys[RT_N] = {
     [RT_WEBHOOK_SECRET_FILE] = {"webhook_secret_file", RD_CFG_PATH, ROOT(webhook_secret_file),
                                 RD_CFG_POS(rd_config_t, webhook_secret_file_pos),
                                 .help = "the webhook's secret (enables POST /webhook)"},
+    [RT_CONTROL_SOCKET] = {"control_socket", RD_CFG_CUSTOM, "/run/runnerd/runnerd.sock",
+                           .flags = RD_CFG_OWN_STR | RD_CFG_DEF_DOC, .parse = parse_control_socket,
+                           ROOT(control_socket),
+                           .help = "runnerctl's Unix socket (mode 0660); \"\" for none"},
     [RT_POOLS] = {"pools", RD_CFG_CUSTOM, .help = "the kinds of runner (required)"},
     [RT_TARGETS] = {"targets", RD_CFG_CUSTOM, .help = "the repos and orgs served (required)"},
 };

@@ -330,7 +330,10 @@ void rd_daemon_control_start(rd_daemon_t *d)
 {
     if (d->ctl == NULL)
         d->ctl = rd_xcalloc(1, sizeof(*d->ctl));
-    const char *path = d->opts.control_socket;
+    /* --control-socket, else control_socket: (read at start), else the default. */
+    const char *path = d->opts.control_socket   ? d->opts.control_socket
+                       : d->cfg->control_socket ? d->cfg->control_socket
+                                                : "/run/runnerd/runnerd.sock";
     if (path == NULL || path[0] == '\0' || d->opts.once || d->ctl->sock != NULL)
         return;
     int rc = rd_control_open(&d->loop, path, handle, d, &d->ctl->sock);

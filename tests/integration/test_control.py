@@ -13,7 +13,9 @@ runnerd + fake GitHub + fake docker, --control-socket in the test's folder):
    running the previous config (healthz 200); reload of a good file: exit 0;
 6. refusals: an unknown pool, runner or scope exit 1 with a reason; bad usage 2;
 7. a second runnerd on the same socket warns that another daemon answers
-   there and runs on without it; one whose socket directory is missing too.
+   there and runs on without it; one whose socket directory is missing too;
+8. control_socket: in the config is used without the option, and runnerctl -c
+   FILE finds it; a relative path is refused with file:line:col.
 """
 import os
 import re
@@ -171,6 +173,28 @@ def main():
                 check(third.alive(), "a missing socket directory: warns and runs on")
             finally:
                 third.stop(timeout=30)
+            # 8. control_socket: in the config (no option): runnerctl -c finds it there
+            cfg_sock = os.path.join(tmp, "cfg.sock")
+            fourth = rdtest.Runnerd(tmp, s.config(listen="127.0.0.1:%d" % opskit.free_port(),
+                                                  control_socket=cfg_sock),
+                                    env=s.env, name="fourth")
+            fourth.start()
+            try:
+                rdtest.wait_until(lambda: os.path.exists(cfg_sock) and
+                                  "daemon: running:" in fourth.logs(), 30, 0.1,
+                                  "cfg.sock and the daemon running")
+                p = subprocess.run(rdtest.wrap([RUNNERCTL, "-c", fourth.cfg_path, "drain", "lx"]),
+                                   capture_output=True, text=True, timeout=rdtest.scaled(60))
+                check(p.returncode == 0 and "drained" in p.stdout,
+                      "control_socket: from the config; runnerctl -c uses it (%r)" % p.stderr)
+            finally:
+                fourth.stop(timeout=30)
+            bad = rdtest.Runnerd(tmp, s.config(control_socket="relative.sock"), env=s.env,
+                                 name="bad", args=["--check-config"])
+            code, _, err = bad.run()
+            check(code == 1 and re.search(r"bad\.yaml:\d+:\d+: control_socket: must be an "
+                                          r"absolute path", err),
+                  "control_socket: relative refused with file:line:col (%r)" % err)
             ok = not failures
         finally:
             s.close(dump=not ok)

@@ -110,6 +110,7 @@ typedef struct {
     char *instance;            /* resolved ("auto" = hostname, sanitised) */
     bool instance_explicit;    /* instance: was written (not auto): fleet mode needs it */
     char *listen;              /* "HOST:PORT" or NULL */
+    char *control_socket;      /* absolute path, "" = none, NULL = the default (daemon) */
     char *webhook_secret_file; /* or NULL */
     rd_pos_t webhook_secret_file_pos;
     rd_pool_t *pools;
