@@ -131,20 +131,20 @@ void rd_auth_key_free(rd_auth_key_t *key)
     free(key);
 }
 
-int rd_auth_app_jwt(const rd_auth_key_t *key, int64_t app_id, int64_t now_s, char **out_jwt,
+/* Sign a JWT whose iss claim is the JSON value ISS (a number or a quoted string). */
+static int sign_jwt(const rd_auth_key_t *key, const char *iss, int64_t now_s, char **out_jwt,
                     int64_t *out_exp)
 {
     *out_jwt = NULL;
-    if (key == NULL || app_id <= 0 || now_s < RD_AUTH_JWT_BACKDATE_S)
+    if (key == NULL || now_s < RD_AUTH_JWT_BACKDATE_S)
         return RD_EINVAL;
     int64_t iat = now_s - RD_AUTH_JWT_BACKDATE_S;
     int64_t exp = now_s + RD_AUTH_JWT_LIFETIME_S;
 
     static const char header[] = "{\"alg\":\"RS256\",\"typ\":\"JWT\"}";
-    char claims[128];
-    int n =
-        snprintf(claims, sizeof(claims),
-                 "{\"iat\":%" PRId64 ",\"exp\":%" PRId64 ",\"iss\":%" PRId64 "}", iat, exp, app_id);
+    char claims[256];
+    int n = snprintf(claims, sizeof(claims), "{\"iat\":%" PRId64 ",\"exp\":%" PRId64 ",\"iss\":%s}",
+                     iat, exp, iss);
     if (n < 0 || (size_t)n >= sizeof(claims))
         return RD_ERANGE;
 
@@ -185,4 +185,34 @@ cleanup:
     free(sig);
     free(signing_input);
     return rc;
+}
+
+int rd_auth_app_jwt(const rd_auth_key_t *key, int64_t app_id, int64_t now_s, char **out_jwt,
+                    int64_t *out_exp)
+{
+    *out_jwt = NULL;
+    if (app_id <= 0)
+        return RD_EINVAL;
+    char iss[32];
+    snprintf(iss, sizeof(iss), "%" PRId64, app_id);
+    return sign_jwt(key, iss, now_s, out_jwt, out_exp);
+}
+
+int rd_auth_app_jwt_client(const rd_auth_key_t *key, const char *client_id, int64_t now_s,
+                           char **out_jwt, int64_t *out_exp)
+{
+    *out_jwt = NULL;
+    size_t n = client_id ? strlen(client_id) : 0;
+    if (n == 0 || n > 100)
+        return RD_EINVAL;
+    /* Written into the JSON as is: only characters that need no escaping. */
+    for (size_t i = 0; i < n; i++) {
+        char ch = client_id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return RD_EINVAL;
+    }
+    char iss[128];
+    snprintf(iss, sizeof(iss), "\"%s\"", client_id);
+    return sign_jwt(key, iss, now_s, out_jwt, out_exp);
 }

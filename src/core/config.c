@@ -47,6 +47,18 @@ static void parse_api_url(rd_cfg_ctx_t *c, const rd_ynode_t *n, const char *path
         free(s);
         return;
     }
+    /* The token goes with every request: in clear text only over loopback (a
+     * local proxy or a test double), never across a network. */
+    const char *host;
+    size_t hlen;
+    rd_cfg_url_host(s, &host, &hlen, NULL);
+    if (rest == s + 7 && !rd_config_host_is_loopback(host, hlen)) {
+        rd_cfg_errat(c, n, path,
+                     "plain http:// would send the token in clear text: use https:// "
+                     "(http:// is accepted only for a loopback host: 127.0.0.0/8, ::1, localhost)");
+        free(s);
+        return;
+    }
     size_t len = strlen(s);
     while (len > 0 && s[len - 1] == '/')
         s[--len] = '\0';
@@ -113,11 +125,22 @@ static const char *env_name_check(const char *s)
     return rd_cfg_env_key_ok(s) ? NULL : "\"%s\" is not an environment variable name";
 }
 
+/* GitHub App client IDs: "Iv1.0123456789abcdef", "Iv23liAbCdEf0123456". */
+static const char *client_id_check(const char *s)
+{
+    size_t n = strlen(s);
+    bool ok = n <= 100;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-';
+    return ok ? NULL : "\"%s\" is not a GitHub App client ID (letters, digits, '.', '_', '-')";
+}
+
 enum {
     GH_API_URL,
     GH_TOKEN_FILE,
     GH_TOKEN_ENV,
     GH_APP_ID,
+    GH_CLIENT_ID,
     GH_PRIVATE_KEY_FILE,
     GH_INSTALLATION_ID,
     GH_POLL_INTERVAL,
@@ -130,7 +153,7 @@ enum {
 
 const rd_cfg_key_t rd_cfg_github_keys[GH_N] = {
     [GH_API_URL] = {"api_url", RD_CFG_CUSTOM, "https://api.github.com", .flags = RD_CFG_OWN_STR,
-                    .parse = parse_api_url, GH(api_url),
+                    .parse = parse_api_url, GH(api_url), GH_POS(api_url_pos),
                     .help = "the REST API's base URL (GHES: https://HOST/api/v3)"},
     [GH_TOKEN_FILE] = {"token_file", RD_CFG_PATH, GH(token_file), GH_POS(token_file_pos),
                        .help = "a file holding a personal access token"},
@@ -139,6 +162,9 @@ const rd_cfg_key_t rd_cfg_github_keys[GH_N] = {
                       .help = "an environment variable holding a personal access token"},
     [GH_APP_ID] = {"app_id", RD_CFG_UINT, NULL, 1, 999999999999ULL, GH(app_id),
                    .help = "a GitHub App's id (with private_key_file)"},
+    [GH_CLIENT_ID] = {"client_id", RD_CFG_STR, .check = client_id_check, GH(client_id),
+                      GH_POS(client_id_pos),
+                      .help = "a GitHub App's client ID, instead of app_id (the JWT's iss)"},
     [GH_PRIVATE_KEY_FILE] = {"private_key_file", RD_CFG_PATH, GH(private_key_file),
                              GH_POS(private_key_file_pos),
                              .help = "the GitHub App's private key (PEM)"},
@@ -172,11 +198,13 @@ static void parse_github(rd_cfg_ctx_t *c, const rd_ynode_t *node, const rd_ynode
     if (node == NULL || node->kind != RD_YNODE_MAP)
         return;
 
-    /* Exactly one way to authenticate. The app counts once app_id or its key is
-     * written; the other half missing is its own error. */
+    /* Exactly one way to authenticate. The app counts once app_id, client_id
+     * or its key is written; the other half missing is its own error. */
+    const rd_ynode_t *app = k[GH_APP_ID] ? k[GH_APP_ID] : k[GH_CLIENT_ID];
+    const char *app_name = k[GH_APP_ID] || !k[GH_CLIENT_ID] ? "app_id" : "client_id";
     const rd_ynode_t *methods[3] = {k[GH_TOKEN_FILE], k[GH_TOKEN_ENV],
-                                    k[GH_APP_ID] ? k[GH_APP_ID] : k[GH_PRIVATE_KEY_FILE]};
-    const char *names[3] = {"token_file", "token_env", "app_id"};
+                                    app ? app : k[GH_PRIVATE_KEY_FILE]};
+    const char *names[3] = {"token_file", "token_env", app_name};
     const rd_ynode_t *first = NULL;
     size_t firsti = 0, nmethods = 0;
     for (size_t i = 0; i < 3; i++) {
@@ -205,13 +233,20 @@ static void parse_github(rd_cfg_ctx_t *c, const rd_ynode_t *node, const rd_ynode
                          names[firsti], first->line);
         }
     }
-    if (k[GH_APP_ID] && !k[GH_PRIVATE_KEY_FILE])
-        rd_cfg_errat(c, k[GH_APP_ID], "github.app_id", "needs private_key_file");
-    if (k[GH_PRIVATE_KEY_FILE] && !k[GH_APP_ID])
-        rd_cfg_errat(c, k[GH_PRIVATE_KEY_FILE], "github.private_key_file", "needs app_id");
-    if (k[GH_INSTALLATION_ID] && !k[GH_APP_ID])
+    if (k[GH_APP_ID] && k[GH_CLIENT_ID])
+        rd_cfg_errat(c, k[GH_CLIENT_ID], "github.client_id",
+                     "app_id and client_id both name the App: set one of them (app_id is set at "
+                     "line %d)",
+                     k[GH_APP_ID]->line);
+    if (app && !k[GH_PRIVATE_KEY_FILE])
+        rd_cfg_errat(c, app, app == k[GH_APP_ID] ? "github.app_id" : "github.client_id",
+                     "needs private_key_file");
+    if (k[GH_PRIVATE_KEY_FILE] && !app)
+        rd_cfg_errat(c, k[GH_PRIVATE_KEY_FILE], "github.private_key_file",
+                     "needs app_id or client_id");
+    if (k[GH_INSTALLATION_ID] && !app)
         rd_cfg_errat(c, k[GH_INSTALLATION_ID], "github.installation_id",
-                     "only applies to a GitHub App (app_id)");
+                     "only applies to a GitHub App (app_id or client_id)");
 }
 
 /* ------------------------------------------------------------------ host */
@@ -465,7 +500,8 @@ const rd_cfg_key_t rd_cfg_root_keys[RT_N] = {
                      .parse = parse_instance, ROOT(instance),
                      .help = "this runnerd's name in runner names (auto: the hostname)"},
     [RT_LISTEN] = {"listen", RD_CFG_CUSTOM, .flags = RD_CFG_OWN_STR, .parse = parse_listen,
-                   ROOT(listen), .help = "HOST:PORT for /metrics, /healthz, /status, /webhook"},
+                   ROOT(listen), RD_CFG_POS(rd_config_t, listen_pos),
+                   .help = "HOST:PORT for /metrics, /healthz, /status, /webhook"},
     [RT_WEBHOOK_SECRET_FILE] = {"webhook_secret_file", RD_CFG_PATH, ROOT(webhook_secret_file),
                                 RD_CFG_POS(rd_config_t, webhook_secret_file_pos),
                                 .help = "the webhook's secret (enables POST /webhook)"},
@@ -532,11 +568,25 @@ int rd_config_load_buffer(const char *file, const char *buf, size_t len,
     return RD_OK;
 }
 
+/* A secret the I/O shell handed in: wiped, then freed. */
+static void free_secret(char **s, size_t len)
+{
+    if (*s != NULL) {
+        explicit_bzero(*s, len);
+        free(*s);
+        *s = NULL;
+    }
+}
+
 void rd_config_free(rd_config_t *cfg)
 {
     if (cfg == NULL)
         return;
     free(cfg->path);
+    rd_github_config_t *g = &cfg->github;
+    free_secret(&g->token, g->token ? strlen(g->token) : 0);
+    free_secret(&g->private_key_pem, g->private_key_len);
+    free_secret(&cfg->webhook_secret, cfg->webhook_secret_len);
     rd_cfg_free_section(rd_cfg_github_keys, GH_N, &cfg->github);
     rd_cfg_free_section(rd_cfg_docker_keys, DK_N, &cfg->docker);
     rd_cfg_free_section(rd_cfg_root_keys, RT_N, cfg);

@@ -169,6 +169,12 @@ bool rd_cfg_name_ok(const char *s, size_t max);
 bool rd_cfg_env_key_ok(const char *s);
 bool rd_cfg_token_ok(const char *s);
 bool rd_cfg_has_ctl(const char *s);
+/**
+ * The host of URL ("scheme://[user@]host[:port]/path"): *host points into URL,
+ * *len its length ("[::1]" keeps its brackets); *path (if not NULL) the rest
+ * from the first '/', '?' or '#' (or the end).
+ */
+void rd_cfg_url_host(const char *url, const char **host, size_t *len, const char **path);
 
 /* config_pools.c */
 void rd_cfg_parse_pools(rd_cfg_ctx_t *c, const rd_ynode_t *n, const rd_ynode_t *root, bool host_ok);

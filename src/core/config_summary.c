@@ -1,5 +1,6 @@
 /* config_summary.c: lookups in a loaded config (pool by name, target of a
- * repository, how many runners of a pool fit) and the --check-config summary. */
+ * repository, how many runners of a pool fit), the warnings that need no I/O
+ * and the --check-config summary. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,11 +89,12 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
         fprintf(fp, "github: %s, auth token_file %s", g->api_url, g->token_file);
     else if (g->token_env)
         fprintf(fp, "github: %s, auth token_env %s", g->api_url, g->token_env);
-    else if (g->installation_id)
-        fprintf(fp, "github: %s, auth app %lld (installation %lld)", g->api_url,
-                (long long)g->app_id, (long long)g->installation_id);
+    else if (g->client_id)
+        fprintf(fp, "github: %s, auth app client_id %s", g->api_url, g->client_id);
     else
         fprintf(fp, "github: %s, auth app %lld", g->api_url, (long long)g->app_id);
+    if (g->installation_id)
+        fprintf(fp, " (installation %lld)", (long long)g->installation_id);
     fprintf(fp, ", poll %s, budget %u/h, max_connections %u\n", a, g->request_budget_per_hour,
             g->max_connections);
     rd_cfg_fmt_duration(cfg->shutdown_grace_ms, a, sizeof(a));
@@ -146,5 +148,55 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
         for (size_t j = 0; j < t->npools; j++)
             fprintf(fp, "%s%s", j ? ", " : "", cfg->pools[t->pools[j]].name);
         fprintf(fp, "\n");
+    }
+}
+
+/* The REST API of github.com is api.github.com, of GHE.com (data residency)
+ * api.SUBDOMAIN.ghe.com, of GitHub Enterprise Server https://HOST/api/v3: any
+ * other host without /api/v3 in its path is most likely a GHES URL missing it
+ * (every request would 404). Loopback hosts are local proxies and test doubles. */
+static bool api_url_plausible(const char *url)
+{
+    const char *host, *path;
+    size_t hl;
+    rd_cfg_url_host(url, &host, &hl, &path);
+    static const char ghe[] = ".ghe.com";
+    if ((hl == 14 && strncasecmp(host, "api.github.com", 14) == 0) ||
+        (hl > sizeof ghe - 1 &&
+         strncasecmp(host + hl - (sizeof ghe - 1), ghe, sizeof ghe - 1) == 0) ||
+        rd_config_host_is_loopback(host, hl))
+        return true;
+    for (const char *p = strstr(path, "/api/v3"); p != NULL; p = strstr(p + 1, "/api/v3"))
+        if (p[7] == '\0' || p[7] == '/' || p[7] == '?' || p[7] == '#')
+            return true;
+    return false;
+}
+
+void rd_config_warnings(const rd_config_t *cfg, rd_config_errors_t *warnings)
+{
+    char reason[640];
+    const rd_github_config_t *g = &cfg->github;
+    if (g->api_url != NULL && !api_url_plausible(g->api_url)) {
+        snprintf(reason, sizeof(reason),
+                 "warning: %s is neither api.github.com nor a *.ghe.com host and its path has no "
+                 "/api/v3: GitHub Enterprise Server serves its REST API at https://HOST/api/v3",
+                 g->api_url);
+        rd_config_errors_add(warnings, cfg->path, g->api_url_pos.line, g->api_url_pos.col,
+                             "github.api_url", reason);
+    }
+    if (cfg->listen != NULL) {
+        const char *host;
+        size_t hl;
+        rd_cfg_url_host(cfg->listen, &host, &hl, NULL);
+        if (!rd_config_host_is_loopback(host, hl)) {
+            snprintf(reason, sizeof(reason),
+                     "warning: %s is not a loopback address: the listener has no authentication "
+                     "(/metrics, /healthz and /status answer whoever reaches it; /webhook checks "
+                     "its HMAC signature); listen on 127.0.0.1 or put an authenticating proxy in "
+                     "front",
+                     cfg->listen);
+            rd_config_errors_add(warnings, cfg->path, cfg->listen_pos.line, cfg->listen_pos.col,
+                                 "listen", reason);
+        }
     }
 }

@@ -296,3 +296,59 @@ bool rd_cfg_has_ctl(const char *s)
             return true;
     return false;
 }
+
+void rd_cfg_url_host(const char *url, const char **host, size_t *len, const char **path)
+{
+    const char *a = strstr(url, "://");
+    a = a ? a + 3 : url;
+    size_t alen = strcspn(a, "/?#");
+    if (path != NULL)
+        *path = a + alen;
+    /* userinfo@ ends at the authority's last '@'. */
+    for (size_t i = alen; i > 0; i--)
+        if (a[i - 1] == '@') {
+            alen -= i;
+            a += i;
+            break;
+        }
+    size_t hl;
+    if (a[0] == '[') {
+        const char *close = memchr(a, ']', alen);
+        hl = close ? (size_t)(close - a) + 1 : alen;
+    } else {
+        const char *colon = memchr(a, ':', alen);
+        hl = colon ? (size_t)(colon - a) : alen;
+    }
+    *host = a;
+    *len = hl;
+}
+
+/* A dotted quad whose first byte is 127 (each part 0-255, decimal, no sign). */
+static bool ipv4_loopback(const char *s, size_t len)
+{
+    unsigned parts = 0, v = 0, digits = 0, first = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || s[i] == '.') {
+            if (digits == 0 || v > 255 || parts == 4)
+                return false;
+            if (parts++ == 0)
+                first = v;
+            v = digits = 0;
+        } else if (isdigit((unsigned char)s[i]) && digits < 3) {
+            v = v * 10 + (unsigned)(s[i] - '0');
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    return parts == 4 && first == 127;
+}
+
+bool rd_config_host_is_loopback(const char *host, size_t len)
+{
+    if (len == 9 && strncasecmp(host, "localhost", 9) == 0)
+        return true;
+    if ((len == 3 && memcmp(host, "::1", 3) == 0) || (len == 5 && memcmp(host, "[::1]", 5) == 0))
+        return true;
+    return ipv4_loopback(host, len);
+}

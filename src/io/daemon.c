@@ -40,7 +40,6 @@
 #include "runnerd/io/listener.h"
 #include "runnerd/io/notify.h"
 #include "runnerd/io/poller.h"
-#include "runnerd/io/readfile.h"
 #include "runnerd/io/supervisor.h"
 
 #define LOGC "daemon"
@@ -94,34 +93,21 @@ static rd_config_t *load_config(rd_daemon_t *d, bool fatal)
     return cfg;
 }
 
-/* The webhook secret: the file's content without trailing newlines. */
-static int read_secret(const char *path, char **out, size_t *out_len)
+/* The webhook secret, read and checked with the config (rd_config_load_checked:
+ * the file's content without trailing newlines, not empty): a copy the daemon
+ * owns, registered with the log redactor. */
+static int read_secret(const rd_config_t *cfg, char **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
-    if (path == NULL)
+    if (cfg->webhook_secret_file == NULL)
         return 0;
-    char *buf = NULL;
-    size_t n = 0;
-    int rc = rd_read_file(path, 64 * 1024, RD_READ_SECRET, &buf, &n);
-    if (rc != 0) {
-        rd_error("config", "webhook_secret_file %s: %s", path,
-                 rc == RD_ERANGE ? "larger than 64 KiB" : strerror(errno));
-        return rc;
-    }
-    size_t all = n;
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        n--;
-    if (n == 0) {
-        explicit_bzero(buf, all);
-        free(buf);
-        rd_error("config", "webhook_secret_file %s: empty", path);
+    if (cfg->webhook_secret == NULL) {
+        rd_error("config", "webhook_secret_file %s: not loaded", cfg->webhook_secret_file);
         return RD_EINVAL;
     }
-    *out = rd_xstrndup(buf, n);
-    *out_len = n;
-    explicit_bzero(buf, all);
-    free(buf);
+    *out = rd_xstrndup(cfg->webhook_secret, cfg->webhook_secret_len);
+    *out_len = cfg->webhook_secret_len;
     rd_log_add_secret(*out);
     return 0;
 }
@@ -146,7 +132,7 @@ int rd_daemon_reload(rd_daemon_t *d)
     rd_config_t *cfg = load_config(d, false);
     char *secret = NULL;
     size_t secret_len = 0;
-    if (cfg != NULL && read_secret(cfg->webhook_secret_file, &secret, &secret_len) != 0) {
+    if (cfg != NULL && read_secret(cfg, &secret, &secret_len) != 0) {
         rd_config_free(cfg);
         cfg = NULL;
     }
@@ -492,7 +478,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto fail_early;
     d->loaded_at_s = rd_daemon_wall_ms() / 1000;
     d->last_reload_s = d->start_time_s; /* docs/metrics.md: start or reload */
-    if (read_secret(d->cfg->webhook_secret_file, &d->webhook_secret, &d->webhook_secret_len) != 0)
+    if (read_secret(d->cfg, &d->webhook_secret, &d->webhook_secret_len) != 0)
         goto fail_early;
     if (uv_loop_init(&d->loop) != 0) {
         rd_error(LOGC, "cannot initialise the event loop");

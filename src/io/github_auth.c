@@ -1,6 +1,6 @@
 /* github_auth.c: the GitHub client's credentials (see github_int.h).
  *
- * PAT: `token_file` or `token_env`, sent as Bearer. GitHub App: a JWT signed
+ * PAT: `token_file` or `token_env` (read with the config), sent as Bearer. GitHub App: a JWT signed
  * with the app's key (reused until a minute before it expires) for /app
  * endpoints, and an installation token per owner (or one for a configured
  * installation id), looked up and fetched on first use, renewed before it
@@ -15,8 +15,6 @@
 #include "runnerd/core/common.h"
 #include "runnerd/core/ghjson.h"
 #include "runnerd/core/ghurl.h"
-#include "runnerd/io/configfile.h"
-#include "runnerd/io/readfile.h"
 
 /* A token whose expires_at has already passed by this host's clock (clock skew,
  * a proxy) is fresh all the same: it is used this long before another is asked
@@ -41,74 +39,29 @@ typedef struct {
 
 /* ------------------------------------------------------------------ credentials */
 
-/* Read a credential file: whole content, surrounding whitespace trimmed. */
-static int read_secret_file(const char *path, char **out)
-{
-    *out = NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    int rc = rd_read_file(path, 1u << 20, RD_READ_SECRET, &buf, &len);
-    if (rc != 0)
-        return rc;
-    size_t all = len, a = 0;
-    while (a < len && isspace((unsigned char)buf[a]))
-        a++;
-    while (len > a && isspace((unsigned char)buf[len - 1]))
-        len--;
-    *out = rd_xstrndup(buf + a, len - a);
-    explicit_bzero(buf, all);
-    free(buf);
-    return 0;
-}
-
-static char *trimmed_dup(const char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n > 0 && isspace((unsigned char)s[n - 1]))
-        n--;
-    return rd_xstrndup(s, n);
-}
-
+/* The credentials were read and checked with the config (rd_config_load_checked
+ * in io/configfile.c: token_file or token_env, trimmed, non-empty; the App key's
+ * PEM, parsed once there): fresh copies here, so that the config can go. */
 int gh_creds_load(const rd_github_config_t *cfg, char **pat, rd_auth_key_t **key)
 {
     *pat = NULL;
     *key = NULL;
-    if (cfg->app_id > 0) {
-        if (cfg->private_key_file == NULL)
-            return RD_EINVAL;
-        int rc = rd_auth_key_load_file(cfg->private_key_file, key);
+    if (cfg->app_id > 0 || cfg->client_id != NULL) {
+        int rc = cfg->private_key_pem
+                     ? rd_auth_key_load(cfg->private_key_pem, cfg->private_key_len, key)
+                     : RD_EINVAL;
         if (rc != 0) {
-            rd_error(LOGC, "cannot read private_key_file %s: %s", cfg->private_key_file,
-                     rd_strerror(rc));
+            rd_error(LOGC, "private_key_file %s: not a usable RSA private key: %s",
+                     cfg->private_key_file ? cfg->private_key_file : "(unset)", rd_strerror(rc));
             return rc;
         }
         return 0;
     }
-    if (cfg->token_file) {
-        int rc = read_secret_file(cfg->token_file, pat);
-        if (rc != 0) {
-            rd_error(LOGC, "cannot read token_file %s: %s", cfg->token_file, rd_strerror(rc));
-            return rc;
-        }
-    } else if (cfg->token_env) {
-        const char *v = getenv(cfg->token_env);
-        if (v == NULL) {
-            rd_error(LOGC, "environment variable %s is not set", cfg->token_env);
-            return RD_EINVAL;
-        }
-        *pat = trimmed_dup(v);
-    } else {
-        rd_error(LOGC, "no GitHub credentials configured");
+    if (cfg->token == NULL || cfg->token[0] == '\0') {
+        rd_error(LOGC, "no GitHub token loaded (token_file or token_env)");
         return RD_EINVAL;
     }
-    if ((*pat)[0] == '\0') {
-        rd_error(LOGC, "the GitHub token is empty");
-        free(*pat);
-        *pat = NULL;
-        return RD_EINVAL;
-    }
+    *pat = rd_xstrdup(cfg->token);
     return 0;
 }
 
@@ -123,11 +76,18 @@ void gh_creds_set(rd_github_t *gh, const rd_github_config_t *cfg, char *pat, rd_
     gh->app_key = key;
     if (pat)
         rd_log_add_secret(pat);
-    if (gh->installation_id != cfg->installation_id || gh->app_id != cfg->app_id ||
-        gh->app != (cfg->app_id > 0))
+    bool app = cfg->app_id > 0 || cfg->client_id != NULL;
+    bool same_client = (gh->client_id == NULL) == (cfg->client_id == NULL) &&
+                       (gh->client_id == NULL || strcmp(gh->client_id, cfg->client_id) == 0);
+    if (gh->installation_id != cfg->installation_id || gh->app_id != cfg->app_id || !same_client ||
+        gh->app != app)
         gh_auth_flush(gh);
-    gh->app = cfg->app_id > 0;
+    gh->app = app;
     gh->app_id = cfg->app_id;
+    if (!same_client) {
+        free(gh->client_id);
+        gh->client_id = cfg->client_id ? rd_xstrdup(cfg->client_id) : NULL;
+    }
     gh->installation_id = cfg->installation_id;
     if (gh->jwt) {
         rd_log_forget_secret(gh->jwt);
@@ -235,8 +195,11 @@ static const char *app_jwt(rd_github_t *gh)
     }
     char *jwt = NULL;
     int64_t exp = 0;
-    int rc =
-        gh->app_key ? rd_auth_app_jwt(gh->app_key, gh->app_id, now / 1000, &jwt, &exp) : RD_EINVAL;
+    /* iss: the client ID when one is configured (GitHub: "the client ID or application ID"). */
+    int rc = gh->app_key == NULL ? RD_EINVAL
+             : gh->client_id
+                 ? rd_auth_app_jwt_client(gh->app_key, gh->client_id, now / 1000, &jwt, &exp)
+                 : rd_auth_app_jwt(gh->app_key, gh->app_id, now / 1000, &jwt, &exp);
     if (rc != 0) {
         rd_error(LOGC, "cannot sign the GitHub App JWT: %s", rd_strerror(rc));
         return NULL;

@@ -97,6 +97,7 @@ struct rd_github {
     bool app;
     char *pat;
     int64_t app_id;
+    char *client_id; /* the App's client ID (JWT iss) instead of app_id, or NULL */
     rd_auth_key_t *app_key;
     int64_t installation_id;
     char *jwt;

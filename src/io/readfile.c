@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runnerd/core/common.h"
@@ -23,13 +24,10 @@ static char *grow(char *buf, size_t len, size_t cap, unsigned flags)
     return n;
 }
 
-int rd_read_file(const char *path, size_t max, unsigned flags, char **out, size_t *out_len)
+int rd_read_fd(int fd, size_t max, unsigned flags, char **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return RD_EIO;
     size_t cap = 4096, len = 0;
     char *buf = rd_xmalloc(cap);
     int rc = 0, saved = 0;
@@ -52,7 +50,6 @@ int rd_read_file(const char *path, size_t max, unsigned flags, char **out, size_
             break;
         len += (size_t)n;
     }
-    close(fd);
     if (rc == 0 && len > max)
         rc = RD_ERANGE;
     if (rc != 0) {
@@ -66,4 +63,33 @@ int rd_read_file(const char *path, size_t max, unsigned flags, char **out, size_
     *out = buf;
     *out_len = len;
     return 0;
+}
+
+int rd_read_file(const char *path, size_t max, unsigned flags, char **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    /* O_NONBLOCK: a FIFO (or a device) put where a file was expected must not
+     * block the caller (a SIGHUP reload runs on the event loop); it is refused
+     * below, and a regular file reads the same without blocking. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return RD_EIO;
+    struct stat st;
+    int rc;
+    if (fstat(fd, &st) != 0) {
+        rc = RD_EIO;
+    } else if (S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        rc = RD_EIO;
+    } else if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        rc = RD_EINVAL;
+    } else {
+        rc = rd_read_fd(fd, max, flags, out, out_len);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
 }

@@ -19,9 +19,9 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
-#include "runnerd/io/configfile.h"
 #include "runnerd/core/demand.h"
 #include "runnerd/core/log.h"
+#include "runnerd/io/configfile.h"
 #include "runnerd/io/github.h"
 #include "runnerd/io/logsink.h"
 #include "runnerd/io/poller.h"
@@ -46,7 +46,7 @@ static rd_config_t *load(const char *file)
         .cores = 64, .mem_total = (uint64_t)256 << 30, .arch = RD_ARCH_X64, .hostname = "discover"};
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
-    if (rd_config_load_file(file, &facts, &cfg, &errs) != 0)
+    if (rd_config_load_checked(file, &facts, &cfg, &errs, NULL) != 0)
         rd_config_errors_print(&errs, stderr);
     rd_config_errors_free(&errs);
     return cfg;

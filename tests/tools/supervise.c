@@ -247,7 +247,7 @@ int main(int argc, char **argv)
         .hostname = host,
     };
     rd_config_errors_t errs = {0};
-    if (rd_config_load_file(cfgpath, &facts, &D.cfg, &errs) != 0) {
+    if (rd_config_load_checked(cfgpath, &facts, &D.cfg, &errs, NULL) != 0) {
         rd_config_errors_print(&errs, stderr);
         rd_config_errors_free(&errs);
         return 1;

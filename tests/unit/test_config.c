@@ -634,9 +634,10 @@ static void test_auth(void **state)
     expect_errors("github:\n  app_id: 5\n" MIN_POOL MIN_TARGET,
                   "t.yaml:2:3: github.app_id: needs private_key_file\n");
     expect_errors("github:\n  private_key_file: k.pem\n" MIN_POOL MIN_TARGET,
-                  "t.yaml:2:3: github.private_key_file: needs app_id\n");
-    expect_errors("github:\n  token_env: T\n  installation_id: 4\n" MIN_POOL MIN_TARGET,
-                  "t.yaml:3:3: github.installation_id: only applies to a GitHub App (app_id)\n");
+                  "t.yaml:2:3: github.private_key_file: needs app_id or client_id\n");
+    expect_errors(
+        "github:\n  token_env: T\n  installation_id: 4\n" MIN_POOL MIN_TARGET,
+        "t.yaml:3:3: github.installation_id: only applies to a GitHub App (app_id or client_id)\n");
     expect_errors("github:\n  token_env: 1X\n" MIN_POOL MIN_TARGET,
                   "t.yaml:2:14: github.token_env: \"1X\" is not an environment variable name\n");
 }
@@ -666,7 +667,27 @@ static void test_github_values(void **state)
                                "  api_url: http://127.0.0.1:8080/\n" MIN_POOL MIN_TARGET);
     assert_int_equal(cfg->github.request_budget_per_hour, 5000);
     assert_string_equal(cfg->github.api_url, "http://127.0.0.1:8080");
+    assert_int_equal(cfg->github.api_url_pos.line, 4);
     rd_config_free(cfg);
+    /* Plain http:// only to loopback: the token goes with every request (17 F7). */
+    const char *http_ok[] = {"http://localhost", "http://127.9.0.1", "http://[::1]:1/x",
+                             "http://u@127.0.0.1:9", "https://10.0.0.1"};
+    for (size_t i = 0; i < sizeof http_ok / sizeof *http_ok; i++) {
+        char y[256];
+        snprintf(y, sizeof y, "github:\n  token_env: T\n  api_url: %s\n" MIN_POOL MIN_TARGET,
+                 http_ok[i]);
+        rd_config_free(load_ok(y));
+    }
+    const char *http_bad[] = {"http://api.github.com", "http://127.1", "http://127.0.0.1.x",
+                              "http://10.0.0.1/api/v3", "http://127.0.0.1@evil.example"};
+    for (size_t i = 0; i < sizeof http_bad / sizeof *http_bad; i++) {
+        char y[256];
+        snprintf(y, sizeof y, "github:\n  token_env: T\n  api_url: %s\n" MIN_POOL MIN_TARGET,
+                 http_bad[i]);
+        expect_errors(y, "t.yaml:3:12: github.api_url: plain http:// would send the token in "
+                         "clear text: use https:// (http:// is accepted only for a loopback host: "
+                         "127.0.0.0/8, ::1, localhost)\n");
+    }
 }
 
 static void test_host_values(void **state)

@@ -100,8 +100,9 @@ static void test_base64url(void **state)
     assert_int_equal(rd_base64url_decode("Z", 1, &d, &dl), RD_EINVAL);
 }
 
-/* Split a JWT, check header and claims text, verify the signature with the public key. */
-static void check_jwt(const char *jwt, int64_t app_id, int64_t now)
+/* Split a JWT, check header and claims text (iss = ISS as JSON), verify the
+ * signature with the public key. */
+static void check_jwt_iss(const char *jwt, const char *iss, int64_t now)
 {
     const char *d1 = strchr(jwt, '.');
     assert_non_null(d1);
@@ -118,9 +119,9 @@ static void check_jwt(const char *jwt, int64_t app_id, int64_t now)
     assert_int_equal(rd_base64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), &claims, &cl), 0);
     assert_int_equal(rd_base64url_decode(d2 + 1, strlen(d2 + 1), &sig, &sl), 0);
     assert_string_equal((char *)hdr, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
-    char want[160];
-    snprintf(want, sizeof(want), "{\"iat\":%lld,\"exp\":%lld,\"iss\":%lld}", (long long)(now - 60),
-             (long long)(now + 540), (long long)app_id);
+    char want[200];
+    snprintf(want, sizeof(want), "{\"iat\":%lld,\"exp\":%lld,\"iss\":%s}", (long long)(now - 60),
+             (long long)(now + 540), iss);
     assert_string_equal((char *)claims, want);
     assert_int_equal(sl, 256); /* 2048-bit RSA */
 
@@ -142,6 +143,13 @@ static void check_jwt(const char *jwt, int64_t app_id, int64_t now)
     free(hdr);
     free(claims);
     free(sig);
+}
+
+static void check_jwt(const char *jwt, int64_t app_id, int64_t now)
+{
+    char iss[32];
+    snprintf(iss, sizeof(iss), "%lld", (long long)app_id);
+    check_jwt_iss(jwt, iss, now);
 }
 
 static void jwt_with_pem(const char *pem, size_t len)
@@ -235,6 +243,33 @@ static void test_bad_keys(void **state)
     EVP_PKEY_free(ec);
 }
 
+/* GitHub App JWT by client ID (issue 14 item 6): iss is the client ID as a JSON
+ * string, iat/exp as for an app id; client IDs that would need escaping are refused. */
+static void test_jwt_client_id(void **state)
+{
+    (void)state;
+    rd_auth_key_t *key = NULL;
+    assert_int_equal(rd_auth_key_load(pem_pkcs8, strlen(pem_pkcs8), &key), 0);
+    const int64_t now = 1764446400;
+    char *jwt = NULL;
+    int64_t exp = 0;
+    assert_int_equal(rd_auth_app_jwt_client(key, "Iv23liAbCdEf01234567", now, &jwt, &exp), 0);
+    assert_int_equal(exp, now + 540);
+    check_jwt_iss(jwt, "\"Iv23liAbCdEf01234567\"", now);
+    free(jwt);
+    assert_int_equal(rd_auth_app_jwt_client(key, "Iv1.0123456789abcdef", now, &jwt, NULL), 0);
+    check_jwt_iss(jwt, "\"Iv1.0123456789abcdef\"", now);
+    free(jwt);
+    const char *bad[] = {"", "a\"b", "a\\b", "a b", "Iv1\n", NULL};
+    for (size_t i = 0; bad[i] != NULL; i++) {
+        jwt = (char *)"x";
+        assert_int_equal(rd_auth_app_jwt_client(key, bad[i], now, &jwt, NULL), RD_EINVAL);
+        assert_null(jwt);
+    }
+    assert_int_equal(rd_auth_app_jwt_client(key, NULL, now, &jwt, NULL), RD_EINVAL);
+    rd_auth_key_free(key);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -251,9 +286,10 @@ static void test_bad_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base64url), cmocka_unit_test(test_jwt_pkcs1),
-        cmocka_unit_test(test_jwt_pkcs8), cmocka_unit_test(test_key_file),
-        cmocka_unit_test(test_bad_keys),  cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_base64url),     cmocka_unit_test(test_jwt_pkcs1),
+        cmocka_unit_test(test_jwt_pkcs8),     cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_bad_keys),      cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_jwt_client_id),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

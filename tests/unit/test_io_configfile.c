@@ -13,6 +13,11 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include "runnerd/core/config.h"
 #include "runnerd/io/configfile.h"
 
@@ -27,6 +32,21 @@ static const rd_host_facts_t facts_x64 = {
     "    labels: [self-hosted, x64]\n"                                                             \
     "    image: img\n"
 #define MIN_TARGET "targets:\n  - repo: o/r\n"
+
+/* A fresh RSA private key as PKCS#8 PEM (heap string). */
+static char *rsa_pem(void)
+{
+    EVP_PKEY *k = EVP_RSA_gen(1024);
+    assert_non_null(k);
+    BIO *b = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL), 1);
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    char *s = strndup(data, (size_t)n);
+    BIO_free(b);
+    EVP_PKEY_free(k);
+    return s;
+}
 
 static rd_config_t *load_ok(const char *yaml)
 {
@@ -218,7 +238,9 @@ static void test_file_permissions(void **state)
     free(got);
     write_file(cfgpath, "github:\n  app_id: 1\n  private_key_file: app.pem\n" MIN_POOL MIN_TARGET,
                0640);
-    write_file(key, "-----BEGIN PRIVATE KEY-----\n", 0666);
+    char *pem = rsa_pem();
+    write_file(key, pem, 0666);
+    free(pem);
     got = warnings_of(cfgpath);
     snprintf(want, sizeof(want),
              "%s:3:21: github.private_key_file: warning: %s is readable and writable by group or "
@@ -272,12 +294,113 @@ static void test_load_file(void **state)
     rd_config_free(cfg);
 }
 
+/* The secrets are read once with the config and kept in it (what was checked is
+ * what a start uses); a check refuses what a start would (issue 17 F5/F11/F12). */
+static void test_secrets(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rdcfgsecXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cfgpath[64], tok[64], key[64], hook[64], fifo[64];
+    snprintf(cfgpath, sizeof(cfgpath), "%s/r.yaml", dir);
+    snprintf(tok, sizeof(tok), "%s/token", dir);
+    snprintf(key, sizeof(key), "%s/app.pem", dir);
+    snprintf(hook, sizeof(hook), "%s/hook", dir);
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    rd_config_errors_t errs = {0};
+    rd_config_t *cfg = NULL;
+
+    /* token_file trimmed, webhook secret without its trailing newline. */
+    write_file(tok, "  ghp_file_token \n", 0600);
+    write_file(hook, "hook secret\r\n", 0600);
+    write_file(cfgpath,
+               "github:\n  token_file: token\n" MIN_POOL MIN_TARGET
+               "listen: 127.0.0.1:9\nwebhook_secret_file: hook\n",
+               0644);
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, NULL), 0);
+    assert_string_equal(cfg->github.token, "ghp_file_token");
+    assert_int_equal(cfg->webhook_secret_len, 11);
+    assert_memory_equal(cfg->webhook_secret, "hook secret", 11);
+    rd_config_free(cfg);
+
+    /* Empty secrets are refused, with file:line:col. */
+    write_file(tok, " \n", 0600);
+    write_file(hook, "\n\n", 0600);
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, NULL), -2);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 2);
+    assert_string_equal(errs.v[0].path, "github.token_file");
+    assert_int_equal(errs.v[0].line, 2);
+    assert_non_null(strstr(errs.v[0].reason, " is empty"));
+    assert_string_equal(errs.v[1].path, "webhook_secret_file");
+    assert_int_equal(errs.v[1].line, 10);
+    rd_config_errors_free(&errs);
+
+    /* An App key that is not an RSA PEM; a FIFO as the key file does not block. */
+    write_file(key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", 0600);
+    write_file(cfgpath,
+               "github:\n  client_id: Iv1.abc\n  private_key_file: app.pem\n" MIN_POOL MIN_TARGET,
+               0644);
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, NULL), -2);
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.v[0].line, 3);
+    assert_non_null(strstr(errs.v[0].reason, "is not an RSA private key in PEM form"));
+    rd_config_errors_free(&errs);
+    char *pem = rsa_pem();
+    write_file(key, pem, 0600);
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, NULL), 0);
+    assert_string_equal(cfg->github.client_id, "Iv1.abc");
+    assert_int_equal(cfg->github.private_key_len, strlen(pem));
+    assert_memory_equal(cfg->github.private_key_pem, pem, strlen(pem));
+    rd_config_free(cfg);
+    free(pem);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    write_file(cfgpath, "github:\n  app_id: 1\n  private_key_file: fifo\n" MIN_POOL MIN_TARGET,
+               0644);
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, NULL), -2);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.v[0].reason, "is not a regular file"));
+    rd_config_errors_free(&errs);
+    /* The config file itself a FIFO: refused at once. */
+    assert_int_equal(rd_config_load_checked(fifo, &facts_x64, &cfg, &errs, NULL), -2);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].reason,
+                        "not a regular file (a FIFO, device or socket is refused)");
+    rd_config_errors_free(&errs);
+
+    /* token_env: copied, wiped and removed from the environment; a reload naming
+     * the same variable still gets it. */
+    setenv("RD_TEST_TAKEN_TOKEN", " ghp_env_token\n", 1);
+    char *raw = getenv("RD_TEST_TAKEN_TOKEN");
+    write_file(cfgpath, "github:\n  token_env: RD_TEST_TAKEN_TOKEN\n" MIN_POOL MIN_TARGET, 0644);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, NULL), 0);
+        assert_string_equal(cfg->github.token, "ghp_env_token");
+        assert_null(getenv("RD_TEST_TAKEN_TOKEN"));
+        rd_config_free(cfg);
+    }
+    assert_null(strstr(raw, "ghp_env_token")); /* the bytes were wiped where they were */
+    setenv("RD_TEST_EMPTY_TOKEN", "  ", 1);
+    write_file(cfgpath, "github:\n  token_env: RD_TEST_EMPTY_TOKEN\n" MIN_POOL MIN_TARGET, 0644);
+    assert_int_equal(rd_config_load_checked(cfgpath, &facts_x64, &cfg, &errs, NULL), -2);
+    assert_string_equal(errs.v[0].reason, "environment variable RD_TEST_EMPTY_TOKEN is empty");
+    rd_config_errors_free(&errs);
+
+    unlink(cfgpath);
+    unlink(tok);
+    unlink(key);
+    unlink(hook);
+    unlink(fifo);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_files),
         cmocka_unit_test(test_file_permissions),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_secrets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

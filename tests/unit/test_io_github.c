@@ -199,6 +199,7 @@ static void gh_cfg(rd_github_config_t *c, const char *api_url, const char *ca_fi
     memset(c, 0, sizeof(*c));
     c->api_url = (char *)api_url;
     c->token_env = "RD_TEST_GH_TOKEN";
+    c->token = "ghp_test_token_not_real_0000000000000"; /* read with the config, normally */
     c->poll_interval_ms = 15000;
     c->request_budget_per_hour = 100000;
     c->max_connections = 4;

@@ -3,7 +3,8 @@
  * A GitHub App proves who it is with a short-lived JWT signed by its private key
  * (github-api.md section 5): header {"alg":"RS256","typ":"JWT"}, claims
  * iat = now - 60 s (clock drift), exp = now + 540 s (GitHub refuses more than
- * 10 minutes), iss = the numeric app id (accepted by github.com and every GHES).
+ * 10 minutes), iss = the numeric app id (accepted by github.com and every GHES)
+ * or the App's client ID as a string (rd_auth_app_jwt_client).
  * The caller hands in the clock and the key's text; nothing here reads files,
  * time or the network (rd_auth_key_load_file is the I/O shell's, io/configfile.h). */
 #ifndef RUNNERD_AUTH_H
@@ -34,6 +35,14 @@ void rd_auth_key_free(rd_auth_key_t *key);
  */
 int rd_auth_app_jwt(const rd_auth_key_t *key, int64_t app_id, int64_t now_s, char **out_jwt,
                     int64_t *out_exp);
+
+/**
+ * The same with the App's client ID as the iss claim (a JSON string), as GitHub
+ * recommends ("iss: the client ID or application ID"). RD_EINVAL for a client ID
+ * that is empty, over 100 characters or not [A-Za-z0-9._-].
+ */
+int rd_auth_app_jwt_client(const rd_auth_key_t *key, const char *client_id, int64_t now_s,
+                           char **out_jwt, int64_t *out_exp);
 
 /** base64url encoding without padding (RFC 7515 appendix C); heap string. */
 char *rd_base64url_encode(const void *data, size_t len);

@@ -75,7 +75,8 @@ typedef struct {
     char *web_url; /* github.web_url, or derived from api_url (docs/fleet.md); no trailing slash */
     char *token_file;
     char *token_env;
-    int64_t app_id; /* 0 when unset */
+    int64_t app_id;  /* 0 when unset */
+    char *client_id; /* the App's client ID (JWT iss), instead of app_id; NULL when unset */
     char *private_key_file;
     int64_t installation_id; /* 0 when unset */
     uint64_t poll_interval_ms;
@@ -83,7 +84,14 @@ typedef struct {
     unsigned max_connections;
     char *ca_file;
     /* Where the file/env keys were written, for rd_config_check_files() (io/configfile.h). */
-    rd_pos_t token_file_pos, token_env_pos, private_key_file_pos, ca_file_pos;
+    rd_pos_t token_file_pos, token_env_pos, private_key_file_pos, ca_file_pos, api_url_pos,
+        client_id_pos;
+    /* The credentials themselves, filled by the I/O shell (rd_config_load_checked reads
+     * token_file / token_env / private_key_file once, checked), never by the loader.
+     * Secrets: never logged, wiped by rd_config_free. */
+    char *token;           /* the PAT, surrounding whitespace trimmed; NULL for an App */
+    char *private_key_pem; /* the App key's PEM text (an RSA private key); NULL for a PAT */
+    size_t private_key_len;
 } rd_github_config_t;
 
 typedef struct {
@@ -112,7 +120,11 @@ typedef struct {
     char *listen;              /* "HOST:PORT" or NULL */
     char *control_socket;      /* absolute path, "" = none, NULL = the default (daemon) */
     char *webhook_secret_file; /* or NULL */
-    rd_pos_t webhook_secret_file_pos;
+    rd_pos_t webhook_secret_file_pos, listen_pos;
+    /* webhook_secret_file's content without trailing newlines, filled by the I/O shell
+     * (rd_config_load_checked), never by the loader; a secret, wiped by rd_config_free. */
+    char *webhook_secret;
+    size_t webhook_secret_len;
     rd_pool_t *pools;
     size_t npools;
     rd_target_t *targets;
@@ -165,6 +177,20 @@ void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp);
  * logging. "file: reason" when the file itself could not be read (line 0).
  */
 char *rd_config_error_str(const rd_config_error_t *e);
+
+/**
+ * Warnings about a loaded config that need no I/O, appended to WARNINGS as
+ * entries whose reason starts with "warning: ": listen on an address other than
+ * loopback (the listener has no authentication); api_url on a host other than
+ * api.github.com, *.ghe.com or loopback whose path lacks /api/v3 (GHES).
+ */
+void rd_config_warnings(const rd_config_t *cfg, rd_config_errors_t *warnings);
+
+/**
+ * True when HOST (LEN bytes: "localhost", a 127.0.0.0/8 address, "::1" or
+ * "[::1]") names this machine's loopback interface.
+ */
+bool rd_config_host_is_loopback(const char *host, size_t len);
 
 /** Print the --check-config summary (pools, targets, resolved host capacity). */
 void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
