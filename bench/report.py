@@ -6,6 +6,9 @@
 
 Benchmarks (each is optional: a missing one is reported "not available"):
   poll     bench/poll.py --repos 100,1000,5000   discovery cycles: CPU per cycle, peak RSS
+  cycle    bench/cycle.py                        runnerd itself (--once --dry-run, daemon) on
+           repo and org targets, N = 100..10,000, a queued and an in_progress job per repo:
+           CPU per repository per cycle (cold, steady), RSS, requests, ratio to --old
   scaleup  bench/scaleup.py                      queued job -> docker run spawn, 100 at once
   webhook  bench/webhook.py                      signed delivery -> docker run spawn
   idle     (built in) runnerd against the fake GitHub with N idle repositories for M minutes,
@@ -173,7 +176,10 @@ def main():
     ap.add_argument("--idle-repos", type=int, default=200)
     ap.add_argument("--idle-minutes", type=float, default=6.0)
     ap.add_argument("--idle-warmup", type=float, default=240.0, help="seconds before measuring")
-    ap.add_argument("--skip", default="", help="comma-separated: poll,scaleup,webhook,idle")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated: poll,cycle,scaleup,webhook,idle")
+    ap.add_argument("--old", default=None,
+                    help="a build of the previous release: bench/cycle prints ratios to it")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rd-bench-report.json"),
                     help="the raw results are saved here after the runs")
     ap.add_argument("--reuse", action="store_true",
@@ -207,6 +213,23 @@ def main():
                            "rc": rc, "out": out, "secs": secs}
     else:
         results["poll"] = None
+
+    # --- cycle (runnerd itself, repo and org targets)
+    cyc = os.path.join(HERE, "cycle.py")
+    if "cycle" in skip:
+        results["cycle"] = "skipped"
+    elif os.path.exists(cyc):
+        sizes = "100,1000" if a.quick else "100,1000,5000,10000"
+        cmd = [sys.executable, cyc, "--build", a.build, "--sizes", sizes]
+        shown = "%s bench/cycle.py --build %s --sizes %s" % (py, a.build, sizes)
+        if a.old:
+            cmd += ["--old", a.old, "--old-max", "1000"]
+            shown += " --old %s --old-max 1000" % a.old
+        print("running: bench/cycle.py --sizes %s" % sizes, flush=True)
+        rc, out, secs = run_bench("cycle", cmd, 5400)
+        results["cycle"] = {"cmd": shown, "rc": rc, "out": out, "secs": secs}
+    else:
+        results["cycle"] = None
 
     # --- scaleup
     scaleup = os.path.join(HERE, "scaleup.py")
@@ -270,6 +293,35 @@ def write(a, m, results, idle, load):
         by_n[r["repos"]] = max(by_n.get(r["repos"], 0), r["rss_mib"])
     for n in sorted(by_n):
         figs.append(("Peak RSS (VmHWM), %d repos" % n, "%.1f MiB" % by_n[n], "bench/poll"))
+    res = results.get("cycle")
+    if isinstance(res, dict):
+        for line in res["out"].splitlines():
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            if "error" in r:
+                figs.append(("runnerd cycle, %s targets, %d repos" % (r.get("kind"), r.get("repos", 0)),
+                             "error: %s" % r["error"][:200], "bench/cycle"))
+                continue
+            what = ("%d `repo:` targets" % r["repos"] if r["kind"] == "repo"
+                    else "one org of %d repos" % r["repos"])
+            old = r.get("old_cold_cpu_s")
+            figs.append(("runnerd --once --dry-run cold cycle, %s: CPU per repo" % what,
+                         "%.3f ms (%.3f s CPU, median of %d: %s; wall %.1f s; %.2f requests per "
+                         "repo; peak RSS %.1f MiB)%s" % (
+                             r["cold_cpu_per_repo_ms"], r["cold_cpu_s"], len(r["cold_runs"]),
+                             ", ".join("%.3f" % x for x in r["cold_runs"]), r["cold_wall_s"],
+                             r["requests_per_repo"], r["cold_rss_mib"],
+                             "; previous release %.3f s, ratio %.2f" % (old, r["cold_cpu_s"] / old)
+                             if old else ""), "bench/cycle"))
+            if r.get("steady_cpu_per_repo_ms") is not None:
+                oldst = r.get("old_steady_cpu_per_repo_ms")
+                figs.append(("runnerd daemon steady cycle (304s), %s: CPU per repo" % what,
+                             "%.3f ms (%.0f%% 304s, %.0f repo polls/s, RSS %.1f MiB)%s" % (
+                                 r["steady_cpu_per_repo_ms"], 100 * r["steady_share_304"],
+                                 r["steady_polls_per_s"], r["steady_rss_mib"],
+                                 "; previous release %.3f ms" % oldst if oldst else ""),
+                             "bench/cycle"))
     res = results.get("scaleup")
     if isinstance(res, dict):
         # "label  n  p50s p90s p99s maxs" rows, then per-burst "key  1.234s" lines and a
@@ -409,7 +461,7 @@ def write(a, m, results, idle, load):
     L.append("## Benchmarks and commands")
     L.append("")
     missing = []
-    for name in ("poll", "scaleup", "webhook"):
+    for name in ("poll", "cycle", "scaleup", "webhook"):
         res = results[name]
         L.append("### bench/%s" % name)
         L.append("")
@@ -431,7 +483,7 @@ def write(a, m, results, idle, load):
     with open(a.out, "w") as f:
         f.write("\n".join(L))
     print("wrote %s" % a.out)
-    for name in ("poll", "scaleup", "webhook"):
+    for name in ("poll", "cycle", "scaleup", "webhook"):
         res = results[name]
         state = ("not available" if res is None else res if isinstance(res, str)
                  else "exit %s" % res["rc"])

@@ -26,10 +26,13 @@ static size_t pool_for_runner(const rd_planner_state_t *st, rd_planner_input_t *
     return st->cfg->npools + pi->nretired - 1;
 }
 
-static size_t scope_for_runner(const rd_config_t *cfg, const char *scope)
+static size_t scope_for_runner(const rd_planner_state_t *st, const char *scope)
 {
-    for (size_t i = 0; i < cfg->ntargets; i++)
-        if (strcmp(cfg->targets[i].scope, scope) == 0)
+    int t = st->ledger != NULL ? rd_ledger_target_by_scope(st->ledger, scope) : -1;
+    if (t >= 0 && (size_t)t < st->cfg->ntargets)
+        return (size_t)t;
+    for (size_t i = 0; st->ledger == NULL && i < st->cfg->ntargets; i++)
+        if (strcmp(st->cfg->targets[i].scope, scope) == 0)
             return i;
     return (size_t)-1;
 }
@@ -47,9 +50,9 @@ void rd_planner_build(const rd_planner_state_t *st, rd_planner_input_t *pi)
         rd_sched_runner_t *sr = &pi->runners[pi->nrunners++];
         sr->key = r->key;
         sr->pool = pool_for_runner(st, pi, r);
-        sr->scope = scope_for_runner(cfg, r->scope);
+        sr->scope = scope_for_runner(st, r->scope);
         sr->state = r->state;
-        sr->job_id = r->job_id;
+        sr->job_id = rd_ledger_runner_job(st->ledger, r->key, r->job_id);
         sr->idle_since_ms = r->idle_since_ms;
         sr->cpus = r->cpus;
         sr->memory = r->memory;
@@ -85,18 +88,18 @@ void rd_planner_build(const rd_planner_state_t *st, rd_planner_input_t *pi)
         off += t->npools;
     }
 
-    size_t njobs = rd_demand_count(st->demand);
+    /* Read only: the ledger set each job's target when it learned the job and
+     * at each reload; a job no target watches any more is not planned. */
+    size_t njobs = rd_ledger_count(st->ledger);
     pi->jobs = rd_xcalloc(njobs ? njobs : 1, sizeof(rd_sched_job_t));
     size_t it = 0;
-    rd_job_t *j;
-    while ((j = rd_demand_next(st->demand, &it)) != NULL) {
-        int t = rd_config_target_for_repo(cfg, j->repo);
-        j->target = t;
-        if (t < 0)
-            continue; /* no longer watched (reload); the poller drops it */
+    const rd_job_t *j;
+    while ((j = rd_ledger_next(st->ledger, &it)) != NULL) {
+        if (j->target < 0 || (size_t)j->target >= cfg->ntargets)
+            continue;
         rd_sched_job_t *sj = &pi->jobs[pi->njobs++];
         sj->id = j->id;
-        sj->scope = (size_t)t;
+        sj->scope = (size_t)j->target;
         sj->labels = (const char *const *)j->labels;
         sj->nlabels = j->nlabels;
         sj->queued_ms = j->queued_ms;

@@ -583,25 +583,3 @@ void rd_sched_plan_free(rd_sched_plan_t *plan)
     free(plan->unmatched_ids);
     memset(plan, 0, sizeof(*plan));
 }
-
-size_t rd_sched_confirm_job(rd_job_claim_t *claims, size_t n, size_t who, int64_t job_id)
-{
-    size_t other = n;
-    if (who >= n)
-        return n;
-    rd_job_claim_t *c = &claims[who];
-    if (job_id != 0 && c->job_id != job_id) {
-        for (size_t i = 0; i < n && other == n; i++) {
-            const rd_job_claim_t *o = &claims[i];
-            if (i != who && !o->known && o->pool == c->pool && o->job_id == job_id)
-                other = i;
-        }
-        if (other < n)
-            claims[other].job_id = c->job_id;
-    }
-    if (job_id != 0) {
-        c->job_id = job_id;
-        c->known = true;
-    }
-    return other;
-}

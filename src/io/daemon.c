@@ -1,12 +1,12 @@
 /* daemon.c: the service. One uv loop; signals; config load and reload; the
- * poller feeds the demand table, the scheduler decides, the supervisor runs
+ * poller feeds the demand ledger, the scheduler decides, the supervisor runs
  * the runners, the listener serves /metrics /healthz /status /webhook.
  *
  * The daemon owns one root struct (no globals). Every decision is taken by
  * the pure modules (planner + sched, webhook); this file moves data between
  * them and the I/O modules and sequences start-up, reload and shutdown:
  *
- *   load config -> github, demand, poller, supervisor, listener
+ *   load config -> github, ledger, poller, supervisor, listener
  *   -> supervisor adopts what a previous run left -> poller starts -> READY
  *   -> (poll results | webhooks | runner changes | 1 s tick) -> schedule
  *   SIGHUP: load off to the side; on success reconfigure every module, swap
@@ -29,7 +29,7 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
-#include "runnerd/core/demand.h"
+#include "runnerd/core/ledger.h"
 #include "runnerd/core/log.h"
 #include "runnerd/core/planner.h"
 #include "runnerd/core/sched.h"
@@ -171,6 +171,7 @@ int rd_daemon_reload(rd_daemon_t *d)
             rd_fleet_start(d->fleet);
         }
     }
+    rd_ledger_set_config(d->ledger, cfg);
     free_secret(d->webhook_secret, d->webhook_secret_len);
     d->webhook_secret = secret;
     d->webhook_secret_len = secret_len;
@@ -494,7 +495,8 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     uv_signal_start(&d->sighup, on_sighup, SIGHUP);
     uv_signal_start(&d->sigterm, on_sigterm, SIGTERM);
     uv_signal_start(&d->sigint, on_sigint, SIGINT);
-    d->demand = rd_demand_new();
+    d->ledger = rd_ledger_new();
+    rd_ledger_set_config(d->ledger, d->cfg);
     d->dedup = rd_webhook_dedup_new(RD_WEBHOOK_DEDUP_CAPACITY, RD_WEBHOOK_DEDUP_MAX_AGE_MS);
     d->phase = PHASE_ADOPTING;
 
@@ -504,14 +506,14 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         begin_close(d);
         goto run;
     }
-    rc = rd_poller_new(&d->loop, d->gh, d->demand, d->cfg, rd_daemon_on_demand_changed, d,
+    rc = rd_poller_new(&d->loop, d->gh, d->ledger, d->cfg, rd_daemon_on_demand_changed, d,
                        &d->poller);
     if (rc != 0) {
         rd_error(LOGC, "poller: %s", rd_strerror(rc));
         begin_close(d);
         goto run;
     }
-    rd_poller_set_assigned_cb(d->poller, rd_daemon_on_job_assigned);
+    rd_poller_set_actions_cb(d->poller, rd_daemon_on_poll_actions);
     /* --once --dry-run (the plan) looks at this instance's runners, read-only, so that
      * supply and the capacity they hold are counted as --once would count them. */
     if (!opts->dry_run || opts->once) {
@@ -568,7 +570,7 @@ run:
     if (code == 0)
         code = d->exit_code;
     rd_webhook_dedup_free(d->dedup);
-    rd_demand_free(d->demand);
+    rd_ledger_free(d->ledger);
     free(d->pool_queued);
     free(d->dry_plan);
 fail_early:

@@ -1,6 +1,6 @@
 /* daemon_int.h: the daemon's root struct and the functions its files share
- * (daemon.c: start-up, signals, reload, shutdown; daemon_plan.c: demand
- * corrections and the scheduling pass; daemon_status.c: /metrics /healthz
+ * (daemon.c: start-up, signals, reload, shutdown; daemon_plan.c: ledger
+ * events from the supervisor and the scheduling pass; daemon_status.c: /metrics /healthz
  * /status; daemon_webhook.c: /webhook and the listener). Private to src/io. */
 #ifndef RUNNERD_DAEMON_INT_H
 #define RUNNERD_DAEMON_INT_H
@@ -12,7 +12,7 @@
 #include <uv.h>
 
 #include "runnerd/core/config.h"
-#include "runnerd/core/demand.h"
+#include "runnerd/core/ledger.h"
 #include "runnerd/core/planner.h"
 #include "runnerd/core/sched.h"
 #include "runnerd/core/webhook.h"
@@ -24,13 +24,6 @@
 #include "runnerd/io/poller.h"
 #include "runnerd/io/scaleset_client.h"
 #include "runnerd/io/supervisor.h"
-
-#define RECENT_JOBS 4096
-#define TAKEN_JOBS 256
-/* A runner that exited after a job took (most likely) the job it was started for:
- * that job is no demand until a poll that ends this long after the exit lists it
- * queued again (a poll already in flight at the exit may still list it). */
-#define TAKEN_MARGIN_MS 10000
 
 typedef enum {
     PHASE_ADOPTING = 0, /* looking at what a previous run left behind */
@@ -49,7 +42,7 @@ typedef struct rd_daemon {
     size_t webhook_secret_len;
 
     rd_github_t *gh;
-    rd_demand_t *demand;
+    rd_ledger_t *ledger; /* demand: fed by poller, webhooks and the supervisor */
     rd_poller_t *poller;
     rd_supervisor_t *sup;
     rd_fleet_t *fleet; /* discovery: scaleset targets (docs/fleet.md); NULL when none */
@@ -66,26 +59,11 @@ typedef struct rd_daemon {
     uv_timer_t adopt_timer; /* retries the restart adoption when docker ps failed */
     uint64_t adopt_retry_ms;
     bool sched_pending;
+    uint64_t pass_ns;     /* CPU-bound length of the last scheduling pass (uv_hrtime) */
+    uint64_t pass_end_ns; /* when it ended */
     phase_t phase;
     int exit_code;
     size_t open_modules; /* modules whose close callback is pending */
-
-    /* Jobs a webhook said started or finished: a late "queued" delivery or a
-     * stale poll page must not bring them back as demand. */
-    int64_t recent_jobs[RECENT_JOBS];
-    size_t recent_next;
-    size_t recent_count;
-
-    /* Jobs whose runner exited after running a job, without a webhook saying which
-     * job it ran: without this, the stale demand entry (until the next poll, which
-     * may be minutes away when webhooks bring demand) starts a second runner. */
-    struct {
-        uint64_t runner_key;
-        int64_t job_id;
-        int64_t until_seen_ms; /* demand entries seen before this are stale */
-        bool active;           /* false once a later poll listed the job queued */
-    } taken[TAKEN_JOBS];
-    size_t taken_next;
 
     /* Figures for /metrics and /status. */
     double start_time_s;
@@ -113,8 +91,8 @@ static inline int64_t rd_daemon_wall_ms(void)
 }
 
 /* daemon_plan.c */
-void rd_daemon_recent_add(rd_daemon_t *d, int64_t id);
-bool rd_daemon_recent_has(const rd_daemon_t *d, int64_t id);
+/** Apply the ledger's actions to the supervisor. */
+void rd_daemon_apply(rd_daemon_t *d, const rd_ledger_actions_t *acts);
 void rd_daemon_on_runner_exited(void *ud, const rd_supervisor_runner_info_t *ri);
 void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runner_t **snap_out);
 void rd_daemon_log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan);
@@ -124,7 +102,7 @@ void rd_daemon_schedule_now(rd_daemon_t *d);
 void rd_daemon_schedule_soon(rd_daemon_t *d);
 void rd_daemon_on_tick(uv_timer_t *t);
 void rd_daemon_on_demand_changed(void *ud);
-void rd_daemon_on_job_assigned(void *ud, int64_t job_id, const char *runner_name);
+void rd_daemon_on_poll_actions(void *ud, const rd_ledger_actions_t *acts);
 void rd_daemon_on_runners_changed(void *ud);
 
 /* daemon_status.c */

@@ -1,8 +1,8 @@
-/* daemon_plan.c: the daemon's scheduling pass. Corrects the demand table with
- * what the poller cannot see (jobs a webhook said started or finished, jobs a
- * finished runner most likely took, adopted runners that turned busy), builds
- * the planner input from the config, the demand and the supervisor's runners,
- * and hands the plan's starts and stops to the supervisor (a dry run logs it). */
+/* daemon_plan.c: the daemon's scheduling pass. Feeds the demand ledger what
+ * the supervisor knows (its runners, each start, each exit), applies the
+ * ledger's actions to the supervisor, builds the planner input from the config,
+ * the ledger and the supervisor's runners, and hands the plan's starts and
+ * stops to the supervisor (a dry run logs it). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,183 +10,113 @@
 
 #include "daemon_int.h"
 #include "runnerd/core/common.h"
-#include "runnerd/core/labels.h"
 #include "runnerd/core/log.h"
 
 /* ------------------------------------------------------------------ */
-/* Recently started/finished jobs                                      */
+/* Ledger events from the supervisor, ledger actions to it             */
 
-void rd_daemon_recent_add(rd_daemon_t *d, int64_t id)
+/* The supervisor's view of one runner, as a ledger event (borrowed fields). */
+static void ledger_runner(const rd_daemon_t *d, const rd_supervisor_runner_info_t *ri,
+                          rd_ledger_runner_t *out)
 {
-    d->recent_jobs[d->recent_next] = id;
-    d->recent_next = (d->recent_next + 1) % RECENT_JOBS;
-    if (d->recent_count < RECENT_JOBS)
-        d->recent_count++;
+    int pool = rd_config_pool_index(d->cfg, ri->pool);
+    int target = rd_ledger_target_by_scope(d->ledger, ri->scope);
+    *out = (rd_ledger_runner_t){
+        .key = ri->key,
+        .name = ri->name,
+        .target = target,
+        .pool = pool,
+        .pool_labels = pool >= 0 ? (const char *const *)d->cfg->pools[pool].labels : NULL,
+        .npool_labels = pool >= 0 ? d->cfg->pools[pool].nlabels : 0,
+        .state = ri->state,
+        .job_id = ri->job_id,
+        .job_unknown = ri->job_unknown,
+        .ran_job = ri->ran_job,
+    };
 }
 
-bool rd_daemon_recent_has(const rd_daemon_t *d, int64_t id)
+void rd_daemon_apply(rd_daemon_t *d, const rd_ledger_actions_t *acts)
 {
-    for (size_t i = 0; i < d->recent_count; i++)
-        if (d->recent_jobs[i] == id)
-            return true;
-    return false;
-}
-
-static void note_taken(void *ud, const rd_supervisor_runner_info_t *ri)
-{
-    rd_daemon_t *d = ud;
-    if (!ri->ran_job || ri->job_id == 0)
-        return;
-    for (size_t i = 0; i < TAKEN_JOBS; i++)
-        if (d->taken[i].job_id != 0 && d->taken[i].runner_key == ri->key)
-            return; /* noted at an earlier pass */
-    size_t k = d->taken_next;
-    d->taken_next = (k + 1) % TAKEN_JOBS;
-    d->taken[k].runner_key = ri->key;
-    d->taken[k].job_id = ri->job_id;
-    d->taken[k].until_seen_ms = rd_daemon_wall_ms() + TAKEN_MARGIN_MS;
-    d->taken[k].active = true;
-}
-
-/* Drop demand entries that a finished runner most likely consumed, unless a
- * poll listed them queued well after that runner exited. */
-static void drop_taken(rd_daemon_t *d)
-{
-    for (size_t i = 0; i < TAKEN_JOBS; i++) {
-        if (!d->taken[i].active)
-            continue;
-        rd_job_t *j = rd_demand_get(d->demand, d->taken[i].job_id);
-        if (j == NULL)
-            continue;
-        if (j->seen_ms < d->taken[i].until_seen_ms) {
-            rd_debug("sched",
-                     "job %" PRId64 ": its runner ran a job and exited; not demand"
-                     " until a poll lists it queued again",
-                     j->id);
-            rd_demand_remove(d->demand, d->taken[i].job_id);
-        } else {
-            d->taken[i].active = false; /* still queued after all: the runner ran another job */
+    for (size_t i = 0; i < acts->n; i++) {
+        const rd_ledger_action_t *a = &acts->v[i];
+        if (d->sup == NULL)
+            return;
+        switch (a->kind) {
+        case RD_LEDGER_RUNS:
+            if (rd_supervisor_job_started(d->sup, a->name, a->job_id) == 0)
+                rd_daemon_schedule_soon(d);
+            break;
+        case RD_LEDGER_ASSUMED:
+            rd_supervisor_job_assumed(d->sup, a->name, a->job_id);
+            break;
+        case RD_LEDGER_COMPLETED:
+            rd_supervisor_job_completed(d->sup, a->name, a->job_id);
+            break;
+        case RD_LEDGER_COUNTED:
+            break; /* the plan reads the ledger's tie; the runner's state is unchanged */
         }
     }
-}
-
-/* An adopted runner does not tell which job it was started for. When one adopted
- * starting or idle turns busy, bind it to the oldest queued job of its scope that its pool serves
- * and no other runner holds: a poll that still lists that job as queued must not start a second
- * runner for it (the scheduler counts a busy runner against its job). */
-typedef struct {
-    char **names, **scopes, **pools;
-    uint64_t *keys;
-    bool *exited;
-    size_t n;
-    int64_t *held;
-    size_t nheld;
-} adopted_busy_t;
-
-static void note_adopted_busy(void *ud, const rd_supervisor_runner_info_t *ri)
-{
-    adopted_busy_t *ab = ud;
-    if (ri->job_id != 0) {
-        ab->held = rd_xrealloc(ab->held, (ab->nheld + 1) * sizeof(*ab->held));
-        ab->held[ab->nheld++] = ri->job_id;
-        return;
-    }
-    bool exited = ri->state == RD_RUNNER_EXITED && ri->ran_job;
-    if (!ri->job_unknown || (ri->state != RD_RUNNER_BUSY && !exited))
-        return;
-    ab->keys = rd_xrealloc(ab->keys, (ab->n + 1) * sizeof(*ab->keys));
-    ab->exited = rd_xrealloc(ab->exited, (ab->n + 1) * sizeof(*ab->exited));
-    ab->keys[ab->n] = ri->key;
-    ab->exited[ab->n] = exited;
-    ab->names = rd_xrealloc(ab->names, (ab->n + 1) * sizeof(char *));
-    ab->scopes = rd_xrealloc(ab->scopes, (ab->n + 1) * sizeof(char *));
-    ab->pools = rd_xrealloc(ab->pools, (ab->n + 1) * sizeof(char *));
-    ab->names[ab->n] = rd_xstrdup(ri->name);
-    ab->scopes[ab->n] = rd_xstrdup(ri->scope);
-    ab->pools[ab->n] = rd_xstrdup(ri->pool);
-    ab->n++;
-}
-
-static void bind_adopted(rd_daemon_t *d, bool exited_only)
-{
-    if (d->sup == NULL)
-        return;
-    adopted_busy_t ab = {0};
-    rd_supervisor_foreach(d->sup, note_adopted_busy, &ab);
-    for (size_t i = 0; i < ab.n; i++) {
-        bool noted =
-            exited_only && !ab.exited[i]; /* no call into the supervisor from its callback */
-        for (size_t k = 0; k < TAKEN_JOBS && ab.exited[i] && !noted; k++)
-            noted = d->taken[k].job_id != 0 && d->taken[k].runner_key == ab.keys[i];
-        const rd_pool_t *pool = NULL;
-        for (size_t p = 0; p < d->cfg->npools && pool == NULL; p++)
-            if (strcmp(d->cfg->pools[p].name, ab.pools[i]) == 0)
-                pool = &d->cfg->pools[p];
-        int target = -1;
-        for (size_t t = 0; t < d->cfg->ntargets && target < 0; t++)
-            if (strcmp(d->cfg->targets[t].scope, ab.scopes[i]) == 0)
-                target = (int)t;
-        rd_job_t *best = NULL, *j;
-        size_t it = 0;
-        while (!noted && pool != NULL && target >= 0 &&
-               (j = rd_demand_next(d->demand, &it)) != NULL) {
-            if (j->target != target ||
-                !rd_labels_match((const char *const *)j->labels, j->nlabels,
-                                 (const char *const *)pool->labels, pool->nlabels))
-                continue;
-            bool held = false;
-            for (size_t k = 0; k < ab.nheld && !held; k++)
-                held = ab.held[k] == j->id;
-            if (!held && (best == NULL || j->queued_ms < best->queued_ms ||
-                          (j->queued_ms == best->queued_ms && j->id < best->id)))
-                best = j;
-        }
-        if (best != NULL) {
-            rd_debug("sched", "%s (adopted) %s: counting it against job %" PRId64, ab.names[i],
-                     ab.exited[i] ? "ran a job" : "turned busy", best->id);
-            ab.held = rd_xrealloc(ab.held, (ab.nheld + 1) * sizeof(*ab.held));
-            ab.held[ab.nheld++] = best->id;
-            if (ab.exited[i]) {
-                /* Gone before a runner list showed it busy: treat it as drop_taken does. */
-                size_t k = d->taken_next;
-                d->taken_next = (k + 1) % TAKEN_JOBS;
-                d->taken[k].runner_key = ab.keys[i];
-                d->taken[k].job_id = best->id;
-                d->taken[k].until_seen_ms = rd_daemon_wall_ms() + TAKEN_MARGIN_MS;
-                d->taken[k].active = true;
-                rd_demand_remove(d->demand, best->id);
-            } else {
-                rd_supervisor_job_assumed(d->sup, ab.names[i], best->id);
-            }
-        }
-        free(ab.names[i]);
-        free(ab.scopes[i]);
-        free(ab.pools[i]);
-    }
-    free(ab.keys);
-    free(ab.exited);
-    free(ab.names);
-    free(ab.scopes);
-    free(ab.pools);
-    free(ab.held);
 }
 
 /* A runner's container exited (called from inside the supervisor: record only). */
 void rd_daemon_on_runner_exited(void *ud, const rd_supervisor_runner_info_t *ri)
 {
     rd_daemon_t *d = ud;
-    note_taken(d, ri);
-    if (ri->job_unknown && ri->ran_job)
-        bind_adopted(d, true);
+    rd_ledger_runner_t lr;
+    ledger_runner(d, ri, &lr);
+    rd_ledger_runner_exited(d->ledger, &lr, rd_daemon_wall_ms());
 }
 
-/* A stale poll page may list a job that a webhook already said started or
- * finished: take such jobs out again (lookups in the demand table, so the cost
- * is the number of webhook-seen jobs, zero without webhooks). */
-static void drop_recent_from_demand(rd_daemon_t *d)
+typedef struct {
+    const rd_daemon_t *d;
+    rd_ledger_runner_t *v;
+    size_t n;
+    uint64_t find_key; /* started_name: the key looked for */
+    char *found_name;
+} runners_ctx_t;
+
+static void collect_runner(void *ud, const rd_supervisor_runner_info_t *ri)
 {
-    for (size_t i = 0; i < d->recent_count; i++)
-        rd_demand_remove(d->demand, d->recent_jobs[i]);
+    runners_ctx_t *c = ud;
+    c->v = rd_xrealloc(c->v, (c->n + 1) * sizeof(*c->v));
+    ledger_runner(c->d, ri, &c->v[c->n]);
+    /* the name is borrowed for the callback only */
+    c->v[c->n].name = rd_xstrdup(ri->name);
+    c->n++;
+}
+
+/* The runners snapshot event: the ledger learns adopted runners and which
+ * adopted ones turned busy; their assumed jobs go back to the supervisor. */
+static void feed_runners(rd_daemon_t *d)
+{
+    if (d->sup == NULL)
+        return;
+    runners_ctx_t c = {.d = d};
+    rd_supervisor_foreach(d->sup, collect_runner, &c);
+    rd_ledger_actions_t acts = {0};
+    rd_ledger_runners(d->ledger, c.v, c.n, rd_daemon_wall_ms(), &acts);
+    rd_daemon_apply(d, &acts);
+    rd_ledger_actions_clear(&acts);
+    for (size_t i = 0; i < c.n; i++)
+        free((char *)c.v[i].name);
+    free(c.v);
+}
+
+static void find_name(void *ud, const rd_supervisor_runner_info_t *ri)
+{
+    runners_ctx_t *c = ud;
+    if (ri->key == c->find_key && c->found_name == NULL)
+        c->found_name = rd_xstrdup(ri->name);
+}
+
+/* "Runner R started for job J" for the ledger. */
+static void note_started(rd_daemon_t *d, uint64_t key, size_t target, size_t pool, int64_t job)
+{
+    runners_ctx_t c = {.d = d, .find_key = key};
+    rd_supervisor_foreach(d->sup, find_name, &c);
+    rd_ledger_runner_started(d->ledger, key, c.found_name, (int)target, (int)pool, job,
+                             rd_daemon_wall_ms());
+    free(c.found_name);
 }
 
 /* ------------------------------------------------------------------ */
@@ -194,6 +124,7 @@ static void drop_recent_from_demand(rd_daemon_t *d)
 
 void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runner_t **snap_out)
 {
+    feed_runners(d);
     rd_sched_runner_t *snap = NULL;
     size_t n = d->sup != NULL ? rd_supervisor_snapshot(d->sup, &snap) : 0;
     rd_planner_runner_t *rs = rd_xcalloc(n ? n : 1, sizeof(*rs));
@@ -218,7 +149,7 @@ void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runn
     rd_daemon_control_plan(d, backoff, NULL);
     rd_planner_state_t st = {
         .cfg = d->cfg,
-        .demand = d->demand,
+        .ledger = d->ledger,
         .runners = rs,
         .nrunners = n,
         .pool_backoff = backoff,
@@ -239,17 +170,21 @@ void rd_daemon_run_schedule(rd_daemon_t *d)
 {
     if (d->phase != PHASE_RUNNING && !(d->opts.dry_run && d->phase == PHASE_ADOPTING))
         return;
-
-    drop_recent_from_demand(d);
-    drop_taken(d);
-    bind_adopted(d, false);
+    /* --once plans once, when its cycle has ended (on_once_cycle): a pass per
+     * poll result would make the cycle quadratic in the repositories. */
+    if (d->opts.once && d->phase != PHASE_RUNNING)
+        return;
+    uint64_t t0 = uv_hrtime();
 
     rd_planner_input_t pi;
     rd_sched_runner_t *snap = NULL;
     rd_daemon_build_input(d, &pi, &snap);
     rd_sched_plan_t plan;
     rd_sched_plan(&pi.in, &plan);
-    char *dry_plan = NULL; /* this pass's plan lines (dry run), owned by d->dry_plan after */
+    /* this pass's plan lines (dry run), owned by d->dry_plan after; one stream, not one
+     * string per line copied into the next (that was quadratic in the plan's lines) */
+    char *dry_plan = NULL;
+    size_t dry_len = 0, dry_cap = 0;
 
     if (d->npool_queued != d->cfg->npools) {
         free(d->pool_queued);
@@ -269,13 +204,18 @@ void rd_daemon_run_schedule(rd_daemon_t *d)
         const char *pool = rd_planner_pool_name(&pi, dec->pool);
         const char *lim = rd_limit_name(dec->limit);
         if (d->opts.dry_run || d->sup == NULL) {
-            char *more =
-                rd_xasprintf("%splan: %s pool %s: demand %u supply %u start %u%s%s"
-                             " (dry run)\n",
-                             dry_plan ? dry_plan : "", scope, pool, dec->demand, dec->supply,
-                             dec->start, lim ? " limit " : "", lim ? lim : "");
-            free(dry_plan);
-            dry_plan = more;
+            char *line = rd_xasprintf("plan: %s pool %s: demand %u supply %u start %u%s%s"
+                                      " (dry run)\n",
+                                      scope, pool, dec->demand, dec->supply, dec->start,
+                                      lim ? " limit " : "", lim ? lim : "");
+            size_t n = strlen(line);
+            if (dry_len + n + 1 > dry_cap) {
+                dry_cap = (dry_len + n + 1) * 2;
+                dry_plan = rd_xrealloc(dry_plan, dry_cap);
+            }
+            memcpy(dry_plan + dry_len, line, n + 1);
+            dry_len += n;
+            free(line);
             continue;
         }
         rd_logc(RD_LOG_INFO, "sched", &(const rd_log_ctx_t){.scope = scope, .pool = pool},
@@ -289,6 +229,7 @@ void rd_daemon_run_schedule(rd_daemon_t *d)
                 rd_debug("sched", "start in %s pool %s refused: %s", scope, pool, rd_strerror(rc));
                 break;
             }
+            note_started(d, key, dec->scope, dec->pool, job);
         }
     }
     for (size_t i = 0; i < plan.nstops && d->sup != NULL && !d->opts.dry_run; i++)
@@ -307,17 +248,17 @@ void rd_daemon_run_schedule(rd_daemon_t *d)
     free(snap);
     if (d->fleet != NULL)
         rd_fleet_kick(d->fleet);
+    d->pass_end_ns = uv_hrtime();
+    d->pass_ns = d->pass_end_ns - t0;
 }
 
 /* Jobs no pool serves are counted in every plan and logged once each. */
 void rd_daemon_log_unmatched(rd_daemon_t *d, const rd_sched_plan_t *plan)
 {
-    for (size_t i = 0; i < plan->unmatched; i++) {
-        rd_job_t *uj =
-            plan->unmatched_ids ? rd_demand_get(d->demand, plan->unmatched_ids[i]) : NULL;
-        if (uj == NULL || uj->unmatched_logged)
+    for (size_t i = 0; i < plan->unmatched && plan->unmatched_ids != NULL; i++) {
+        if (!rd_ledger_unmatched_once(d->ledger, plan->unmatched_ids[i]))
             continue;
-        uj->unmatched_logged = true;
+        const rd_job_t *uj = rd_ledger_job(d->ledger, plan->unmatched_ids[i]);
         char labels[512] = "";
         size_t off = 0;
         for (size_t k = 0; k < uj->nlabels && off < sizeof(labels) - 1; k++)
@@ -341,7 +282,13 @@ void rd_daemon_schedule_soon(rd_daemon_t *d)
     if (d->sched_pending || d->phase >= PHASE_CLOSING)
         return;
     d->sched_pending = true;
-    uv_timer_start(&d->sched_timer, on_sched_timer, 0, 0);
+    /* Passes take at most about a tenth of the time: a pass costs O(jobs + targets),
+     * and with thousands of repositories answering one by one, a pass per answer
+     * made a cycle quadratic. Small fleets (passes of microseconds) see no delay;
+     * a queued webhook delivery does not wait (rd_daemon_schedule_now). */
+    uint64_t now = uv_hrtime(), ready = d->pass_end_ns + 9 * d->pass_ns;
+    uint64_t delay_ms = ready > now ? (ready - now + 999999) / 1000000 : 0;
+    uv_timer_start(&d->sched_timer, on_sched_timer, delay_ms, 0);
 }
 
 void rd_daemon_on_tick(uv_timer_t *t)
@@ -357,16 +304,11 @@ void rd_daemon_on_demand_changed(void *ud)
     rd_daemon_schedule_soon(d);
 }
 
-/* A poll saw a job in_progress on a named runner: if it is one of ours, that is the
- * job it runs (GitHub may have given it another job than the one it was started
- * for, which then is still queued and must not count as covered by this runner). */
-void rd_daemon_on_job_assigned(void *ud, int64_t job_id, const char *runner_name)
+/* The ledger's actions for a poll (a runner of ours runs a job GitHub lists
+ * in_progress on it: maybe another job than the one it was started for). */
+void rd_daemon_on_poll_actions(void *ud, const rd_ledger_actions_t *acts)
 {
-    rd_daemon_t *d = ud;
-    if (d->sup == NULL || strncmp(runner_name, "runnerd-", 8) != 0)
-        return;
-    if (rd_supervisor_job_started(d->sup, runner_name, job_id) == 0)
-        rd_daemon_schedule_soon(d);
+    rd_daemon_apply(ud, acts);
 }
 
 void rd_daemon_on_runners_changed(void *ud)

@@ -64,7 +64,7 @@ char *rd_daemon_cb_metrics(void *ud, size_t *len)
     s.pools = pools;
     s.npools = d->cfg->npools;
     s.unmatched_jobs = d->last_unmatched;
-    s.queued_jobs_all = (int64_t)rd_demand_count(d->demand);
+    s.queued_jobs_all = (int64_t)rd_ledger_count(d->ledger);
     rd_github_stats_t gs;
     rd_github_get_stats(d->gh, &gs);
     s.api_requests[RD_METRICS_HTTP_2XX] = gs.by_status[2];
@@ -327,7 +327,7 @@ char *rd_daemon_cb_status(void *ud, size_t *len)
                              .n = RD_WEBHOOK_RESULT_COUNT,
                              .last_delivery = d->last_delivery_s};
     rd_status_set_webhook(c.doc, &w);
-    rd_status_set_jobs(c.doc, (int64_t)rd_demand_count(d->demand), d->last_unmatched);
+    rd_status_set_jobs(c.doc, (int64_t)rd_ledger_count(d->ledger), d->last_unmatched);
     char *json = rd_status_render(c.doc, len);
     if (d->fleet != NULL)
         json = rd_fleet_status_merge(d->fleet, json, len);

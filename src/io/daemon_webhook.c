@@ -1,5 +1,5 @@
-/* daemon_webhook.c: /webhook (a verified workflow_job delivery becomes demand,
- * or takes a job out of it, and a queued job is scheduled at once) and the
+/* daemon_webhook.c: /webhook (a verified workflow_job delivery is an event for
+ * the demand ledger, and a queued job is scheduled at once) and the
  * listener's start with the daemon's callbacks. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,49 +34,27 @@ static int cb_webhook(void *ud, const char *event, const char *delivery, const c
         return status;
     }
     const rd_gh_job_t *job = &o.job;
-    switch (o.action) {
-    case RD_WEBHOOK_JOB_QUEUED: {
-        int target = job->repo ? rd_config_target_for_repo(d->cfg, job->repo) : -1;
-        if (target < 0 || rd_daemon_recent_has(d, job->id)) {
-            rd_debug("webhook", "job %" PRId64 " queued in %s: not watched or already done",
-                     job->id, job->repo ? job->repo : "?");
-            break;
-        }
-        rd_demand_upsert(d->demand, job->id, job->run_id, job->repo,
-                         (const char *const *)job->labels, job->nlabels,
-                         job->created_ms ? job->created_ms : now, now, target);
+    rd_ledger_actions_t acts = {0};
+    bool queued = rd_ledger_webhook(d->ledger, o.action, job, now, &acts);
+    rd_daemon_apply(d, &acts);
+    rd_ledger_actions_clear(&acts);
+    /* runnerd_job_queue_wait_seconds: how long the job waited, once per runner */
+    if (o.action == RD_WEBHOOK_JOB_IN_PROGRESS && job->runner_name != NULL && d->sup != NULL &&
+        job->created_ms > 0 && job->started_ms > 0)
+        rd_supervisor_job_waited(d->sup, job->runner_name, job->id,
+                                 job->started_ms - job->created_ms);
+    if (o.action == RD_WEBHOOK_JOB_QUEUED && !queued) {
+        rd_debug("webhook", "job %" PRId64 " queued in %s: not watched or already done", job->id,
+                 job->repo ? job->repo : "?");
+    } else if (o.action == RD_WEBHOOK_JOB_QUEUED) {
         if (d->poller != NULL)
             rd_poller_note_activity(d->poller, job->repo);
         rd_logc(RD_LOG_INFO, "webhook", &(const rd_log_ctx_t){.job = job->id},
                 "job %" PRId64 " queued in %s", job->id, job->repo);
         /* Schedule now rather than on the next loop turn: this is the fast path. */
         rd_daemon_schedule_now(d);
-        break;
-    }
-    case RD_WEBHOOK_JOB_IN_PROGRESS:
-        rd_daemon_recent_add(d, job->id);
-        rd_demand_remove(d->demand, job->id);
-        if (job->runner_name != NULL && d->sup != NULL) {
-            rd_supervisor_job_started(d->sup, job->runner_name, job->id);
-            if (job->created_ms > 0 && job->started_ms > 0)
-                rd_supervisor_job_waited(d->sup, job->runner_name, job->id,
-                                         job->started_ms - job->created_ms);
-        }
+    } else if (o.action != RD_WEBHOOK_JOB_NONE) {
         rd_daemon_schedule_soon(d);
-        break;
-    case RD_WEBHOOK_JOB_COMPLETED:
-        rd_daemon_recent_add(d, job->id);
-        rd_demand_remove(d->demand, job->id);
-        if (job->runner_name != NULL && d->sup != NULL)
-            rd_supervisor_job_completed(d->sup, job->runner_name, job->id);
-        rd_daemon_schedule_soon(d);
-        break;
-    case RD_WEBHOOK_JOB_WAITING:
-        rd_demand_remove(d->demand, job->id);
-        rd_daemon_schedule_soon(d);
-        break;
-    default:
-        break;
     }
     rd_webhook_outcome_clear(&o);
     return status;

@@ -1,4 +1,4 @@
-/* poller.c: keeps the demand table current by polling GitHub (see poller.h).
+/* poller.c: feeds the demand ledger what polls of GitHub see (see poller.h).
  *
  * One uv_timer drives everything: at each tick every due org listing and
  * every due repository poll starts (up to a cap on concurrent polls, so the
@@ -75,10 +75,10 @@ struct rd_poller {
     uv_loop_t *loop;
     rd_github_t *gh;
     rd_pace_t *pace;
-    rd_demand_t *demand;
+    rd_ledger_t *ledger;
     const rd_config_t *cfg;
     rd_poller_changed_cb changed;
-    rd_poller_assigned_cb assigned;
+    rd_poller_actions_cb actions;
     void *ud;
     uv_timer_t timer;
     bool started;
@@ -92,6 +92,10 @@ struct rd_poller {
     size_t cycle_pending; /* targets and repos with cycle set */
     size_t inflight, max_inflight;
     size_t cursor; /* where the last scan of repos stopped */
+    /* The last full scan: the earliest due time it found, and whether it stopped because
+     * every connection was busy. Lets a poll's answer skip the scan (see schedule_after). */
+    int64_t next_due;
+    bool scan_full;
     /* the running cycle (rd_poller_run_once) */
     bool cycle_active;
     size_t cycle_failed;
@@ -111,6 +115,9 @@ static int64_t now_ms(void)
 }
 
 static void schedule(rd_poller_t *p);
+static void schedule_after(rd_poller_t *p, prepo_t *r);
+static void on_timer(uv_timer_t *timer);
+static int64_t repo_due(rd_poller_t *p, prepo_t *r);
 
 static uint64_t hash_ci(const char *s)
 {
@@ -199,7 +206,7 @@ static prepo_t *repo_add(rd_poller_t *p, const char *full)
     return r;
 }
 
-/* Forget a repository: its jobs leave the demand table, its result (if any) is ignored. */
+/* Forget a repository: its jobs leave demand, its result (if any) is ignored. */
 static void repo_drop(rd_poller_t *p, prepo_t *r, bool drop_demand)
 {
     if (r->inflight) {
@@ -210,8 +217,7 @@ static void repo_drop(rd_poller_t *p, prepo_t *r, bool drop_demand)
     rd_pace_target_remove(p->pace, &r->pt);
     hash_remove(p, r);
     set_cycle(p, &r->cycle, false);
-    if (drop_demand && rd_demand_reconcile(p->demand, r->full, NULL, 0, INT64_MAX) > 0 &&
-        p->changed)
+    if (drop_demand && rd_ledger_forget_repo(p->ledger, r->full) && p->changed)
         p->changed(p->ud);
     free(r->owner);
     free(r->name);
@@ -433,25 +439,28 @@ static void on_jobs(void *ud, int err, const rd_github_poll_t *res)
     if (err != RD_ECANCELED && jobs != NULL) {
         /* A failed poll still hands over what its other requests learned: those
          * jobs are queued on GitHub. Only a complete poll may drop jobs it did
-         * not see (a failed page may have held them). */
-        int target = rd_config_target_for_repo(p->cfg, r->full);
-        int64_t *seen = rd_xcalloc(jobs->n + 1, sizeof(int64_t));
-        for (size_t i = 0; i < jobs->n; i++) {
-            const rd_gh_job_t *j = &jobs->v[i];
-            seen[i] = j->id;
-            if (rd_demand_upsert(p->demand, j->id, j->run_id, r->full,
-                                 (const char *const *)j->labels, j->nlabels,
-                                 j->created_ms > 0 ? j->created_ms : now, now, target))
-                changed = true;
+         * not see (a failed page may have held them): the ledger's `partial`. */
+        rd_ledger_running_t *running = rd_xcalloc(res->nassigned + 1, sizeof(*running));
+        size_t na = res->nassigned;
+        for (size_t i = 0; i < na; i++) {
+            running[i].job_id = res->assigned[i].job_id;
+            running[i].runner_name = res->assigned[i].runner_name;
         }
-        if (err == 0 &&
-            rd_demand_reconcile(p->demand, r->full, seen, jobs->n, r->poll_started_ms) > 0)
-            changed = true;
-        free(seen);
-        if (p->assigned != NULL) {
-            for (size_t i = 0; i < res->nassigned; i++)
-                p->assigned(p->ud, res->assigned[i].job_id, res->assigned[i].runner_name);
-        }
+        rd_ledger_poll_t ev = {
+            .repo = r->full,
+            .started_ms = r->poll_started_ms,
+            .partial = err != 0,
+            .queued = jobs->v,
+            .nqueued = jobs->n,
+            .running = running,
+            .nrunning = na,
+        };
+        rd_ledger_actions_t acts = {0};
+        changed = rd_ledger_poll(p->ledger, &ev, now, &acts);
+        free(running);
+        if (acts.n > 0 && p->actions != NULL)
+            p->actions(p->ud, &acts);
+        rd_ledger_actions_clear(&acts);
     }
     if (err == 0) {
         r->queued = jobs->n;
@@ -481,9 +490,30 @@ static void on_jobs(void *ud, int err, const rd_github_poll_t *res)
     if (changed && p->changed)
         p->changed(p->ud);
     if (!p->closing) {
-        schedule(p);
+        schedule_after(p, r);
         cycle_check(p);
     }
+}
+
+/* After R's poll answered: while the last full scan found nothing due before
+ * next_due and was not stopped by busy connections, nothing but R changed, so
+ * only R's new due time counts. A full scan per answer made a cycle over N
+ * repositories cost O(N^2) (issue 14); the timer still scans at next_due, and
+ * every other change (start, reload, activity, org listings) scans at once. */
+static void schedule_after(rd_poller_t *p, prepo_t *r)
+{
+    int64_t now = now_ms();
+    if (p->started && !p->cycle_active && !p->scan_full && p->next_due > now) {
+        int64_t due = repo_due(p, r);
+        if (due > now) {
+            if (due < p->next_due) {
+                p->next_due = due;
+                uv_timer_start(&p->timer, on_timer, (uint64_t)(due - now), 0);
+            }
+            return;
+        }
+    }
+    schedule(p);
 }
 
 static void start_poll(rd_poller_t *p, prepo_t *r, int64_t now)
@@ -602,6 +632,8 @@ static void schedule(rd_poller_t *p)
         if (due < next)
             next = due;
     }
+    p->next_due = next;
+    p->scan_full = full;
     if (full || next == INT64_MAX) {
         /* Full: the next completion schedules again. */
         uv_timer_stop(&p->timer);
@@ -672,17 +704,17 @@ static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
     rebuild_repos(p);
 }
 
-int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_demand_t *demand, const rd_config_t *cfg,
+int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_ledger_t *ledger, const rd_config_t *cfg,
                   rd_poller_changed_cb changed, void *ud, rd_poller_t **out)
 {
     *out = NULL;
-    if (loop == NULL || gh == NULL || demand == NULL || cfg == NULL)
+    if (loop == NULL || gh == NULL || ledger == NULL || cfg == NULL)
         return RD_EINVAL;
     rd_poller_t *p = rd_xcalloc(1, sizeof(*p));
     p->loop = loop;
     p->gh = gh;
     p->pace = rd_github_pace(gh);
-    p->demand = demand;
+    p->ledger = ledger;
     p->changed = changed;
     p->ud = ud;
     unsigned mc = cfg->github.max_connections ? cfg->github.max_connections : 8;
@@ -736,9 +768,9 @@ int rd_poller_reconfigure(rd_poller_t *p, const rd_config_t *cfg)
     return 0;
 }
 
-void rd_poller_set_assigned_cb(rd_poller_t *p, rd_poller_assigned_cb cb)
+void rd_poller_set_actions_cb(rd_poller_t *p, rd_poller_actions_cb cb)
 {
-    p->assigned = cb;
+    p->actions = cb;
 }
 
 void rd_poller_note_activity(rd_poller_t *p, const char *repo)

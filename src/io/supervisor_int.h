@@ -103,7 +103,6 @@ typedef struct sup_runner {
     bool stop_after_list; /* stop it unless a runner list sent after stop_asked_ms says busy */
     int64_t stop_asked_ms;
     bool adopted_unbusy; /* adopted starting or idle: its job is unknown */
-    bool job_known;      /* m.job_id is what GitHub says it runs, not the job it was started for */
     bool gh_seen;        /* a runner list has reported on it (adopted ones: not yet when unknown) */
     int64_t registered_ms;
     int64_t busy_since_ms; /* for runnerd_job_duration_seconds; 0 = not busy or unknown */

@@ -442,38 +442,11 @@ int rd_supervisor_stop_force(rd_supervisor_t *s, uint64_t key)
 
 int rd_supervisor_job_started(rd_supervisor_t *s, const char *runner_name, int64_t job_id)
 {
+    /* Which job each runner is counted against (a swap when GitHub gave it
+     * another runner's job) is the demand ledger's: this is the state only. */
     sup_runner_t *r = rd_sup_find_name(s, runner_name);
     if (r == NULL)
         return RD_ENOENT;
-    if (job_id != 0 && (r->m.job_id != job_id || !r->job_known)) {
-        /* GitHub may have given R the job another runner of its pool was started
-         * for: that one then most likely runs R's job (rd_sched_confirm_job). */
-        size_t n = 0, who = 0;
-        for (const sup_runner_t *o = s->runners; o; o = o->next)
-            n++;
-        rd_job_claim_t *claims = rd_xcalloc(n, sizeof(*claims));
-        sup_runner_t **refs = rd_xcalloc(n, sizeof(*refs));
-        size_t i = 0;
-        for (sup_runner_t *o = s->runners; o; o = o->next, i++) {
-            if (o == r)
-                who = i;
-            refs[i] = o;
-            claims[i].pool = o->pool;
-            claims[i].job_id = o->m.job_id;
-            claims[i].known = o->job_known || o->m.state >= RD_RUNNER_STOPPING;
-        }
-        size_t other = rd_sched_confirm_job(claims, n, who, job_id);
-        if (other < n) {
-            rd_debug(COMP,
-                     "%s runs job %" PRId64 " (started for %" PRId64 "): counting %s"
-                     " against job %" PRId64,
-                     r->name, job_id, r->m.job_id, refs[other]->name, claims[other].job_id);
-            refs[other]->m.job_id = claims[other].job_id;
-        }
-        r->job_known = true;
-        free(claims);
-        free(refs);
-    }
     rd_sup_feed(r, RD_REV_JOB_STARTED, job_id);
     return 0;
 }

@@ -348,8 +348,8 @@ class State:
             raise ApiError(400, "labels must be a list of strings")
         count = int(spec.get("count", 1))
         status = spec.get("status", "queued")
-        if status not in ("queued", "waiting"):
-            raise ApiError(400, "status must be queued or waiting")
+        if status not in ("queued", "waiting", "in_progress"):
+            raise ApiError(400, "status must be queued, waiting or in_progress")
         run_status = spec.get("run_status") or ("waiting" if status == "waiting" else "queued")
         if run_status not in ("queued", "in_progress", "waiting"):
             raise ApiError(400, "run_status must be queued, in_progress or waiting")
@@ -371,9 +371,16 @@ class State:
                    "runner_group_id": None, "runner_group_name": None,
                    "created_at": t, "started_at": t, "completed_at": None,
                    "name": spec.get("name", "build" if count == 1 else "build (%d)" % (i + 1))}
+            if status == "in_progress":
+                # already running on a runner that is not runnerd's (benchmarks: every
+                # repository with a job in progress); it never completes by itself
+                job["runner_id"] = int(spec.get("runner_id", 800000000 + jid))
+                job["runner_name"] = spec.get("runner_name", "external-%d" % jid)
             self.jobs[jid] = job
             run["job_ids"].append(jid)
             ids.append(jid)
+        if status == "in_progress":
+            self.update_run(run)
         return {"run_id": run_id, "job_ids": ids}
 
     def update_run(self, run):

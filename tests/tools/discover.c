@@ -3,11 +3,11 @@
  *   rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload FILE2] [--log-level L]
  *
  * --reload: before the second cycle, load FILE2 and apply it as SIGHUP would
- * (rd_github_reconfigure + rd_poller_reconfigure).
+ * (rd_github_reconfigure + rd_poller_reconfigure + rd_ledger_set_config).
  * Loads the config, runs N (default 1) full poll cycles with the real github
  * client and poller against whatever api_url says (the fake GitHub in tests),
  * MS apart (default 0), and after each cycle prints on stdout one JSON line per queued job in the
- * demand table, then one summary line:
+ * demand ledger, then one summary line:
  *   {"job":ID,"run":ID,"repo":"o/r","labels":[...],"target":N}
  *   {"cycle":1,"failed":0,"jobs":N,"requests":N,"not_modified":N,"targets":[...]}
  * Logs go to stderr. Exit 0 when the cycles ran (failures are in "failed"). */
@@ -19,7 +19,7 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
-#include "runnerd/core/demand.h"
+#include "runnerd/core/ledger.h"
 #include "runnerd/core/log.h"
 #include "runnerd/io/configfile.h"
 #include "runnerd/io/github.h"
@@ -30,7 +30,7 @@ typedef struct {
     uv_loop_t *loop;
     rd_config_t *cfg;
     rd_github_t *gh;
-    rd_demand_t *demand;
+    rd_ledger_t *demand;
     rd_poller_t *poller;
     int cycles, done;
     int closing;
@@ -119,6 +119,7 @@ static void on_timer(uv_timer_t *t)
         }
         a->old_cfg = a->cfg;
         a->cfg = cfg;
+        rd_ledger_set_config(a->demand, cfg); /* as the daemon's reload does */
     }
     cycle_start_cpu = cpu_s();
     cycle_start_ns = uv_hrtime();
@@ -134,8 +135,8 @@ static void on_cycle(void *ud, size_t failed)
     app_t *a = ud;
     a->done++;
     size_t it = 0;
-    rd_job_t *j;
-    while ((j = rd_demand_next(a->demand, &it)) != NULL) {
+    const rd_job_t *j;
+    while ((j = rd_ledger_next(a->demand, &it)) != NULL) {
         printf("{\"job\":%lld,\"run\":%lld,\"repo\":", (long long)j->id, (long long)j->run_id);
         json_str(j->repo);
         printf(",\"labels\":[");
@@ -151,7 +152,7 @@ static void on_cycle(void *ud, size_t failed)
     double cpu = cpu_s();
     printf("{\"cycle\":%d,\"failed\":%zu,\"jobs\":%zu,\"requests\":%llu,\"not_modified\":%llu,"
            "\"budget_used\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"vmhwm_kib\":%ld,\"targets\":[",
-           a->done, failed, rd_demand_count(a->demand), (unsigned long long)st.requests,
+           a->done, failed, rd_ledger_count(a->demand), (unsigned long long)st.requests,
            (unsigned long long)st.not_modified, (unsigned long long)st.budget_used_last_hour,
            (cpu - cycle_start_cpu) * 1000.0, (double)(uv_hrtime() - cycle_start_ns) / 1e6,
            vmhwm_kib());
@@ -222,7 +223,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "rd_discover: github: %s\n", rd_strerror(rc));
         return 1;
     }
-    a.demand = rd_demand_new();
+    a.demand = rd_ledger_new();
+    rd_ledger_set_config(a.demand, a.cfg);
     rc = rd_poller_new(&loop, a.gh, a.demand, a.cfg, NULL, NULL, &a.poller);
     cycle_start_cpu = cpu_s();
     cycle_start_ns = uv_hrtime();
@@ -236,7 +238,7 @@ int main(int argc, char **argv)
     /* Let close callbacks finish, then check nothing is left open. */
     uv_run(&loop, UV_RUN_DEFAULT);
     int lc = uv_loop_close(&loop);
-    rd_demand_free(a.demand);
+    rd_ledger_free(a.demand);
     rd_config_free(a.cfg);
     rd_config_free(a.old_cfg);
     if (lc != 0) {

@@ -11,35 +11,34 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
-#include "runnerd/core/demand.h"
+#include "runnerd/core/ledger.h"
 #include "runnerd/core/planner.h"
 #include "runnerd/core/sched.h"
 
-static const char *CFG =
-    "github:\n"
-    "  api_url: http://127.0.0.1:1\n"
-    "  token_env: T\n"
-    "host:\n"
-    "  cpus: 4\n"
-    "  memory: 8GiB\n"
-    "  arch: x64\n"
-    "  max_runners: 10\n"
-    "instance: test\n"
-    "pools:\n"
-    "  - name: small\n"
-    "    labels: [self-hosted, linux, x64]\n"
-    "    image: img\n"
-    "    cpus: 1\n"
-    "    memory: 1GiB\n"
-    "    max_runners: 8\n"
-    "targets:\n"
-    "  - repo: octo/a\n"
-    "  - org: octo\n";
+static const char *CFG = "github:\n"
+                         "  api_url: http://127.0.0.1:1\n"
+                         "  token_env: T\n"
+                         "host:\n"
+                         "  cpus: 4\n"
+                         "  memory: 8GiB\n"
+                         "  arch: x64\n"
+                         "  max_runners: 10\n"
+                         "instance: test\n"
+                         "pools:\n"
+                         "  - name: small\n"
+                         "    labels: [self-hosted, linux, x64]\n"
+                         "    image: img\n"
+                         "    cpus: 1\n"
+                         "    memory: 1GiB\n"
+                         "    max_runners: 8\n"
+                         "targets:\n"
+                         "  - repo: octo/a\n"
+                         "  - org: octo\n";
 
 static rd_config_t *load(void)
 {
-    rd_host_facts_t facts = {.cores = 4, .mem_total = 8ull << 30, .arch = RD_ARCH_X64,
-                             .hostname = "h"};
+    rd_host_facts_t facts = {
+        .cores = 4, .mem_total = 8ull << 30, .arch = RD_ARCH_X64, .hostname = "h"};
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load_buffer("t.yaml", CFG, strlen(CFG), &facts, &cfg, &errs);
@@ -48,6 +47,22 @@ static rd_config_t *load(void)
     rd_config_errors_free(&errs);
     assert_int_equal(rc, 0);
     return cfg;
+}
+
+/* One queued job, as a poll of its repository reports it (target from the config). */
+static void add(rd_ledger_t *l, const rd_config_t *cfg, int64_t id, const char *repo,
+                const char **labels, size_t nlabels, int64_t created_ms)
+{
+    rd_gh_job_t j = {.id = id,
+                     .run_id = 10,
+                     .labels = (char **)labels,
+                     .nlabels = nlabels,
+                     .created_ms = created_ms};
+    (void)cfg; /* the ledger has it: it finds the target */
+    rd_ledger_poll_t ev = {.repo = repo, .started_ms = 1, .queued = &j, .nqueued = 1};
+    /* one poll per job: a poll of the same repository started earlier would drop
+     * the others, so each starts before the previous one's sighting */
+    rd_ledger_poll(l, &ev, 2000, NULL);
 }
 
 static char *plan_text(const rd_planner_state_t *st)
@@ -70,16 +85,17 @@ static void test_plan_lines(void **state)
 {
     (void)state;
     rd_config_t *cfg = load();
-    rd_demand_t *d = rd_demand_new();
+    rd_ledger_t *d = rd_ledger_new();
+    rd_ledger_set_config(d, cfg);
     const char *labels[] = {"self-hosted", "linux", "X64"};
     const char *win[] = {"self-hosted", "windows"};
-    rd_demand_upsert(d, 1, 10, "octo/a", labels, 3, 1000, 2000, -1);
-    rd_demand_upsert(d, 2, 10, "octo/a", labels, 3, 1001, 2000, -1);
-    rd_demand_upsert(d, 3, 11, "octo/b", labels, 3, 1002, 2000, -1);
-    rd_demand_upsert(d, 4, 11, "octo/b", win, 2, 1003, 2000, -1);
-    rd_demand_upsert(d, 5, 12, "other/c", labels, 3, 1004, 2000, -1); /* not watched */
+    add(d, cfg, 1, "octo/a", labels, 3, 1000);
+    add(d, cfg, 2, "octo/a", labels, 3, 1001);
+    add(d, cfg, 3, "octo/b", labels, 3, 1002);
+    add(d, cfg, 4, "octo/b", win, 2, 1003);
+    add(d, cfg, 5, "other/c", labels, 3, 1004); /* not watched */
 
-    rd_planner_state_t st = {.cfg = cfg, .demand = d, .now_ms = 5000};
+    rd_planner_state_t st = {.cfg = cfg, .ledger = d, .now_ms = 5000};
     char *out = plan_text(&st);
     assert_string_equal(out,
                         "{\"scope\":\"repos/octo/a\",\"pool\":\"small\",\"demand\":2,\"supply\":0,"
@@ -88,7 +104,7 @@ static void test_plan_lines(void **state)
                         "\"start\":1,\"limit\":null}\n"
                         "{\"unmatched\":1}\n");
     free(out);
-    rd_demand_free(d);
+    rd_ledger_free(d);
     rd_config_free(cfg);
 }
 
@@ -96,19 +112,23 @@ static void test_retired_pool_holds_capacity(void **state)
 {
     (void)state;
     rd_config_t *cfg = load();
-    rd_demand_t *d = rd_demand_new();
+    rd_ledger_t *d = rd_ledger_new();
+    rd_ledger_set_config(d, cfg);
     const char *labels[] = {"self-hosted", "linux", "x64"};
     for (int i = 1; i <= 6; i++)
-        rd_demand_upsert(d, i, 10, "octo/a", labels, 3, 1000 + i, 2000, -1);
+        add(d, cfg, i, "octo/a", labels, 3, 1000 + i);
     /* Three busy runners of a pool that a reload removed hold 3 of the 4 cpus. */
     rd_planner_runner_t rs[3];
     for (int i = 0; i < 3; i++) {
-        rs[i] = (rd_planner_runner_t){.key = (uint64_t)i + 1, .pool = "gone",
-                                      .scope = "repos/octo/a", .state = RD_RSTATE_BUSY,
-                                      .job_id = 100 + i, .cpus = 1, .memory = 1ull << 30};
+        rs[i] = (rd_planner_runner_t){.key = (uint64_t)i + 1,
+                                      .pool = "gone",
+                                      .scope = "repos/octo/a",
+                                      .state = RD_RSTATE_BUSY,
+                                      .job_id = 100 + i,
+                                      .cpus = 1,
+                                      .memory = 1ull << 30};
     }
-    rd_planner_state_t st = {.cfg = cfg, .demand = d, .runners = rs, .nrunners = 3,
-                             .now_ms = 5000};
+    rd_planner_state_t st = {.cfg = cfg, .ledger = d, .runners = rs, .nrunners = 3, .now_ms = 5000};
     rd_planner_input_t pi;
     rd_planner_build(&st, &pi);
     assert_int_equal(pi.npools, 2);
@@ -122,7 +142,7 @@ static void test_retired_pool_holds_capacity(void **state)
     assert_int_equal(starts, 1);
     rd_sched_plan_free(&plan);
     rd_planner_input_free(&pi);
-    rd_demand_free(d);
+    rd_ledger_free(d);
     rd_config_free(cfg);
 }
 
@@ -130,18 +150,22 @@ static void test_runner_of_removed_target(void **state)
 {
     (void)state;
     rd_config_t *cfg = load();
-    rd_demand_t *d = rd_demand_new();
-    rd_planner_runner_t r = {.key = 7, .pool = "small", .scope = "repos/gone/x",
-                             .state = RD_RSTATE_IDLE, .idle_since_ms = 1, .cpus = 1,
+    rd_ledger_t *d = rd_ledger_new();
+    rd_ledger_set_config(d, cfg);
+    rd_planner_runner_t r = {.key = 7,
+                             .pool = "small",
+                             .scope = "repos/gone/x",
+                             .state = RD_RSTATE_IDLE,
+                             .idle_since_ms = 1,
+                             .cpus = 1,
                              .memory = 1ull << 30};
-    rd_planner_state_t st = {.cfg = cfg, .demand = d, .runners = &r, .nrunners = 1,
-                             .now_ms = 5000};
+    rd_planner_state_t st = {.cfg = cfg, .ledger = d, .runners = &r, .nrunners = 1, .now_ms = 5000};
     rd_planner_input_t pi;
     rd_planner_build(&st, &pi);
     assert_int_equal(pi.runners[0].scope, (size_t)-1);
     assert_int_equal(pi.runners[0].pool, 0);
     rd_planner_input_free(&pi);
-    rd_demand_free(d);
+    rd_ledger_free(d);
     rd_config_free(cfg);
 }
 

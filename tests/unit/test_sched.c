@@ -13,6 +13,7 @@
 
 #include "runnerd/core/backoff.h"
 #include "runnerd/core/common.h"
+#include "runnerd/core/ledger.h"
 #include "runnerd/core/sched.h"
 
 #define GiB (UINT64_C(1) << 30)
@@ -781,6 +782,33 @@ static void test_rounds_starting_then_busy_swapped(void **state)
     world_free(w);
 }
 
+/* The ledger's swap rule (rd_ledger_runner_runs) seen from the plan: runner i
+ * is "runnerd-i", key i + 1, started for job_ids[i]. */
+static rd_ledger_t *ledger_for(const world_t *w)
+{
+    rd_ledger_t *l = rd_ledger_new();
+    for (size_t i = 0; i < w->nr; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "runnerd-%zu", i);
+        rd_ledger_runner_started(l, w->runners[i].key, name, (int)w->runners[i].scope,
+                                 (int)w->runners[i].pool, w->runners[i].job_id, 0);
+    }
+    return l;
+}
+
+static void runs(rd_ledger_t *l, size_t who, int64_t job)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "runnerd-%zu", who);
+    rd_ledger_runner_runs(l, name, job, 0, NULL);
+}
+
+static void ties(world_t *w, const rd_ledger_t *l)
+{
+    for (size_t i = 0; i < w->nr; i++)
+        w->runners[i].job_id = rd_ledger_runner_job(l, w->runners[i].key, -1);
+}
+
 /* GitHub gives job 3 to the runner started for job 4 (it came online first)
  * and job 4 to the one started for job 3; a poll sees job 3 in_progress on the
  * first while job 4 still shows queued, and a runner list already shows both
@@ -795,28 +823,29 @@ static void test_confirm_job_swaps_within_pool(void **state)
     add_job(w, 4, s, LABELS(J_X64), 2);
     add_runner(w, 1, s, p, RD_RSTATE_BUSY, 3);
     add_runner(w, 2, s, p, RD_RSTATE_BUSY, 4);
-    rd_job_claim_t c[2] = {{p, 3, false}, {p, 4, false}};
-    assert_int_equal(rd_sched_confirm_job(c, 2, 1, 3), 0);
-    assert_int_equal(c[0].job_id, 4);
-    assert_false(c[0].known);
-    assert_int_equal(c[1].job_id, 3);
-    assert_true(c[1].known);
-    w->runners[0].job_id = c[0].job_id;
-    w->runners[1].job_id = c[1].job_id;
+    rd_ledger_t *l = ledger_for(w);
+    runs(l, 1, 3);
+    ties(w, l);
+    assert_int_equal(w->runners[0].job_id, 4);
+    assert_int_equal(w->runners[1].job_id, 3);
     remove_job(w, 3); /* the poll saw it in_progress */
     assert_int_equal(total_starts(plan(w)), 0);
     /* without the swap the runner started for job 3 would cover nothing */
     w->runners[0].job_id = 3;
     assert_int_equal(total_starts(plan(w)), 1);
     /* the same word again, and the second runner's own: nothing moves */
-    assert_int_equal(rd_sched_confirm_job(c, 2, 1, 3), 2);
-    assert_int_equal(rd_sched_confirm_job(c, 2, 0, 4), 2);
-    assert_int_equal(c[0].job_id, 4);
-    assert_true(c[0].known);
-    /* job 0 (no job) is not a word about anything; an index out of range neither */
-    assert_int_equal(rd_sched_confirm_job(c, 2, 0, 0), 2);
-    assert_int_equal(c[0].job_id, 4);
-    assert_int_equal(rd_sched_confirm_job(c, 2, 5, 7), 2);
+    runs(l, 1, 3);
+    runs(l, 0, 4);
+    ties(w, l);
+    assert_int_equal(w->runners[0].job_id, 4);
+    assert_int_equal(w->runners[1].job_id, 3);
+    /* job 0 (no job) is not a word about anything; an unknown runner neither */
+    runs(l, 0, 0);
+    runs(l, 7, 3);
+    ties(w, l);
+    assert_int_equal(w->runners[0].job_id, 4);
+    assert_int_equal(w->runners[1].job_id, 3);
+    rd_ledger_free(l);
     world_free(w);
 }
 
@@ -824,17 +853,28 @@ static void test_confirm_job_swaps_within_pool(void **state)
 static void test_confirm_job_keeps_other_pools_and_known(void **state)
 {
     (void)state;
-    rd_job_claim_t c[3] = {{0, 1, false}, {1, 2, false}, {1, 3, true}};
+    world_t *w = world_new();
+    size_t p0 = add_pool(w, "x64", LABELS(L_X64), 1, 1 * GiB, 10);
+    size_t p1 = add_pool(w, "gpu", LABELS(L_GPU), 1, 1 * GiB, 10);
+    size_t s = add_scope(w, "orgs/o", NULL);
+    add_runner(w, 1, s, p0, RD_RSTATE_BUSY, 1);
+    add_runner(w, 2, s, p1, RD_RSTATE_BUSY, 2);
+    add_runner(w, 3, s, p1, RD_RSTATE_BUSY, 3);
+    rd_ledger_t *l = ledger_for(w);
+    runs(l, 2, 3); /* GitHub names job 3's runner */
     /* the pool-1 runner started for job 2 takes job 1: the pool-0 runner started
      * for job 1 may not be able to run job 2, so it is not counted against it */
-    assert_int_equal(rd_sched_confirm_job(c, 3, 1, 1), 3);
-    assert_int_equal(c[0].job_id, 1);
-    assert_int_equal(c[1].job_id, 1);
-    /* GitHub named job 3's runner: a later word about job 3 elsewhere moves nothing */
-    c[1] = (rd_job_claim_t){1, 4, false};
-    assert_int_equal(rd_sched_confirm_job(c, 3, 1, 3), 3);
-    assert_int_equal(c[2].job_id, 3);
-    assert_int_equal(c[1].job_id, 3);
+    runs(l, 1, 1);
+    ties(w, l);
+    assert_int_equal(w->runners[0].job_id, 1);
+    assert_int_equal(w->runners[1].job_id, 1);
+    /* a later word about job 3 elsewhere moves nothing from its known runner */
+    runs(l, 1, 3);
+    ties(w, l);
+    assert_int_equal(w->runners[2].job_id, 3);
+    assert_int_equal(w->runners[1].job_id, 3);
+    rd_ledger_free(l);
+    world_free(w);
 }
 
 /* Property: N runners of one pool started for N distinct jobs; GitHub hands
@@ -854,17 +894,15 @@ static void test_confirm_job_property(void **state)
         size_t s = add_scope(w, "orgs/o", NULL);
         size_t n = 1 + rd_rand_next(&seed) % 12;
         size_t real[MAXR], order[MAXR];
-        rd_job_claim_t c[MAXR];
         for (size_t i = 0; i < n; i++) {
             add_job(w, (int64_t)(100 + i), s, LABELS(J_X64), (int64_t)i);
             add_runner(w, i + 1, s, p, RD_RSTATE_BUSY, (int64_t)(100 + i));
-            c[i] = (rd_job_claim_t){p, (int64_t)(100 + i), false};
             real[i] = order[i] = i;
         }
         /* a gpu runner of the other pool, started for a job of its own */
         add_job(w, 999, s, LABELS(J_GPU), 50);
         add_runner(w, n + 1, s, q, RD_RSTATE_BUSY, 999);
-        c[n] = (rd_job_claim_t){q, 999, false};
+        rd_ledger_t *l = ledger_for(w);
         for (size_t i = n; i > 1; i--) {
             size_t k = rd_rand_next(&seed) % i, t = real[i - 1];
             real[i - 1] = real[k];
@@ -877,23 +915,24 @@ static void test_confirm_job_property(void **state)
         size_t reveal = 1 + rd_rand_next(&seed) % n;
         for (size_t k = 0; k < reveal; k++) {
             size_t who = order[k];
-            rd_sched_confirm_job(c, n + 1, who, (int64_t)(100 + real[who]));
+            runs(l, who, (int64_t)(100 + real[who]));
+            ties(w, l);
             bool held[MAXR] = {false};
             for (size_t i = 0; i < n; i++) {
-                int64_t id = c[i].job_id - 100;
+                int64_t id = w->runners[i].job_id - 100;
                 assert_true(id >= 0 && (size_t)id < n);
                 assert_false(held[id]);
                 held[id] = true;
-                w->runners[i].job_id = c[i].job_id;
             }
-            assert_int_equal(c[n].job_id, 999);
+            assert_int_equal(w->runners[n].job_id, 999);
             assert_int_equal(total_starts(plan(w)), 0);
         }
         for (size_t k = 0; k < reveal; k++)
-            assert_int_equal(c[order[k]].job_id, (int64_t)(100 + real[order[k]]));
+            assert_int_equal(w->runners[order[k]].job_id, (int64_t)(100 + real[order[k]]));
         if (reveal == n)
             for (size_t i = 0; i < n; i++)
-                assert_int_equal(c[i].job_id, (int64_t)(100 + real[i]));
+                assert_int_equal(w->runners[i].job_id, (int64_t)(100 + real[i]));
+        rd_ledger_free(l);
         world_free(w);
     }
 }

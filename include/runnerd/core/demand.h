@@ -48,13 +48,13 @@ size_t rd_demand_reconcile(rd_demand_t *d, const char *repo, const int64_t *seen
  * drop). */
 void rd_demand_retarget(rd_demand_t *d, const int *map, size_t nmap);
 
-rd_job_t *rd_demand_get(rd_demand_t *d, int64_t id);
+rd_job_t *rd_demand_get(const rd_demand_t *d, int64_t id);
 size_t rd_demand_count(const rd_demand_t *d);
 /**
  * Iterate: pass *it = 0 first; returns NULL at the end. Order is by job id.
  * Do not upsert or remove while iterating (positions shift). A job's address
  * stays the same from its insertion until its removal.
  */
-rd_job_t *rd_demand_next(rd_demand_t *d, size_t *it);
+rd_job_t *rd_demand_next(const rd_demand_t *d, size_t *it);
 
 #endif

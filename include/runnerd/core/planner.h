@@ -1,4 +1,4 @@
-/* planner.h: turns the daemon's state (config, demand table, runners) into the
+/* planner.h: turns the daemon's state (config, demand ledger, runners) into the
  * scheduler's input, and the scheduler's output into the operator's plan lines
  * (pure). Runners of pools or targets that a reload removed still count: their
  * pools appear as draining "retired" pools so capacity stays accounted. */
@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "runnerd/core/config.h"
-#include "runnerd/core/demand.h"
+#include "runnerd/core/ledger.h"
 #include "runnerd/core/sched.h"
 
 /* A runner as the daemon knows it, by names (indexes change across reloads). */
@@ -29,7 +29,7 @@ typedef struct {
 
 typedef struct {
     const rd_config_t *cfg;
-    rd_demand_t *demand;
+    const rd_ledger_t *ledger; /* the jobs, and the job each runner is counted against */
     const rd_planner_runner_t *runners;
     size_t nrunners;
     const bool *pool_backoff; /* per cfg pool, may be NULL */

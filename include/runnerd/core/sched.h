@@ -120,23 +120,4 @@ void rd_sched_plan_free(rd_sched_plan_t *plan);
 int rd_sched_pick_pool(const rd_sched_pool_t *pools, size_t npools, const size_t *allowed,
                        size_t nallowed, const char *const *labels, size_t nlabels);
 
-/** What the supervisor holds about one runner's job, for rd_sched_confirm_job. */
-typedef struct {
-    size_t pool;    /* index into the config's pools */
-    int64_t job_id; /* the job it was started for, or the job GitHub says it runs; 0 = none */
-    bool known;     /* job_id came from GitHub (a poll or webhook saw it in_progress on it) */
-} rd_job_claim_t;
-
-/**
- * GitHub says claims[who] runs job_id. GitHub hands a queued job to any idle
- * runner whose labels fit, so runners of one pool may run each other's jobs. When
- * another runner of the same pool, whose job is not known, was started for
- * job_id, it most likely runs the job claims[who] was started for: the two swap
- * (the set of jobs the pool's runners account for stays the same, so a job that
- * still shows queued because the job list lags is not left uncovered and given a
- * second runner). Sets claims[who] to {job_id, known}. Returns the index of the
- * runner whose job changed with it, or n when none did.
- */
-size_t rd_sched_confirm_job(rd_job_claim_t *claims, size_t n, size_t who, int64_t job_id);
-
 #endif

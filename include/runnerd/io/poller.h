@@ -6,9 +6,10 @@
  * when the request budget cannot sustain the plan. Org targets list the org's
  * repositories first (again every 10 minutes), skip archived and disabled ones
  * and apply the target's `repos:` filter. A repository covered by several
- * targets is polled once. Results go into the demand table: upsert of every
- * queued job (its target from rd_config_target_for_repo), then
- * rd_demand_reconcile for the repository. A failing repository or org listing
+ * targets is polled once. Each complete poll of a repository is one event for
+ * the demand ledger (rd_ledger_poll: its queued jobs, with their target from
+ * rd_config_target_for_repo, and its in_progress jobs with their runners); the
+ * poller writes nothing else. A failing repository or org listing
  * backs off alone (github.h keeps the per-scope backoff).
  *
  * The config is borrowed: it must stay valid until the next
@@ -22,7 +23,7 @@
 #include <uv.h>
 
 #include "runnerd/core/config.h"
-#include "runnerd/core/demand.h"
+#include "runnerd/core/ledger.h"
 #include "runnerd/core/metrics.h"
 #include "runnerd/io/github.h"
 
@@ -47,7 +48,7 @@ typedef struct {
     size_t nrepo_names;
 } rd_poller_status_t;
 
-int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_demand_t *demand, const rd_config_t *cfg,
+int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_ledger_t *ledger, const rd_config_t *cfg,
                   rd_poller_changed_cb changed, void *ud, rd_poller_t **out);
 /** Start polling continuously (org listings first, then each repository when due). */
 int rd_poller_start(rd_poller_t *p);
@@ -66,13 +67,13 @@ int rd_poller_reconfigure(rd_poller_t *p, const rd_config_t *cfg);
 /** A webhook saw a queued job in REPO ("owner/name"): poll it at the active rate. */
 void rd_poller_note_activity(rd_poller_t *p, const char *repo);
 /**
- * Optional: called for each in_progress job a poll saw with the runner GitHub gave it
- * (runner_name borrowed for the call), before the demand-changed callback. GitHub
- * hands a queued job to any idle runner whose labels fit, not necessarily to the
- * one started for it; this tells the supervisor which job a runner really runs.
+ * Optional: called with the actions the ledger returned for a poll (a runner of
+ * ours runs a job GitHub lists in_progress on it; actions borrowed for the call),
+ * before the demand-changed callback. GitHub hands a queued job to any idle
+ * runner whose labels fit, not necessarily to the one started for it.
  */
-typedef void (*rd_poller_assigned_cb)(void *ud, int64_t job_id, const char *runner_name);
-void rd_poller_set_assigned_cb(rd_poller_t *p, rd_poller_assigned_cb cb);
+typedef void (*rd_poller_actions_cb)(void *ud, const rd_ledger_actions_t *acts);
+void rd_poller_set_actions_cb(rd_poller_t *p, rd_poller_actions_cb cb);
 /** Per-target status, in config order; returns the number of targets (writes at most max). */
 size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max);
 /** Durations of the repository polls that succeeded since start (for /metrics). */

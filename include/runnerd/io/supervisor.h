@@ -116,10 +116,10 @@ int rd_supervisor_stop_force(rd_supervisor_t *s, uint64_t key);
 /**
  * Job hints from webhook or poll: job_id is in_progress on runner NAME (the
  * runner turns BUSY and records the job), or completed. 0, or RD_ENOENT when
- * NAME is not one of ours. job_started is GitHub's word: when another runner
- * of NAME's pool was started for job_id, it takes over the job NAME was started
- * for (rd_sched_confirm_job). job_assumed records a guess (an adopted runner's
- * job) without that.
+ * NAME is not one of ours. job_started is GitHub's word, job_assumed a guess
+ * (an adopted runner's job); both turn the runner busy. Which job a runner is
+ * counted against in the plan is the demand ledger's (ledger.h), which asks
+ * for these calls through its actions.
  */
 int rd_supervisor_job_started(rd_supervisor_t *s, const char *runner_name, int64_t job_id);
 /**
