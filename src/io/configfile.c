@@ -382,3 +382,10 @@ int rd_auth_key_load_file(const char *path, rd_auth_key_t **out)
     free(buf);
     return rc;
 }
+
+void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
+{
+    char *s = rd_config_summary(cfg);
+    fputs(s, fp);
+    free(s);
+}

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fuzz_common.h"
 #include "runnerd/core/common.h"
@@ -22,7 +23,9 @@ static void use_config(const rd_config_t *cfg)
 {
     FZ_CHECK(cfg->npools >= 1 && cfg->ntargets >= 1);
     FZ_CHECK(cfg->instance != NULL && cfg->github.api_url != NULL);
-    rd_config_print_summary(cfg, devnull);
+    char *summary = rd_config_summary(cfg);
+    FZ_CHECK(strstr(summary, "configuration OK") != NULL);
+    free(summary);
     for (size_t i = 0; i < cfg->npools; i++) {
         const rd_pool_t *p = &cfg->pools[i];
         FZ_CHECK(p->name != NULL && p->image != NULL);

@@ -516,11 +516,7 @@ static void test_full(void **state)
     assert_int_equal(rd_config_pool_fit(cfg, 1, &why), 3);
     assert_string_equal(why, "host_cpus");
 
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *fp = open_memstream(&buf, &len);
-    rd_config_print_summary(cfg, fp);
-    fclose(fp);
+    char *buf = rd_config_summary(cfg);
     assert_non_null(strstr(buf, "host: arch arm64, cpus 3.5, memory 12GiB, gpus 2, max_runners 5"));
     assert_non_null(strstr(buf, "auth app 123456 (installation 789)"));
     assert_non_null(strstr(buf, "arch x64 (emulated, platform linux/amd64)"));

@@ -192,8 +192,8 @@ void rd_config_warnings(const rd_config_t *cfg, rd_config_errors_t *warnings);
  */
 bool rd_config_host_is_loopback(const char *host, size_t len);
 
-/** Print the --check-config summary (pools, targets, resolved host capacity). */
-void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
+/** The --check-config summary (pools, targets, resolved host capacity): a heap string. */
+char *rd_config_summary(const rd_config_t *cfg);
 
 /**
  * How many runners of pool IDX fit on the empty host: the least of the pool's

@@ -39,6 +39,9 @@ int rd_config_check_files(const rd_config_t *cfg, rd_config_errors_t *errs, FILE
 int rd_config_load_checked(const char *file, const rd_host_facts_t *facts, rd_config_t **out,
                            rd_config_errors_t *errs, rd_config_errors_t *warnings);
 
+/** Print rd_config_summary() to FP. */
+void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
+
 /** Read PATH and rd_auth_key_load() it. RD_EIO when unreadable. The key text is wiped from memory.
  */
 int rd_auth_key_load_file(const char *path, rd_auth_key_t **out);
