@@ -46,7 +46,8 @@ typedef struct {
 
 /* Nodes of one pool kept for the cross-checks. */
 typedef struct {
-    const rd_ynode_t *node, *name, *labels, *cpus, *memory, *gpus, *platform, *min_idle;
+    const rd_ynode_t *node, *name, *labels, *cpus, *memory, *memory_swap, *gpus, *platform,
+        *min_idle;
     const rd_ynode_t *arch_label; /* the label item that named the arch */
     rd_arch_t label_arch, platform_arch;
     bool ok_name;

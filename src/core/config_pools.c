@@ -204,6 +204,15 @@ static const char *runtime_check(const char *s)
                                                               : "\"%s\" is not a runtime name";
 }
 
+static const char *log_driver_check(const char *s)
+{
+    /* A docker logging driver's name (none, json-file, local, journald, ...). */
+    return isalnum((unsigned char)s[0]) &&
+                   strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == strlen(s)
+               ? NULL
+               : "\"%s\" is not a docker logging driver name";
+}
+
 static void release_env(void *obj)
 {
     rd_pool_t *pl = obj;
@@ -226,6 +235,8 @@ enum {
     PL_MEMORY,
     PL_GPUS,
     PL_PIDS_LIMIT,
+    PL_MEMORY_SWAP,
+    PL_LOG_DRIVER,
     PL_PULL,
     PL_RUNTIME,
     PL_PLATFORM,
@@ -261,6 +272,14 @@ const rd_cfg_key_t rd_cfg_pool_keys[PL_N] = {
     [PL_GPUS] = {"gpus", RD_CFG_UINT, "0", 0, 1024, POOL(gpus), .help = "GPUs per runner"},
     [PL_PIDS_LIMIT] = {"pids_limit", RD_CFG_UINT, "4096", 16, 4194304, POOL(pids_limit),
                        .help = "processes per runner (docker --pids-limit)"},
+    [PL_MEMORY_SWAP] = {"memory_swap", RD_CFG_SIZE, "memory", 6 * RD_CFG_MIB,
+                        .flags = RD_CFG_DEF_DOC, POOL(memory_swap),
+                        .help = "memory plus swap per runner (docker --memory-swap), at least "
+                                "memory; the default, equal to memory, allows no swap"},
+    [PL_LOG_DRIVER] = {"log_driver", RD_CFG_STR, "none", .check = log_driver_check,
+                       POOL(log_driver),
+                       .help = "docker --log-driver; none: runnerd logs the output itself "
+                               "(json-file is bounded to 3 files of 10m)"},
     [PL_PULL] = {"pull", RD_CFG_ENUM, "missing", .choices = pull_choices, POOL(pull),
                  .help = "when to pull the image: missing, always or never"},
     [PL_RUNTIME] = {"runtime", RD_CFG_STR, .check = runtime_check, POOL(runtime),
@@ -304,6 +323,7 @@ static void parse_pool(rd_cfg_ctx_t *c, const rd_ynode_t *n, const char *path, r
     aux->labels = v[PL_LABELS];
     aux->cpus = v[PL_CPUS];
     aux->memory = v[PL_MEMORY];
+    aux->memory_swap = v[PL_MEMORY_SWAP];
     aux->gpus = v[PL_GPUS];
     aux->platform = v[PL_PLATFORM];
     aux->min_idle = v[PL_MIN_IDLE];
@@ -320,6 +340,13 @@ static void check_pool(rd_cfg_ctx_t *c, size_t i, rd_pool_t *pl, rd_cfg_pool_aux
     if (aux->min_idle && pl->min_idle > pl->max_runners)
         rd_cfg_errat(c, aux->min_idle, PP("min_idle"), "%u is more than max_runners (%u)",
                      pl->min_idle, pl->max_runners);
+    /* --memory-swap is memory plus swap: docker refuses less than --memory. */
+    if (aux->memory_swap && pl->memory_swap != 0 && pl->memory_swap < pl->memory)
+        rd_cfg_errat(
+            c, aux->memory_swap, PP("memory_swap"),
+            "%s is less than memory (%s): it is memory plus swap", aux->memory_swap->u.scalar.s,
+            aux->memory && aux->memory->kind == RD_YNODE_SCALAR ? aux->memory->u.scalar.s
+                                                                : rd_cfg_pool_keys[PL_MEMORY].def);
 
     /* The pool's arch: its arch label, else its platform, else the host's. */
     rd_arch_t arch = aux->label_arch;

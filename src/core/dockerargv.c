@@ -146,6 +146,11 @@ int rd_dockerargv_run(const rd_dockerargv_run_t *in, char ***out)
         return RD_EINVAL;
     if (p->platform && !rd_dockerargv_safe_value(p->platform))
         return RD_EINVAL;
+    if (p->memory_swap != 0 && p->memory_swap < p->memory)
+        return RD_EINVAL;
+    const char *log_driver = p->log_driver ? p->log_driver : "none";
+    if (!rd_dockerargv_valid_name(log_driver))
+        return RD_EINVAL;
     for (size_t i = 0; i < p->nenv; i++) {
         if (!rd_dockerargv_valid_env_key(p->env_keys[i]) || strcmp(p->env_keys[i], RD_JIT_ENV) == 0)
             return RD_EINVAL;
@@ -179,11 +184,26 @@ int rd_dockerargv_run(const rd_dockerargv_run_t *in, char ***out)
     av_push_owned(&a, fmt_cpus(p->cpus));
     av_push(&a, "--memory");
     av_push_owned(&a, rd_xasprintf("%" PRIu64, p->memory));
+    /* Docker's default lets a container swap as much again as its memory: a runner
+     * past its memory would thrash the host's disk instead of being OOM-killed. */
+    av_push(&a, "--memory-swap");
+    av_push_owned(&a, rd_xasprintf("%" PRIu64, p->memory_swap ? p->memory_swap : p->memory));
     av_push(&a, "--pids-limit");
     av_push_owned(&a, rd_xasprintf("%" PRId64, p->pids_limit));
     if (!p->allow_new_privileges) { /* off only by the pool's choice (docs/install.md, sudo) */
         av_push(&a, "--security-opt");
         av_push(&a, "no-new-privileges");
+    }
+    /* runnerd reads the container's output through `docker run` and logs it within a
+     * budget; Docker's own copy (json-file: unbounded by default) would only fill its
+     * disk with what a job prints. A pool may choose a driver; json-file is bounded. */
+    av_push(&a, "--log-driver");
+    av_push(&a, log_driver);
+    if (strcmp(log_driver, "json-file") == 0) {
+        av_push(&a, "--log-opt");
+        av_push(&a, "max-size=10m");
+        av_push(&a, "--log-opt");
+        av_push(&a, "max-file=3");
     }
     av_push(&a, "--network");
     av_push(&a, d->network);

@@ -107,7 +107,7 @@ def main():
                 "JIT config not passed through the environment"
             argv = run_calls[0]["argv"]
             for flag in ("--rm", "--sig-proxy=false", "--security-opt", "--pids-limit",
-                         "--cpus", "--memory", "--network"):
+                         "--cpus", "--memory", "--memory-swap", "--log-driver", "--network"):
                 assert flag in argv, (flag, argv)
             assert "--label" in argv and "runnerd.instance=e2e" in argv, argv
             assert re.match(r"runnerd-e2e-linux-x64-", argv[argv.index("--name") + 1]), argv

@@ -339,6 +339,8 @@ static void test_defaults(void **state)
     assert_int_equal(p->gpus, 0);
     assert_int_equal(p->pids_limit, 4096);
     assert_int_equal(p->allow_new_privileges, 0); /* no_new_privileges: true by default */
+    assert_int_equal(p->memory_swap, 0);          /* docker --memory-swap = memory: no swap */
+    assert_string_equal(p->log_driver, "none");
     assert_int_equal(p->pull, RD_PULL_MISSING);
     assert_null(p->runtime);
     assert_null(p->platform);
@@ -397,6 +399,8 @@ static const char *full_yaml = "github:\n"
                                "    gpus: 1\n"
                                "    pids_limit: 16\n"
                                "    no_new_privileges: false\n"
+                               "    memory_swap: 3GiB\n"
+                               "    log_driver: json-file\n"
                                "    pull: never\n"
                                "    runtime: runsc\n"
                                "    max_runners: 3\n"
@@ -462,6 +466,8 @@ static void test_full(void **state)
     assert_int_equal(a->gpus, 1);
     assert_int_equal(a->pids_limit, 16);
     assert_int_equal(a->allow_new_privileges, 1);
+    assert_int_equal(a->memory_swap, 3 * GIB);
+    assert_string_equal(a->log_driver, "json-file");
     assert_int_equal(a->pull, RD_PULL_NEVER);
     assert_string_equal(a->runtime, "runsc");
     assert_int_equal(a->max_runners, 3);

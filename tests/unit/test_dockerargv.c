@@ -94,10 +94,14 @@ static void test_run_golden_minimal(void **state)
                           "2",
                           "--memory",
                           "4294967296",
+                          "--memory-swap",
+                          "4294967296",
                           "--pids-limit",
                           "4096",
                           "--security-opt",
                           "no-new-privileges",
+                          "--log-driver",
+                          "none",
                           "--network",
                           "bridge",
                           "--pull",
@@ -139,8 +143,12 @@ static void test_run_allow_new_privileges(void **state)
                           "2",
                           "--memory",
                           "4294967296",
+                          "--memory-swap",
+                          "4294967296",
                           "--pids-limit",
                           "4096",
+                          "--log-driver",
+                          "none",
                           "--network",
                           "bridge",
                           "--pull",
@@ -167,6 +175,8 @@ static void test_run_golden_full(void **state)
     p.nenv = 2;
     p.command = cmd;
     p.ncommand = 2;
+    p.memory_swap = 6442450944ull;
+    p.log_driver = "json-file";
     rd_docker_config_t d = mkdocker();
     d.network = "host";
     d.extra_args = extra;
@@ -194,10 +204,18 @@ static void test_run_golden_full(void **state)
                           "0.5",
                           "--memory",
                           "4294967296",
+                          "--memory-swap",
+                          "6442450944",
                           "--pids-limit",
                           "4096",
                           "--security-opt",
                           "no-new-privileges",
+                          "--log-driver",
+                          "json-file",
+                          "--log-opt",
+                          "max-size=10m",
+                          "--log-opt",
+                          "max-file=3",
                           "--network",
                           "host",
                           "--gpus",
@@ -294,6 +312,18 @@ static void test_run_hostile(void **state)
     expect_einval(&r);
     RESET();
     p.pids_limit = 0;
+    expect_einval(&r);
+    RESET();
+    p.memory_swap = p.memory - 1;
+    expect_einval(&r);
+    RESET();
+    p.log_driver = "--privileged";
+    expect_einval(&r);
+    RESET();
+    p.log_driver = "";
+    expect_einval(&r);
+    RESET();
+    p.log_driver = "json file";
     expect_einval(&r);
     RESET();
     r.binary = "-docker";

@@ -37,6 +37,10 @@ typedef struct {
     uint64_t memory; /* bytes reserved per runner, > 0 */
     unsigned gpus;
     int64_t pids_limit; /* > 0 */
+    /* docker --memory-swap (memory plus swap), >= memory; 0 = equal to memory: no swap */
+    uint64_t memory_swap;
+    /* docker --log-driver (default "none": runnerd reads the output itself); NULL = "none" */
+    char *log_driver;
     rd_pull_t pull;
     char *runtime;  /* optional, NULL when unset */
     char *platform; /* optional, e.g. "linux/arm64" */
