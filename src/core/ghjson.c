@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "runnerd/core/common.h"
 
@@ -98,37 +99,56 @@ static json_object *field(json_object *o, gk_t key)
     return v;
 }
 
-/* Required integer (json int, not a float or string). */
-static int get_int(json_object *o, gk_t key, int64_t *out)
+/* GitHub's ids are positive and below 2^53 (JavaScript's safe integers). json-c
+ * saturates an integer that does not fit (2^70 reads as INT64_MAX), so the
+ * range check also refuses every overflowed value. */
+#define GH_ID_MAX ((int64_t)1 << 53)
+
+/* The id in v: a json int in 1..2^53 (min_id 0 also admits 0: "none"). */
+static int id_of(json_object *v, int64_t min_id, int64_t *out)
 {
-    json_object *v = field(o, key);
     if (v == NULL || !json_object_is_type(v, json_type_int))
         return RD_EPROTO;
-    *out = json_object_get_int64(v);
+    int64_t x = json_object_get_int64(v);
+    if (x < min_id || x > GH_ID_MAX)
+        return RD_EPROTO;
+    *out = x;
     return 0;
 }
 
-/* Integer or null/absent (-> 0). */
+/* Required id (json int in 1..2^53, not a float or string). */
+static int get_int(json_object *o, gk_t key, int64_t *out)
+{
+    return id_of(field(o, key), 1, out);
+}
+
+/* An id or null/absent (-> 0); 0 itself also means none. */
 static int get_int_nullable(json_object *o, gk_t key, int64_t *out)
 {
     json_object *v = field(o, key);
     *out = 0;
     if (v == NULL)
         return 0;
-    if (!json_object_is_type(v, json_type_int))
+    return id_of(v, 0, out);
+}
+
+/* The text of a json string, refused when it holds a NUL: as a C string it would
+ * silently end there ("self-hosted\u0000x" would read as "self-hosted"). */
+static int str_of(json_object *v, const char **out)
+{
+    if (v == NULL || !json_object_is_type(v, json_type_string))
         return RD_EPROTO;
-    *out = json_object_get_int64(v);
+    const char *s = json_object_get_string(v);
+    if (strlen(s) != (size_t)json_object_get_string_len(v))
+        return RD_EPROTO;
+    *out = s;
     return 0;
 }
 
 /* Required string; *out borrowed from o. */
 static int get_str(json_object *o, gk_t key, const char **out)
 {
-    json_object *v = field(o, key);
-    if (v == NULL || !json_object_is_type(v, json_type_string))
-        return RD_EPROTO;
-    *out = json_object_get_string(v);
-    return 0;
+    return str_of(field(o, key), out);
 }
 
 /* String or null/absent (-> NULL); borrowed. */
@@ -138,10 +158,7 @@ static int get_str_nullable(json_object *o, gk_t key, const char **out)
     *out = NULL;
     if (v == NULL)
         return 0;
-    if (!json_object_is_type(v, json_type_string))
-        return RD_EPROTO;
-    *out = json_object_get_string(v);
-    return 0;
+    return str_of(v, out);
 }
 
 /* Boolean, absent/null -> def. */
@@ -283,9 +300,8 @@ static int get_labels(json_object *o, gk_t key, bool objects_with_name, char ***
             if (!json_object_is_type(e, json_type_object) || get_str(e, K_NAME, &s) != 0)
                 goto fail;
         } else {
-            if (!json_object_is_type(e, json_type_string))
+            if (str_of(e, &s) != 0)
                 goto fail;
-            s = json_object_get_string(e);
         }
         v[i] = rd_xstrdup(s);
     }
@@ -326,9 +342,8 @@ static int job_from(json_object *o, rd_gh_job_t *j)
     /* started_at is optional (a queued job has none; older fixtures lack it): only a
      * string of the right shape counts. */
     json_object *so;
-    if (json_object_object_get_ex(o, keys[K_STARTED_AT].name, &so) &&
-        json_object_is_type(so, json_type_string))
-        started = json_object_get_string(so);
+    if (json_object_object_get_ex(o, keys[K_STARTED_AT].name, &so) && str_of(so, &started) != 0)
+        started = NULL;
     if (started != NULL && rd_parse_rfc3339_ms(started, &j->started_ms) != 0)
         j->started_ms = 0;
     if (get_labels(o, K_LABELS, false, &j->labels, &j->nlabels) != 0)
@@ -586,6 +601,31 @@ fail:
     json_object_put(root);
     rd_gh_repos_free(out);
     return RD_EPROTO;
+}
+
+size_t rd_ghjson_repos_keep_org(rd_gh_repos_t *l, const char *org, char **first_dropped)
+{
+    size_t ol = strlen(org), w = 0, dropped = 0;
+    if (first_dropped)
+        *first_dropped = NULL;
+    for (size_t i = 0; i < l->n; i++) {
+        rd_gh_repo_t *r = &l->v[i];
+        const char *f = r->full_name;
+        bool ok = ol > 0 && strncasecmp(f, org, ol) == 0 && f[ol] == '/' && r->name[0] != '\0' &&
+                  strchr(r->name, '/') == NULL && strcasecmp(f + ol + 1, r->name) == 0;
+        if (ok) {
+            l->v[w++] = *r;
+            continue;
+        }
+        if (dropped++ == 0 && first_dropped)
+            *first_dropped = rd_xstrdup(f);
+        free(r->name);
+        free(r->full_name);
+    }
+    l->n = w;
+    if (l->total_count > (int64_t)w)
+        l->total_count -= (int64_t)dropped;
+    return dropped;
 }
 
 /* ---- runner groups ---- */

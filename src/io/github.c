@@ -262,6 +262,20 @@ static int list_page(void *ud, const char *body, size_t len)
     return 0;
 }
 
+/* Issue 17 F8: an org's listing names that org's repositories only; polling an
+ * entry of another owner would spend the budget on, and start runners for, a
+ * repository nobody configured. */
+static void repos_check_org(list_op_t *op)
+{
+    const char *org = op->scope + 5; /* "orgs/ORG" */
+    char *first = NULL;
+    size_t dropped = rd_ghjson_repos_keep_org(&op->repos, org, &first);
+    if (dropped > 0)
+        rd_warn(LOGC, "%s: the listing names %zu repositor%s not of %s (first: \"%s\"); ignored",
+                op->scope, dropped, dropped == 1 ? "y" : "ies", org, first ? first : "");
+    free(first);
+}
+
 static void list_done(void *ud, int err)
 {
     list_op_t *op = ud;
@@ -270,6 +284,8 @@ static void list_done(void *ud, int err)
     else if (gh_err_counts(err))
         gh_scope_failed(op->gh, op->scope);
     if (op->kind == 0) {
+        if (err == 0)
+            repos_check_org(op);
         op->repos.total_count = (int64_t)op->repos.n;
         op->cb.repos(op->ud, err, err == 0 ? &op->repos : NULL);
     } else if (op->kind == 1) {

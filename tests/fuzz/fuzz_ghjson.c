@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "fuzz_common.h"
 #include "runnerd/core/common.h"
@@ -58,6 +60,7 @@ enum {
     P_ERROR,
     P_WORKFLOW_JOB_EVENT,
     P_STRINGS,
+    P_ORG_REPOS,
     P_COUNT
 };
 
@@ -192,6 +195,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             free(action);
             rd_gh_job_clear(&j);
         }
+        break;
+    }
+    case P_ORG_REPOS: {
+        /* An org listing checked against its org (issue 17 F8): the org name is the
+         * first line, the listing the rest. What is kept is the org's own. */
+        const char *nl = memchr(body, '\n', len);
+        if (nl == NULL)
+            break;
+        char *org = fz_strndup((const uint8_t *)body, (size_t)(nl - body));
+        rd_gh_repos_t l = {0};
+        if (strlen(org) == (size_t)(nl - body) &&
+            rd_ghjson_parse_repos(nl + 1, len - (size_t)(nl - body) - 1, &l) == 0) {
+            size_t before = l.n;
+            char *first = NULL;
+            size_t dropped = rd_ghjson_repos_keep_org(&l, org, &first);
+            FZ_CHECK(dropped + l.n == before);
+            FZ_CHECK((dropped > 0) == (first != NULL));
+            size_t ol = strlen(org);
+            for (size_t i = 0; i < l.n; i++) {
+                const char *f = l.v[i].full_name;
+                FZ_CHECK(ol > 0 && strncasecmp(f, org, ol) == 0 && f[ol] == '/');
+                FZ_CHECK(strchr(f + ol + 1, '/') == NULL || strchr(org, '/') != NULL);
+                FZ_CHECK(strchr(l.v[i].name, '/') == NULL);
+            }
+            free(first);
+            rd_gh_repos_free(&l);
+        }
+        free(org);
         break;
     }
     case P_STRINGS: {

@@ -13,6 +13,7 @@ across runs); a seed is named by its content's hash.
 import glob
 import hashlib
 import hmac
+import json
 import os
 import sys
 import urllib.parse
@@ -50,13 +51,22 @@ targets: [{org: o, repos: [a, b]}, {repo: o/c, pools: [p]}]
 """)
 
 # --- fuzz_ghjson: byte 0 picks the parser (see the enum in fuzz_ghjson.c).
-NPARSERS = 14
+NPARSERS = 15
+P_STRINGS, P_ORG_REPOS = 13, 14
 for fx in fixtures:
     body = read(fx)
-    for sel in range(NPARSERS - 1):
+    for sel in range(P_STRINGS):
         put("fuzz_ghjson", bytes([sel]) + body)
 for s in ["2020-01-22T12:13:35.123-08:00", "2021-09-13T02:21:13Z", "queued", "in_progress"]:
-    put("fuzz_ghjson", bytes([NPARSERS - 1]) + s.encode())
+    put("fuzz_ghjson", bytes([P_STRINGS]) + s.encode())
+# An org listing checked against its org: "ORG\n" + the listing (issue 17 F8).
+for fx in fixtures:
+    if os.path.basename(fx) in ("org-repos-list.json", "installation-repositories-list.json"):
+        put("fuzz_ghjson", bytes([P_ORG_REPOS]) + b"octocat\n" + read(fx))
+put("fuzz_ghjson", bytes([P_ORG_REPOS]) + b"acme\n" + json.dumps([
+    {"name": "a", "full_name": "acme/a"}, {"name": "x", "full_name": "victim/x"},
+    {"name": "y/z", "full_name": "acme/y/z"}, {"name": "d", "full_name": "acmeinc/d"},
+    {"name": "c", "full_name": "ACME/c"}]).encode())
 
 # --- fuzz_webhook: flags byte, header lines, body.
 SIGN, EVENT_LINE, DELIVERY_LINE = 4, 8, 16

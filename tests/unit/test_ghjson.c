@@ -487,6 +487,147 @@ static void test_compact(void **state)
     assert_null(rd_ghjson_compact(S(""), &n));
 }
 
+/* Issue 17 F9: a string with a NUL inside is refused, not cut at the NUL (a label
+ * "self-hosted\u0000x" must never match "self-hosted"). */
+static void test_nul_strings(void **state)
+{
+    (void)state;
+    rd_gh_jobs_t jl;
+    assert_int_equal(rd_ghjson_parse_jobs(S("{\"total_count\":1,\"jobs\":[{\"id\":1,\"run_id\":2,"
+                                            "\"status\":\"queued\",\"labels\":[\"self-hosted"
+                                            "\\u0000x\"]}]}"),
+                                          &jl),
+                     RD_EPROTO);
+    assert_int_equal(jl.n, 0);
+    /* The same without the NUL parses (the test is about the NUL only). */
+    assert_int_equal(rd_ghjson_parse_jobs(S("{\"total_count\":1,\"jobs\":[{\"id\":1,\"run_id\":2,"
+                                            "\"status\":\"queued\",\"labels\":[\"self-hosted"
+                                            "x\"]}]}"),
+                                          &jl),
+                     0);
+    rd_gh_jobs_free(&jl);
+    char *action = NULL;
+    rd_gh_job_t j;
+    assert_int_equal(
+        rd_ghjson_parse_workflow_job_event(
+            S("{\"action\":\"queued\",\"repository\":{\"full_name\":\"o/r\"},\"workflow_job\":"
+              "{\"id\":1,\"run_id\":2,\"status\":\"queued\",\"labels\":[\"self-hosted\\u0000x\"]}"
+              "}"),
+            &action, &j),
+        RD_EPROTO);
+    assert_null(action);
+    assert_int_equal(
+        rd_ghjson_parse_workflow_job_event(
+            S("{\"action\":\"queued\",\"repository\":{\"full_name\":\"o/r\\u0000/evil\"},"
+              "\"workflow_job\":{\"id\":1,\"run_id\":2,\"status\":\"queued\",\"labels\":[]}}"),
+            &action, &j),
+        RD_EPROTO);
+    rd_gh_runners_t rl;
+    assert_int_equal(rd_ghjson_parse_runners(
+                         S("{\"total_count\":1,\"runners\":[{\"id\":1,\"name\":\"r\\u0000x\","
+                           "\"status\":\"online\",\"busy\":false,\"labels\":[]}]}"),
+                         &rl),
+                     RD_EPROTO);
+    rd_gh_repos_t rp;
+    assert_int_equal(
+        rd_ghjson_parse_repos(S("[{\"name\":\"a\",\"full_name\":\"o/a\\u0000\"}]"), &rp),
+        RD_EPROTO);
+    int64_t id;
+    char *enc = NULL;
+    assert_int_equal(rd_ghjson_parse_jitconfig(S("{\"runner\":{\"id\":5},\"encoded_jit_config\":"
+                                                 "\"abc\\u0000def\"}"),
+                                               &id, &enc),
+                     RD_EPROTO);
+    assert_null(enc);
+}
+
+/* Issue 17 F10: ids outside 1..2^53 are refused; json-c saturates what does not
+ * fit in 64 bits (a runner id of 2^70 read as INT64_MAX, and DELETE went there). */
+static void test_id_range(void **state)
+{
+    (void)state;
+    int64_t id = 0;
+    char *enc = NULL;
+    static const char *const bad[] = {
+        "1180591620717411303424", /* 2^70 */
+        "18446744073709551616",   /* 2^64 */
+        "9223372036854775807",    /* INT64_MAX */
+        "9007199254740993",       /* 2^53 + 1 */
+        "0",
+        "-1",
+    };
+    char buf[256];
+    for (size_t i = 0; i < RD_ARRAY_SIZE(bad); i++) {
+        int n = snprintf(buf, sizeof(buf),
+                         "{\"runner\":{\"id\":%s},\"encoded_jit_config\":\"abc\"}", bad[i]);
+        assert_int_equal(rd_ghjson_parse_jitconfig(buf, (size_t)n, &id, &enc), RD_EPROTO);
+        assert_int_equal(id, 0);
+        assert_null(enc);
+        rd_gh_jobs_t jl;
+        n = snprintf(buf, sizeof(buf),
+                     "{\"jobs\":[{\"id\":%s,\"run_id\":2,\"status\":\"queued\",\"labels\":[]}]}",
+                     bad[i]);
+        assert_int_equal(rd_ghjson_parse_jobs(buf, (size_t)n, &jl), RD_EPROTO);
+        n = snprintf(buf, sizeof(buf),
+                     "{\"jobs\":[{\"id\":1,\"run_id\":%s,\"status\":\"queued\",\"labels\":[]}]}",
+                     bad[i]);
+        assert_int_equal(rd_ghjson_parse_jobs(buf, (size_t)n, &jl), RD_EPROTO);
+    }
+    assert_int_equal(
+        rd_ghjson_parse_jitconfig(S("{\"runner\":{\"id\":9007199254740992},\"encoded_jit_config\":"
+                                    "\"abc\"}"),
+                                  &id, &enc),
+        0);
+    assert_int_equal(id, (int64_t)1 << 53);
+    free(enc);
+    /* runner_id: null and 0 mean none; past 2^53 is refused like any id. */
+    rd_gh_jobs_t jl;
+    assert_int_equal(rd_ghjson_parse_jobs(S("{\"jobs\":[{\"id\":1,\"run_id\":2,\"status\":"
+                                            "\"queued\",\"runner_id\":0,\"labels\":[]}]}"),
+                                          &jl),
+                     0);
+    rd_gh_jobs_free(&jl);
+    assert_int_equal(rd_ghjson_parse_jobs(S("{\"jobs\":[{\"id\":1,\"run_id\":2,\"status\":"
+                                            "\"queued\",\"runner_id\":1180591620717411303424,"
+                                            "\"labels\":[]}]}"),
+                                          &jl),
+                     RD_EPROTO);
+    rd_gh_runners_t rl;
+    assert_int_equal(
+        rd_ghjson_parse_runners(S("{\"runners\":[{\"id\":1180591620717411303424,\"name\":\"r\","
+                                  "\"status\":\"online\",\"busy\":false,\"labels\":[]}]}"),
+                                &rl),
+        RD_EPROTO);
+    int64_t iid;
+    char *acc = NULL;
+    assert_int_equal(rd_ghjson_parse_installation(S("{\"id\":-3,\"account\":null}"), &iid, &acc),
+                     RD_EPROTO);
+}
+
+/* Issue 17 F8: an org listing keeps only the org's repositories. */
+static void test_keep_org(void **state)
+{
+    (void)state;
+    rd_gh_repos_t l;
+    assert_int_equal(rd_ghjson_parse_repos(S("[{\"name\":\"a\",\"full_name\":\"acme/a\"},"
+                                             "{\"name\":\"x\",\"full_name\":\"victim/x\"},"
+                                             "{\"name\":\"B\",\"full_name\":\"ACME/b\"},"
+                                             "{\"name\":\"y/z\",\"full_name\":\"acme/y/z\"},"
+                                             "{\"name\":\"c\",\"full_name\":\"acme/other\"},"
+                                             "{\"name\":\"d\",\"full_name\":\"acmeinc/d\"}]"),
+                                           &l),
+                     0);
+    char *first = NULL;
+    assert_int_equal(rd_ghjson_repos_keep_org(&l, "acme", &first), 4);
+    assert_string_equal(first, "victim/x");
+    free(first);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[0].full_name, "acme/a");
+    assert_string_equal(l.v[1].full_name, "ACME/b");
+    assert_int_equal(rd_ghjson_repos_keep_org(&l, "acme", NULL), 0);
+    rd_gh_repos_free(&l);
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -597,6 +738,8 @@ int main(void)
         cmocka_unit_test(test_repos),          cmocka_unit_test(test_groups),
         cmocka_unit_test(test_errors),         cmocka_unit_test(test_webhooks),
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_nul_strings),    cmocka_unit_test(test_id_range),
+        cmocka_unit_test(test_keep_org),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,6 +93,14 @@ int rd_ghjson_parse_runners(const char *body, size_t len,
 int rd_ghjson_parse_runner(const char *body, size_t len, rd_gh_runner_t *out);
 /** Bare array (/orgs/{org}/repos) or {repositories:[...]} (/installation/repositories). */
 int rd_ghjson_parse_repos(const char *body, size_t len, rd_gh_repos_t *out);
+/**
+ * Keep only the repositories of org in l: full_name "ORG/NAME" (owner compared
+ * without case) agreeing with name, which holds no '/'. Returns how many were
+ * dropped; *first_dropped (when not NULL) gets a copy of the first dropped
+ * full_name, or NULL. An org listing naming another owner's repository must not
+ * make runnerd poll it (issue 17 F8).
+ */
+size_t rd_ghjson_repos_keep_org(rd_gh_repos_t *l, const char *org, char **first_dropped);
 int rd_ghjson_parse_groups(const char *body, size_t len, rd_gh_groups_t *out);
 /** 201 of generate-jitconfig: runner id and the encoded config (a secret: caller registers it with
  * rd_log_add_secret). */
