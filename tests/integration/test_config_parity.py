@@ -170,12 +170,18 @@ def daemon(tmp):
     try:
         s.gh.repos("parity-org", ["app"])
         rd = s.start()
-        with open("/proc/%d/environ" % rd.proc.pid, "rb") as f:
-            environ = f.read()
-        check(rdtest.TOKEN.encode() not in environ,
-              "token_env: the token is not in /proc/PID/environ")
-        check(b"RD_TEST_TOKEN=" + rdtest.TOKEN.encode() not in environ,
-              "token_env: RD_TEST_TOKEN no longer holds it")
+        if rdtest.WRAPPER:
+            # Under valgrind the pid's /proc/PID/environ is the wrapper's own start-up
+            # environment (valgrind builds the client's), which runnerd cannot touch.
+            print("note: under RD_TEST_WRAPPER the /proc/PID/environ check is left to the plain "
+                  "and ASan passes", flush=True)
+        else:
+            with open("/proc/%d/environ" % rd.proc.pid, "rb") as f:
+                environ = f.read()
+            check(rdtest.TOKEN.encode() not in environ,
+                  "token_env: the token is not in /proc/PID/environ")
+            check(b"RD_TEST_TOKEN=" + rdtest.TOKEN.encode() not in environ,
+                  "token_env: RD_TEST_TOKEN no longer holds it")
         served(s, "parity-org/app", 0)
         check(True, "token_env: a job is served with the token kept in memory")
 
