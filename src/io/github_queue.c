@@ -15,12 +15,20 @@
 
 #include "github_int.h"
 #include "runnerd/core/backoff.h"
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "runnerd/core/common.h"
 #include "runnerd/core/ghjson.h"
 #include "runnerd/core/ghurl.h"
 
 typedef struct {
     rd_backoff_t b;
+    /* The reason of the scope's latest failed request, as an operator reads it
+     * (curl's message, or GitHub's status and "message"), with the error code it
+     * ended with: /status and the poll log say this instead of rd_strerror. */
+    char why[240];
+    int why_err;
 } scope_state_t;
 
 /* ------------------------------------------------------------------ scopes */
@@ -85,6 +93,26 @@ uint64_t gh_retry_delay(rd_github_t *gh, unsigned n)
 void gh_scopes_free(rd_github_t *gh)
 {
     rd_strmap_free(&gh->scopes, free);
+}
+
+static void note_error(rd_github_t *gh, const char *scope, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void note_error(rd_github_t *gh, const char *scope, int err, const char *fmt, ...)
+{
+    if (scope == NULL)
+        return;
+    scope_state_t *s = scope_state(gh, scope);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof(s->why), fmt, ap);
+    va_end(ap);
+    s->why_err = err;
+}
+
+const char *rd_github_scope_error(const rd_github_t *gh, const char *scope, int err)
+{
+    scope_state_t *s = scope ? rd_strmap_get(&gh->scopes, scope) : NULL;
+    return s && s->why[0] != '\0' && s->why_err == err ? s->why : NULL;
 }
 
 int64_t rd_github_retry_at(const rd_github_t *gh, const char *scope)
@@ -397,6 +425,9 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
                    res->errmsg ? res->errmsg : "");
             r->transient = true;
             r->timed_out = res->timed_out != 0;
+            note_error(gh, r->scope, res->error == RD_ERANGE ? RD_EIO : res->error, "%s%s%s",
+                       rd_strerror(res->error), res->errmsg ? ": " : "",
+                       res->errmsg ? res->errmsg : "");
         }
         req_finish(r, res->error == RD_ERANGE ? RD_EIO : res->error, 0, NULL, 0, NULL);
         goto out;
@@ -468,6 +499,8 @@ static void on_http_done(void *ud, const rd_http_response_t *res)
             rd_ghjson_parse_error(res->body, res->body_len, &msg, &doc);
         rd_log(expected_answer(r, st) || r->quiet ? RD_LOG_DEBUG : gh_fail_level(gh, r->scope),
                LOGC, "%s %s: HTTP %ld%s%s", r->method, r->url, st, msg ? ": " : "", msg ? msg : "");
+        if (!expected_answer(r, st))
+            note_error(gh, r->scope, err, "HTTP %ld%s%s", st, msg ? ": " : "", msg ? msg : "");
         free(msg);
         free(doc);
     }

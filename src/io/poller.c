@@ -381,9 +381,11 @@ static void on_org_repos(void *ud, int err, const rd_gh_repos_t *repos)
         t->next_list_ms = now + ORG_REFRESH_MS;
         rebuild_repos(p);
     } else {
-        if (err != RD_ECANCELED)
+        if (err != RD_ECANCELED) {
+            const char *why = rd_github_scope_error(p->gh, t->scope, err);
             rd_log(t->list_err == err ? RD_LOG_DEBUG : RD_LOG_WARN, LOGC,
-                   "%s: listing repositories failed: %s", t->scope, rd_strerror(err));
+                   "%s: listing repositories failed: %s", t->scope, why ? why : rd_strerror(err));
+        }
         t->list_err = err;
         t->list_err_ms = now;
         int64_t at = rd_github_retry_at(p->gh, t->scope);
@@ -474,9 +476,11 @@ static void on_jobs(void *ud, int err, const rd_github_poll_t *res)
         rd_pace_target_polled(p->pace, &r->pt, r->poll_started_ms, now, sent, charged, jobs->n > 0);
     } else {
         /* Warn when a repository starts failing (or fails differently), not at every retry. */
-        if (err != RD_ECANCELED && err != RD_EAGAIN)
+        if (err != RD_ECANCELED && err != RD_EAGAIN) {
+            const char *why = rd_github_scope_error(p->gh, r->scope, err);
             rd_log(r->last_err == err ? RD_LOG_DEBUG : RD_LOG_WARN, LOGC, "%s: poll failed: %s",
-                   r->full, rd_strerror(err));
+                   r->full, why ? why : rd_strerror(err));
+        }
         r->last_err = err;
         r->last_err_ms = now;
         /* The client's backoff (or a rate-limit hold) decides when to retry;
@@ -783,7 +787,7 @@ void rd_poller_note_activity(rd_poller_t *p, const char *repo)
 }
 
 static void status_add_repo(rd_poller_t *p, prepo_t *r, rd_poller_status_t *s, int *err,
-                            int64_t *err_ms, int64_t *bo)
+                            int64_t *err_ms, int64_t *bo, const char **why)
 {
     if (r == NULL)
         return;
@@ -794,6 +798,7 @@ static void status_add_repo(rd_poller_t *p, prepo_t *r, rd_poller_status_t *s, i
     if (r->last_err && r->last_err_ms >= *err_ms) {
         *err = r->last_err;
         *err_ms = r->last_err_ms;
+        *why = rd_github_scope_error(p->gh, r->scope, r->last_err);
     }
     int64_t at = rd_github_retry_at(p->gh, r->scope);
     if (at > *bo)
@@ -810,20 +815,22 @@ size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max)
         s->scope = t->scope;
         int err = t->list_err;
         int64_t err_ms = err ? t->list_err_ms : 0;
+        const char *why = err ? rd_github_scope_error(p->gh, t->scope, err) : NULL;
         int64_t bo = rd_github_retry_at(p->gh, t->scope);
         if (t->kind == RD_TARGET_REPO) {
             char *full = rd_xasprintf("%s/%s", t->owner, t->repo);
-            status_add_repo(p, repo_find(p, full), s, &err, &err_ms, &bo);
+            status_add_repo(p, repo_find(p, full), s, &err, &err_ms, &bo, &why);
             free(full);
         } else {
             for (size_t k = 0; k < t->nlisted; k++)
-                status_add_repo(p, repo_find(p, t->listed[k]), s, &err, &err_ms, &bo);
+                status_add_repo(p, repo_find(p, t->listed[k]), s, &err, &err_ms, &bo, &why);
             if (t->listed_ok) {
                 s->repo_names = (const char *const *)t->listed;
                 s->nrepo_names = t->nlisted;
             }
         }
-        s->last_error = err ? rd_strerror(err) : NULL;
+        /* The real reason (curl's or GitHub's words) when the client has it. */
+        s->last_error = err ? (why ? why : rd_strerror(err)) : NULL;
         s->last_error_ms = err ? err_ms : 0;
         s->backoff_until_ms = bo > now ? bo : 0;
     }

@@ -93,6 +93,13 @@ int rd_github_registration_token(rd_github_t *gh, const char *scope, rd_github_r
 
 /** Earliest time (ms since epoch) at which a request to this scope may be sent; 0 = now. */
 int64_t rd_github_retry_at(const rd_github_t *gh, const char *scope);
+/**
+ * Why the latest failed request of SCOPE failed, as an operator reads it ("HTTP 403:
+ * Resource not accessible by integration", "input/output error: Could not resolve
+ * host: api.github.com"), when that failure ended with ERR; else NULL. Valid until
+ * the next request of SCOPE finishes.
+ */
+const char *rd_github_scope_error(const rd_github_t *gh, const char *scope, int err);
 
 typedef struct {
     uint64_t requests; /* sent */

@@ -37,7 +37,8 @@ typedef void (*rd_poller_cycle_cb)(void *ud, size_t failed);
 typedef struct {
     const char *scope;        /* "repos/O/R" or "orgs/O" (borrowed until the next poller call) */
     int64_t last_poll_ms;     /* end of the latest successful poll of one of its repos; 0 never */
-    const char *last_error;   /* NULL when the latest polls succeeded; static text */
+    const char *last_error;   /* NULL when the latest polls succeeded; curl's or GitHub's words
+                               * when known, else rd_strerror (valid until the next poll) */
     int64_t last_error_ms;    /* when last_error happened */
     int64_t backoff_until_ms; /* 0 when not backing off */
     size_t repos;             /* repositories polled for it */
