@@ -176,6 +176,14 @@ char *rd_config_summary(const rd_config_t *cfg)
         put(fp, " pools ");
         for (size_t j = 0; j < t->npools; j++)
             put(fp, "%s%s", j ? ", " : "", cfg->pools[t->pools[j]].name);
+        if (t->discovery == RD_DISCOVERY_SCALESET) {
+            /* docs/fleet.md: the scale sets this host registers, at the web host. */
+            put(fp,
+                "; discovery scaleset at %s: ", cfg->github.web_url ? cfg->github.web_url : "?");
+            for (size_t j = 0; j < t->npools; j++)
+                put(fp, "%srunnerd-%s-%s", j ? ", " : "", cfg->instance,
+                    cfg->pools[t->pools[j]].name);
+        }
         put(fp, "\n");
     }
     return sb.s ? sb.s : rd_xstrdup("");
