@@ -97,6 +97,8 @@ void rd_planner_build(const rd_planner_state_t *st, rd_planner_input_t *pi)
     while ((j = rd_ledger_next(st->ledger, &it)) != NULL) {
         if (j->target < 0 || (size_t)j->target >= cfg->ntargets)
             continue;
+        if (cfg->targets[j->target].discovery == RD_DISCOVERY_SCALESET)
+            continue; /* a webhook's job for a broker target: the broker assigns it */
         rd_sched_job_t *sj = &pi->jobs[pi->njobs++];
         sj->id = j->id;
         sj->scope = (size_t)j->target;

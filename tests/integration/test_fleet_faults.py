@@ -42,8 +42,9 @@ def cfg_with(broker, port, pools):
 
 def main():
     with rdtest.TempDir() as tmp:
+        # admin tokens live 65 s: runnerd renews them 60 s before exp (protocol 1.5)
         broker = Broker(tmp, {"poll_timeout_ms": 1000, "session_ttl_ms": 4000, "mode": "assign",
-                              "bom": True, "over_assign": 2})
+                              "bom": True, "over_assign": 2, "admin_ttl_s": 65})
         port = rdtest.free_port()
         linux = rdtest.pool("linux", LABELS, "runner:fake", cpus=1, max_runners=2)
         big = rdtest.pool("big", LABELS + ["big"], "runner:fake", cpus=1, max_runners=1)
@@ -73,8 +74,10 @@ def main():
                           and k.startswith("PATCH"))
             assert patches >= 1, "401 on the queue did not refresh the session: %s" % stats
             assert stats["rest_listing"] == 0
-            print("faults: 6 jobs once each, at most %d at once, %d session refreshes" %
-                  (conc, patches))
+            regs = stats["by_path"].get("POST /actions/runner-registration", 0)
+            assert regs >= 2, "admin token never renewed before its exp: %s" % stats
+            print("faults: 6 jobs once each, at most %d at once, %d session refreshes, "
+                  "%d admin tokens" % (conc, patches, regs))
 
             code, body = get(base + "/status")
             doc = json.loads(body)

@@ -35,18 +35,23 @@ static const char *CFG = "github:\n"
                          "  - repo: octo/a\n"
                          "  - org: octo\n";
 
-static rd_config_t *load(void)
+static rd_config_t *load_text(const char *text)
 {
     rd_host_facts_t facts = {
         .cores = 4, .mem_total = 8ull << 30, .arch = RD_ARCH_X64, .hostname = "h"};
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
-    int rc = rd_config_load_buffer("t.yaml", CFG, strlen(CFG), &facts, &cfg, &errs);
+    int rc = rd_config_load_buffer("t.yaml", text, strlen(text), &facts, &cfg, &errs);
     if (rc != 0)
         rd_config_errors_print(&errs, stderr);
     rd_config_errors_free(&errs);
     assert_int_equal(rc, 0);
     return cfg;
+}
+
+static rd_config_t *load(void)
+{
+    return load_text(CFG);
 }
 
 /* One queued job, as a poll of its repository reports it (target from the config). */
@@ -169,10 +174,35 @@ static void test_runner_of_removed_target(void **state)
     rd_config_free(cfg);
 }
 
+/* Fleet mode (docs/fleet.md): the broker assigns a scaleset target's jobs; a webhook's or a
+ * stale poll's job for it is neither demand nor unmatched, and its scope gets no starts. */
+static void test_scaleset_target_is_not_planned(void **state)
+{
+    (void)state;
+    char *text = rd_xasprintf("%s    discovery: scaleset\n", CFG);
+    rd_config_t *cfg = load_text(text);
+    free(text);
+    rd_ledger_t *d = rd_ledger_new();
+    rd_ledger_set_config(d, cfg);
+    const char *labels[] = {"self-hosted", "linux", "x64"};
+    add(d, cfg, 1, "octo/a", labels, 3, 1000);
+    add(d, cfg, 3, "octo/b", labels, 3, 1002);
+    rd_planner_state_t st = {.cfg = cfg, .ledger = d, .now_ms = 5000};
+    char *out = plan_text(&st);
+    assert_string_equal(out,
+                        "{\"scope\":\"repos/octo/a\",\"pool\":\"small\",\"demand\":1,\"supply\":0,"
+                        "\"start\":1,\"limit\":null}\n"
+                        "{\"unmatched\":0}\n");
+    free(out);
+    rd_ledger_free(d);
+    rd_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_lines),
+        cmocka_unit_test(test_scaleset_target_is_not_planned),
         cmocka_unit_test(test_retired_pool_holds_capacity),
         cmocka_unit_test(test_runner_of_removed_target),
     };
