@@ -114,6 +114,7 @@ static void no_core_dumps(void)
 
 int main(int argc, char **argv)
 {
+    rd_logsink_install_abort_hook();
     no_core_dumps();
     enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_CONTROL };
     static const struct option longopts[] = {

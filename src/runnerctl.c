@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "runnerd/core/common.h"
+#include "runnerd/io/logsink.h"
 #include "runnerd/io/readfile.h"
 #include "yamltree.h"
 
@@ -637,6 +638,7 @@ int main(int argc, char **argv)
     long timeout = 5;
     bool json = false, force = false;
     const char *cmd = NULL, *arg = NULL, *sock = NULL;
+    rd_logsink_install_abort_hook();
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -38,10 +38,30 @@ const char *rd_strerror(int err)
     return "unknown error";
 }
 
+static rd_abort_hook_fn abort_hook;
+
+void rd_set_abort_hook(rd_abort_hook_fn fn)
+{
+    abort_hook = fn;
+}
+
+void rd_fatal(const char *fmt, ...)
+{
+    if (abort_hook != NULL) {
+        /* A stack buffer: this may run because malloc just failed. */
+        char msg[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        abort_hook(msg);
+    }
+    abort();
+}
+
 static void oom(size_t n)
 {
-    fprintf(stderr, "runnerd: out of memory allocating %zu bytes\n", n);
-    abort();
+    rd_fatal("runnerd: out of memory allocating %zu bytes", n);
 }
 
 void *rd_xmalloc(size_t n)

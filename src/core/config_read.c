@@ -53,13 +53,21 @@ char *rd_config_error_str(const rd_config_error_t *e)
     return rd_xasprintf("%s: %s%s%s", e->file, e->path, sep, e->reason);
 }
 
-void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp)
+char *rd_config_errors_format(const rd_config_errors_t *errs)
 {
+    char *out = rd_xstrdup("");
+    size_t len = 0;
     for (size_t i = 0; i < errs->n; i++) {
         char *s = rd_config_error_str(&errs->v[i]);
-        fprintf(fp, "%s\n", s);
+        size_t n = strlen(s);
+        out = rd_xrealloc(out, len + n + 2);
+        memcpy(out + len, s, n);
+        out[len + n] = '\n';
+        out[len + n + 1] = '\0';
+        len += n + 1;
         free(s);
     }
+    return out;
 }
 
 /* Errors read best in file order; the sort is stable so that two errors about
@@ -427,8 +435,7 @@ size_t rd_cfg_key_index(const rd_cfg_key_t *keys, size_t nkeys, const char *name
     for (size_t i = 0; i < nkeys; i++)
         if (strcmp(keys[i].name, name) == 0)
             return i;
-    fprintf(stderr, "runnerd: config schema has no key %s\n", name);
-    abort();
+    rd_fatal("runnerd: config schema has no key %s", name);
 }
 
 static void *field(void *obj, const rd_cfg_key_t *k)

@@ -1,6 +1,8 @@
 /* planner.c: daemon state -> scheduler input, scheduler output -> plan lines. */
 #include "runnerd/core/planner.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,42 +140,69 @@ const char *rd_planner_pool_name(const rd_planner_input_t *pi, size_t pool)
     return pool < pi->npools ? pi->pools[pool].pool->name : "?";
 }
 
+/* A growing string for the plan lines: the core writes no stream. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} sbuf_t;
+
+static void put(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(sbuf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n <= 0)
+        return;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->s = rd_xrealloc(b->s, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
 /* Names in plan lines come from a validated config (no quotes or controls),
  * but escape anyway so the output is always valid JSON. */
-static void json_str(FILE *fp, const char *s)
+static void json_str(sbuf_t *b, const char *s)
 {
-    fputc('"', fp);
+    put(b, "\"");
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            fprintf(fp, "\\%c", c);
+            put(b, "\\%c", c);
         else if (c < 0x20)
-            fprintf(fp, "\\u%04x", c);
+            put(b, "\\u%04x", c);
         else
-            fputc(c, fp);
+            put(b, "%c", c);
     }
-    fputc('"', fp);
+    put(b, "\"");
 }
 
-void rd_planner_print_plan(const rd_planner_input_t *pi, const rd_sched_plan_t *plan, FILE *fp)
+char *rd_planner_format_plan(const rd_planner_input_t *pi, const rd_sched_plan_t *plan)
 {
+    sbuf_t sb = {0};
     for (size_t i = 0; i < plan->ndecisions; i++) {
         const rd_sched_decision_t *d = &plan->decisions[i];
         if (d->demand == 0 && d->start == 0)
             continue;
-        fputs("{\"scope\":", fp);
-        json_str(fp, d->scope < pi->nscopes ? pi->scopes[d->scope].name : "");
-        fputs(",\"pool\":", fp);
-        json_str(fp, rd_planner_pool_name(pi, d->pool));
-        fprintf(fp, ",\"demand\":%u,\"supply\":%u,\"start\":%u,\"limit\":", d->demand, d->supply,
-                d->start);
+        put(&sb, "{\"scope\":");
+        json_str(&sb, d->scope < pi->nscopes ? pi->scopes[d->scope].name : "");
+        put(&sb, ",\"pool\":");
+        json_str(&sb, rd_planner_pool_name(pi, d->pool));
+        put(&sb, ",\"demand\":%u,\"supply\":%u,\"start\":%u,\"limit\":", d->demand, d->supply,
+            d->start);
         const char *lim = rd_limit_name(d->limit);
         if (lim != NULL)
-            json_str(fp, lim);
+            json_str(&sb, lim);
         else
-            fputs("null", fp);
-        fputs("}\n", fp);
+            put(&sb, "null");
+        put(&sb, "}\n");
     }
-    fprintf(fp, "{\"unmatched\":%u}\n", plan->unmatched);
-    fflush(fp);
+    put(&sb, "{\"unmatched\":%u}\n", plan->unmatched);
+    return sb.s;
 }

@@ -152,10 +152,8 @@ int rd_yaml_parse(const char *buf, size_t len, rd_ynode_t **out, rd_yaml_error_t
 
     *out = NULL;
     memset(err, 0, sizeof(*err));
-    if (!yaml_parser_initialize(&parser)) {
-        fprintf(stderr, "runnerd: out of memory initialising the YAML parser\n");
-        abort();
-    }
+    if (!yaml_parser_initialize(&parser))
+        rd_fatal("runnerd: out of memory initialising the YAML parser");
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 
     for (;;) {

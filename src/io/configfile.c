@@ -389,3 +389,10 @@ void rd_config_print_summary(const rd_config_t *cfg, FILE *fp)
     fputs(s, fp);
     free(s);
 }
+
+void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp)
+{
+    char *s = rd_config_errors_format(errs);
+    fputs(s, fp);
+    free(s);
+}

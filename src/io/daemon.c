@@ -360,7 +360,10 @@ static void on_once_cycle(void *ud, size_t failed)
         rd_daemon_build_input(d, &pi, &snap);
         rd_sched_plan_t plan;
         rd_sched_plan(&pi.in, &plan);
-        rd_planner_print_plan(&pi, &plan, stdout);
+        char *lines = rd_planner_format_plan(&pi, &plan);
+        fputs(lines, stdout);
+        fflush(stdout);
+        free(lines);
         rd_daemon_log_unmatched(d, &plan);
         rd_sched_plan_free(&plan);
         rd_planner_input_free(&pi);

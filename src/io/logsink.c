@@ -5,6 +5,8 @@
  * read of logging. */
 #include "runnerd/io/logsink.h"
 
+#include "runnerd/core/common.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -44,8 +46,20 @@ bool rd_logsink_is_journal(int fd)
     return (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
 }
 
+static void abort_to_stderr(const char *msg)
+{
+    fprintf(stderr, "%s\n", msg);
+    fflush(stderr);
+}
+
+void rd_logsink_install_abort_hook(void)
+{
+    rd_set_abort_hook(abort_to_stderr);
+}
+
 void rd_logsink_setup(rd_log_level_t level, rd_log_format_t format, FILE *out)
 {
+    rd_logsink_install_abort_hook();
     rd_log_configure(level, format);
     rd_log_set_journal(out != NULL && rd_logsink_is_journal(fileno(out)));
     rd_log_set_clock(rd_logsink_now_ms);

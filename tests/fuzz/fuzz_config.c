@@ -90,7 +90,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < errs.n; i++)
             FZ_CHECK(errs.v[i].reason != NULL && errs.v[i].line >= 0 && errs.v[i].col >= 0);
     }
-    rd_config_errors_print(&errs, devnull);
+    {
+        char *es = rd_config_errors_format(&errs);
+        fputs(es, devnull);
+        free(es);
+    }
     rd_config_errors_free(&errs);
     return 0;
 }

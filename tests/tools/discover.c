@@ -185,6 +185,7 @@ int main(int argc, char **argv)
     const char *file = NULL, *level = "info";
     app_t a = {0};
     a.cycles = 1;
+    rd_logsink_install_abort_hook();
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
             file = argv[++i];

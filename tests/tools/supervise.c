@@ -188,6 +188,7 @@ int main(int argc, char **argv)
     uint64_t reconcile_ms = 0;
     D.run_for_ms = 60000;
     D.grace_ms = 10000;
+    rd_logsink_install_abort_hook();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

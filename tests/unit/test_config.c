@@ -36,8 +36,11 @@ static rd_config_t *load_ok_facts(const char *yaml, const rd_host_facts_t *f)
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load_buffer("t.yaml", yaml, strlen(yaml), f, &cfg, &errs);
-    if (rc != 0)
-        rd_config_errors_print(&errs, stdout);
+    if (rc != 0) {
+        char *es = rd_config_errors_format(&errs);
+        fputs(es, stdout);
+        free(es);
+    }
     assert_int_equal(rc, 0);
     assert_int_equal(errs.n, 0);
     assert_non_null(cfg);
@@ -62,7 +65,11 @@ static char *load_errors_facts(const char *yaml, const rd_host_facts_t *f)
     char *buf = NULL;
     size_t len = 0;
     FILE *fp = open_memstream(&buf, &len);
-    rd_config_errors_print(&errs, fp);
+    {
+        char *es = rd_config_errors_format(&errs);
+        fputs(es, fp);
+        free(es);
+    }
     fclose(fp);
     rd_config_errors_free(&errs);
     return buf;

@@ -171,8 +171,11 @@ static void test_cfgindex_matches_config(void **state)
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load_buffer("i.yaml", Y, strlen(Y), &facts, &cfg, &errs);
-    if (rc != 0)
-        rd_config_errors_print(&errs, stderr);
+    if (rc != 0) {
+        char *es = rd_config_errors_format(&errs);
+        fputs(es, stderr);
+        free(es);
+    }
     rd_config_errors_free(&errs);
     assert_int_equal(rc, 0);
     rd_cfgindex_t *x = rd_cfgindex_new(cfg);

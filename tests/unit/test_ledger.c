@@ -52,8 +52,11 @@ static rd_config_t *load_cfg(void)
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load_buffer("p.yaml", PCFG, strlen(PCFG), &facts, &cfg, &errs);
-    if (rc != 0)
-        rd_config_errors_print(&errs, stderr);
+    if (rc != 0) {
+        char *es = rd_config_errors_format(&errs);
+        fputs(es, stderr);
+        free(es);
+    }
     rd_config_errors_free(&errs);
     assert_int_equal(rc, 0);
     return cfg;

@@ -42,8 +42,11 @@ static rd_config_t *load_text(const char *text)
     rd_config_errors_t errs = {0};
     rd_config_t *cfg = NULL;
     int rc = rd_config_load_buffer("t.yaml", text, strlen(text), &facts, &cfg, &errs);
-    if (rc != 0)
-        rd_config_errors_print(&errs, stderr);
+    if (rc != 0) {
+        char *es = rd_config_errors_format(&errs);
+        fputs(es, stderr);
+        free(es);
+    }
     rd_config_errors_free(&errs);
     assert_int_equal(rc, 0);
     return cfg;
@@ -76,11 +79,7 @@ static char *plan_text(const rd_planner_state_t *st)
     rd_planner_build(st, &pi);
     rd_sched_plan_t plan;
     rd_sched_plan(&pi.in, &plan);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *fp = open_memstream(&buf, &len);
-    rd_planner_print_plan(&pi, &plan, fp);
-    fclose(fp);
+    char *buf = rd_planner_format_plan(&pi, &plan);
     rd_sched_plan_free(&plan);
     rd_planner_input_free(&pi);
     return buf;

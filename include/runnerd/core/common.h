@@ -26,6 +26,15 @@ enum {
 /** Text for an RD_E* code. */
 const char *rd_strerror(int err);
 
+/** What the core does before it aborts (exhausted memory, a broken invariant):
+ * it hands one line of text, without the newline, to the hook the shell
+ * installed (src/io/logsink.c writes it to stderr); with no hook it just
+ * aborts, because the core writes no stream. */
+typedef void (*rd_abort_hook_fn)(const char *msg);
+void rd_set_abort_hook(rd_abort_hook_fn fn);
+/** Format a message, hand it to the abort hook, abort(). */
+_Noreturn void rd_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /** malloc/calloc/realloc/strdup that abort with a message on exhaustion. */
 void *rd_xmalloc(size_t n);
 void *rd_xcalloc(size_t nmemb, size_t size);

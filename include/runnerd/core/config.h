@@ -174,8 +174,10 @@ void rd_config_errors_free(rd_config_errors_t *errs);
 /** Append one error (or warning: reason "warning: ..."); line 0 = about the whole file. */
 void rd_config_errors_add(rd_config_errors_t *errs, const char *file, int line, int col,
                           const char *path, const char *reason);
-/** Print every error, one "file:line:col: path: reason" line each. */
-void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp);
+/** Every error, one "file:line:col: path: reason\n" line each, as one heap
+ * string (caller frees; "" when there are none). The shell prints it:
+ * rd_config_errors_print in runnerd/io/configfile.h. */
+char *rd_config_errors_format(const rd_config_errors_t *errs);
 /**
  * One error as "file:line:col: path: reason" (heap string, caller frees), for
  * logging. "file: reason" when the file itself could not be read (line 0).

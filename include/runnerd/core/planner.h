@@ -61,9 +61,10 @@ void rd_planner_input_free(rd_planner_input_t *pi);
 const char *rd_planner_pool_name(const rd_planner_input_t *pi, size_t pool);
 
 /**
- * Print the plan as DESIGN.md's CLI section says: one JSON object a line for
- * each (scope, pool) with demand or starts, then {"unmatched":N}.
+ * The plan as DESIGN.md's CLI section says: one JSON object a line for each
+ * (scope, pool) with demand or starts, then {"unmatched":N}; a heap string the
+ * caller frees and the shell writes (the daemon's dry run, to stdout).
  */
-void rd_planner_print_plan(const rd_planner_input_t *pi, const rd_sched_plan_t *plan, FILE *fp);
+char *rd_planner_format_plan(const rd_planner_input_t *pi, const rd_sched_plan_t *plan);
 
 #endif

@@ -41,6 +41,9 @@ int rd_config_load_checked(const char *file, const rd_host_facts_t *facts, rd_co
 
 /** Print rd_config_summary() to FP. */
 void rd_config_print_summary(const rd_config_t *cfg, FILE *fp);
+/** Print every error, one "file:line:col: path: reason" line each (the text
+ * of rd_config_errors_format). */
+void rd_config_errors_print(const rd_config_errors_t *errs, FILE *fp);
 
 /** Read PATH and rd_auth_key_load() it. RD_EIO when unreadable. The key text is wiped from memory.
  */

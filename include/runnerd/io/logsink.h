@@ -16,6 +16,12 @@
  */
 void rd_logsink_setup(rd_log_level_t level, rd_log_format_t format, FILE *out);
 
+/** Install the core's abort hook (rd_set_abort_hook): the message of an
+ * out-of-memory or broken-invariant abort goes to stderr. rd_logsink_setup
+ * installs it too; programs call this first thing so that it covers what runs
+ * before the logger is set up. */
+void rd_logsink_install_abort_hook(void);
+
 /** True when $JOURNAL_STREAM ("DEV:INODE") names the file open on FD. */
 bool rd_logsink_is_journal(int fd);
 
