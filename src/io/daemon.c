@@ -517,6 +517,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         goto run;
     }
     rd_poller_set_actions_cb(d->poller, rd_daemon_on_poll_actions);
+    rd_poller_set_started_cb(d->poller, rd_daemon_on_poll_started);
     /* --once --dry-run (the plan) looks at this instance's runners, read-only, so that
      * supply and the capacity they hold are counted as --once would count them. */
     if (!opts->dry_run || opts->once) {

@@ -103,6 +103,7 @@ void rd_daemon_schedule_soon(rd_daemon_t *d);
 void rd_daemon_on_tick(uv_timer_t *t);
 void rd_daemon_on_demand_changed(void *ud);
 void rd_daemon_on_poll_actions(void *ud, const rd_ledger_actions_t *acts);
+void rd_daemon_on_poll_started(void *ud, const char *runner_name, int64_t job_id, int64_t wait_ms);
 void rd_daemon_on_runners_changed(void *ud);
 
 /* daemon_status.c */

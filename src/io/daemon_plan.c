@@ -311,6 +311,15 @@ void rd_daemon_on_poll_actions(void *ud, const rd_ledger_actions_t *acts)
     rd_daemon_apply(ud, acts);
 }
 
+/* runnerd_job_queue_wait_seconds from a poll (the webhook path observes it too;
+ * the supervisor counts each runner's job once, whichever comes first). */
+void rd_daemon_on_poll_started(void *ud, const char *runner_name, int64_t job_id, int64_t wait_ms)
+{
+    rd_daemon_t *d = ud;
+    if (d->sup != NULL)
+        rd_supervisor_job_waited(d->sup, runner_name, job_id, wait_ms);
+}
+
 void rd_daemon_on_runners_changed(void *ud)
 {
     rd_daemon_schedule_soon(ud);

@@ -112,6 +112,9 @@ static int qj_jobs_page(void *ud, const char *body, size_t len)
             }
             op->assign[op->nassign].job_id = j->id;
             op->assign[op->nassign].runner_name = rd_xstrdup(j->runner_name);
+            op->assign[op->nassign].wait_ms = j->created_ms > 0 && j->started_ms >= j->created_ms
+                                                  ? j->started_ms - j->created_ms
+                                                  : -1;
             op->nassign++;
             continue;
         }

@@ -79,6 +79,7 @@ struct rd_poller {
     const rd_config_t *cfg;
     rd_poller_changed_cb changed;
     rd_poller_actions_cb actions;
+    rd_poller_started_cb on_started;
     void *ud;
     uv_timer_t timer;
     bool started;
@@ -462,6 +463,10 @@ static void on_jobs(void *ud, int err, const rd_github_poll_t *res)
         free(running);
         if (acts.n > 0 && p->actions != NULL)
             p->actions(p->ud, &acts);
+        for (size_t i = 0; i < na && p->on_started != NULL; i++)
+            if (res->assigned[i].wait_ms >= 0)
+                p->on_started(p->ud, res->assigned[i].runner_name, res->assigned[i].job_id,
+                              res->assigned[i].wait_ms);
         rd_ledger_actions_clear(&acts);
     }
     if (err == 0) {
@@ -770,6 +775,11 @@ int rd_poller_reconfigure(rd_poller_t *p, const rd_config_t *cfg)
         uv_timer_start(&p->timer, on_timer, 0, 0);
     }
     return 0;
+}
+
+void rd_poller_set_started_cb(rd_poller_t *p, rd_poller_started_cb cb)
+{
+    p->on_started = cb;
 }
 
 void rd_poller_set_actions_cb(rd_poller_t *p, rd_poller_actions_cb cb)

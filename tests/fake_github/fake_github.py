@@ -354,7 +354,8 @@ class State:
         if run_status not in ("queued", "in_progress", "waiting"):
             raise ApiError(400, "run_status must be queued, in_progress or waiting")
         duration = int(spec.get("duration_ms", 500))
-        t = time.time()
+        # created_ago_s: the job was queued that long ago (queue-wait metrics)
+        t = time.time() - float(spec.get("created_ago_s", 0))
         run_id = self.next_run_id
         self.next_run_id += 1
         run = {"id": run_id, "repo": full, "status": run_status, "conclusion": None,

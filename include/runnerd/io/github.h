@@ -41,6 +41,7 @@ void rd_github_close(rd_github_t *gh, void (*closed_cb)(void *ud), void *ud);
 typedef struct {
     int64_t job_id;
     const char *runner_name;
+    int64_t wait_ms; /* started_at - created_at (how long it waited for a runner); -1 unknown */
 } rd_github_assignment_t;
 
 /** What one poll of a repository learned; everything in it is borrowed for the callback. */

@@ -75,6 +75,16 @@ void rd_poller_note_activity(rd_poller_t *p, const char *repo);
  */
 typedef void (*rd_poller_actions_cb)(void *ud, const rd_ledger_actions_t *acts);
 void rd_poller_set_actions_cb(rd_poller_t *p, rd_poller_actions_cb cb);
+
+/**
+ * Optional: called for each job a poll lists in_progress on a named runner with
+ * both created_at and started_at known (wait_ms = started_at - created_at), so
+ * that the job's queue wait is observed without webhooks too. The name may be
+ * another host's runner: the callee ignores names it does not know.
+ */
+typedef void (*rd_poller_started_cb)(void *ud, const char *runner_name, int64_t job_id,
+                                     int64_t wait_ms);
+void rd_poller_set_started_cb(rd_poller_t *p, rd_poller_started_cb cb);
 /** Per-target status, in config order; returns the number of targets (writes at most max). */
 size_t rd_poller_status(rd_poller_t *p, rd_poller_status_t *out, size_t max);
 /** Durations of the repository polls that succeeded since start (for /metrics). */
