@@ -128,8 +128,10 @@ def main():
                   % (stats["rest_other"], stats["rest_listing"]))
 
             # 2. kill -9 of one host mid-run: no job lost, restart adopts its containers
-            ids2 = broker.call("POST", "jobs", {"repo": "acme/api", "labels": LABELS,
-                                                "count": 9, "duration_ms": DURATION_MS})["ids"]
+            # Jobs long enough to outlive the restart: under valgrind runnerd takes
+            # seconds to start again, and a 3 s job would be gone before adoption.
+            ids2 = broker.call("POST", "jobs", {"repo": "acme/api", "labels": LABELS, "count": 9,
+                                                "duration_ms": int(rdtest.scaled(8) * 1000)})["ids"]
             rdtest.wait_until(lambda: any(j["state"] == "started" and
                                           j["runner"].startswith("runnerd-host-a-")
                                           for j in broker.call("GET", "state")["jobs"]),
