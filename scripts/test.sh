@@ -25,7 +25,7 @@ if [ -x scripts/build-runner-images.sh ]; then scripts/build-runner-images.sh; f
 scripts/check-format.sh
 jobs=$(nproc)
 # Tests that run no code of runnerd (see scripts/valgrind.sh).
-no_binary='^integration/(test_bench_poll|test_fake_docker|test_fake_docker_zygote|test_fake_github|test_listener_helpers|test_runner_image)$'
+no_binary='^integration/(test_bench_poll|test_core_pure|test_fake_broker|test_fake_docker|test_fake_docker_zygote|test_fake_github|test_install|test_listener_helpers|test_runner_image)$'
 # Wall and CPU time (of the finished child processes) of each pass.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($16 + $17) / hz}' /proc/$$/stat; }
 t0=$SECONDS

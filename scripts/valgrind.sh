@@ -49,14 +49,16 @@ mkdir -p "$logs"
 #   test_listener_helpers, test_bench_poll: they test the docker double (the
 #   Python one and its C front door rd_fake_docker, which links no code of
 #   runnerd), the fake GitHub, the tests' helpers and bench/poll's verdict on
-#   fixed figures; test_runner_image tests the runner images under the real
+#   fixed figures; test_fake_broker tests the fake broker; test_core_pure runs nm
+#   on librd_core.a; test_install checks the installed layout (cmake --install);
+#   test_runner_image tests the runner images under the real
 #   dockerd. None runs code of runnerd, so under memcheck they would run exactly
 #   as in the plain pass, with nothing to check. (scripts/test.sh leaves them
 #   out of the sanitizer pass for the same reason.)
 # Every test that is run must start at least one process under memcheck
 # (checked below), so a test that starts a binary without rdtest.wrap() fails.
 # No test is left out for being slow or timing-sensitive.
-no_binary='^integration/(test_bench_poll|test_fake_docker|test_fake_docker_zygote|test_fake_github|test_listener_helpers|test_runner_image)$'
+no_binary='^integration/(test_bench_poll|test_core_pure|test_fake_broker|test_fake_docker|test_fake_docker_zygote|test_fake_github|test_install|test_listener_helpers|test_runner_image)$'
 exclude=${RD_VALGRIND_EXCLUDE-$no_binary}
 
 # memcheck's own exit code, so that it is told apart from a test's failure:
