@@ -63,17 +63,17 @@ static const struct {
     bool kept;
 } keys[K_COUNT] = {GH_KEYS(GH_KEY_ROW)};
 
-/* Parse a complete JSON document; trailing whitespace is fine, trailing garbage is not. */
-static json_object *parse_doc(const char *body, size_t len)
+/* Parse a complete JSON document of at most max bytes; trailing whitespace is
+ * fine, trailing garbage (or an incomplete document) is not. */
+json_object *rd_ghjson_parse_doc(const char *body, size_t len, size_t max)
 {
-    if (body == NULL || len == 0 || len > GHJSON_MAX_BODY || len > INT_MAX)
+    if (body == NULL || len == 0 || len > max || len > INT_MAX)
         return NULL;
     json_tokener *tok = json_tokener_new();
     if (tok == NULL)
         return NULL;
     json_object *obj = json_tokener_parse_ex(tok, body, (int)len);
     if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-        /* An incomplete document (json_tokener_continue) is an error too. */
         json_object_put(obj);
         json_tokener_free(tok);
         return NULL;
@@ -87,6 +87,11 @@ static json_object *parse_doc(const char *body, size_t len)
         }
     }
     return obj;
+}
+
+static json_object *parse_doc(const char *body, size_t len)
+{
+    return rd_ghjson_parse_doc(body, len, GHJSON_MAX_BODY);
 }
 
 static json_object *field(json_object *o, gk_t key)

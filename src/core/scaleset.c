@@ -32,28 +32,9 @@ size_t rd_ss_bom_len(const char *body, size_t len)
 static json_object *parse_doc(const char *body, size_t len)
 {
     size_t off = rd_ss_bom_len(body, len);
-    if (body == NULL || len <= off || len > RD_SS_MAX_BODY)
+    if (body == NULL || len <= off)
         return NULL;
-    body += off;
-    len -= off;
-    json_tokener *tok = json_tokener_new();
-    if (tok == NULL)
-        return NULL;
-    json_object *obj = json_tokener_parse_ex(tok, body, (int)len);
-    if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(obj);
-        json_tokener_free(tok);
-        return NULL;
-    }
-    size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    for (; end < len; end++) {
-        if (!isspace((unsigned char)body[end]) && body[end] != '\0') {
-            json_object_put(obj);
-            return NULL;
-        }
-    }
-    return obj;
+    return rd_ghjson_parse_doc(body + off, len - off, RD_SS_MAX_BODY);
 }
 
 static json_object *field(json_object *o, const char *key)

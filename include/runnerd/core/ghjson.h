@@ -125,6 +125,12 @@ int rd_ghjson_parse_workflow_job_event(const char *body, size_t len, char **acti
  */
 char *rd_ghjson_compact(const char *body, size_t len, size_t *out_len);
 
+/** Parse one complete JSON document of at most max bytes (json-c object, the
+ * caller's to put), or NULL when it is empty, too long, incomplete or followed
+ * by anything but whitespace. Shared with the broker's parsers (scaleset.c). */
+struct json_object;
+struct json_object *rd_ghjson_parse_doc(const char *body, size_t len, size_t max);
+
 /** Parse an RFC 3339 time ("2020-01-22T12:13:35.123-08:00", "...Z") into ms since the epoch. */
 int rd_parse_rfc3339_ms(const char *s, int64_t *out_ms);
 rd_gh_status_t rd_gh_status_parse(const char *s);
