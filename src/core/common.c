@@ -124,3 +124,29 @@ void rd_strv_free(char **v, size_t n)
         free(v[i]);
     free(v);
 }
+
+void rd_sbuf_printf(rd_sbuf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        int n = vsnprintf(room > 0 ? b->s + b->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        b->cap = (b->len + (size_t)n + 1) * 2;
+        b->s = rd_xrealloc(b->s, b->cap);
+    }
+}
+
+char *rd_sbuf_take(rd_sbuf_t *b)
+{
+    char *s = b->s != NULL ? b->s : rd_xstrdup("");
+    *b = (rd_sbuf_t){0};
+    return s;
+}

@@ -75,118 +75,93 @@ unsigned rd_config_pool_fit(const rd_config_t *cfg, size_t idx, const char **lim
     return n;
 }
 
-/* A growing string for the summary: the core writes no stream. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf_t;
-
-static void put(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(sbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0)
-        return;
-    if (b->len + (size_t)n + 1 > b->cap) {
-        b->cap = (b->len + (size_t)n + 1) * 2;
-        b->s = rd_xrealloc(b->s, b->cap);
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
 char *rd_config_summary(const rd_config_t *cfg)
 {
-    sbuf_t sb = {0};
-    sbuf_t *fp = &sb;
+    rd_sbuf_t sb = {0};
+    rd_sbuf_t *fp = &sb;
     const rd_github_config_t *g = &cfg->github;
     const rd_host_config_t *h = &cfg->host;
     char a[32], b[32], d[32];
-    put(fp, "%s: configuration OK\n", cfg->path);
+    rd_sbuf_printf(fp, "%s: configuration OK\n", cfg->path);
     rd_cfg_fmt_cpus(h->cpus, a, sizeof(a));
     rd_cfg_fmt_size(h->memory, b, sizeof(b));
-    put(fp, "host: arch %s, cpus %s, memory %s, gpus %u, max_runners %u\n", rd_arch_name(h->arch),
-        a, b, h->gpus, h->max_runners);
+    rd_sbuf_printf(fp, "host: arch %s, cpus %s, memory %s, gpus %u, max_runners %u\n",
+                   rd_arch_name(h->arch), a, b, h->gpus, h->max_runners);
     rd_cfg_fmt_duration(g->poll_interval_ms, a, sizeof(a));
     if (g->token_file)
-        put(fp, "github: %s, auth token_file %s", g->api_url, g->token_file);
+        rd_sbuf_printf(fp, "github: %s, auth token_file %s", g->api_url, g->token_file);
     else if (g->token_env)
-        put(fp, "github: %s, auth token_env %s", g->api_url, g->token_env);
+        rd_sbuf_printf(fp, "github: %s, auth token_env %s", g->api_url, g->token_env);
     else if (g->client_id)
-        put(fp, "github: %s, auth app client_id %s", g->api_url, g->client_id);
+        rd_sbuf_printf(fp, "github: %s, auth app client_id %s", g->api_url, g->client_id);
     else
-        put(fp, "github: %s, auth app %lld", g->api_url, (long long)g->app_id);
+        rd_sbuf_printf(fp, "github: %s, auth app %lld", g->api_url, (long long)g->app_id);
     if (g->installation_id)
-        put(fp, " (installation %lld)", (long long)g->installation_id);
-    put(fp, ", poll %s, budget %u/h, max_connections %u\n", a, g->request_budget_per_hour,
-        g->max_connections);
+        rd_sbuf_printf(fp, " (installation %lld)", (long long)g->installation_id);
+    rd_sbuf_printf(fp, ", poll %s, budget %u/h, max_connections %u\n", a,
+                   g->request_budget_per_hour, g->max_connections);
     rd_cfg_fmt_duration(cfg->shutdown_grace_ms, a, sizeof(a));
-    put(fp, "instance: %s, docker: %s (network %s), shutdown_grace %s", cfg->instance,
-        cfg->docker.binary, cfg->docker.network, a);
+    rd_sbuf_printf(fp, "instance: %s, docker: %s (network %s), shutdown_grace %s", cfg->instance,
+                   cfg->docker.binary, cfg->docker.network, a);
     if (cfg->listen)
-        put(fp, ", listen %s%s", cfg->listen, cfg->webhook_secret_file ? " (webhook)" : "");
-    put(fp, "\n");
-    put(fp, "pools: %zu\n", cfg->npools);
+        rd_sbuf_printf(fp, ", listen %s%s", cfg->listen,
+                       cfg->webhook_secret_file ? " (webhook)" : "");
+    rd_sbuf_printf(fp, "\n");
+    rd_sbuf_printf(fp, "pools: %zu\n", cfg->npools);
     for (size_t i = 0; i < cfg->npools; i++) {
         const rd_pool_t *p = &cfg->pools[i];
         const char *why;
         unsigned fit = rd_config_pool_fit(cfg, i, &why);
         rd_cfg_fmt_cpus(p->cpus, a, sizeof(a));
         rd_cfg_fmt_size(p->memory, b, sizeof(b));
-        put(fp, "  %s: labels [", p->name);
+        rd_sbuf_printf(fp, "  %s: labels [", p->name);
         for (size_t j = 0; j < p->nlabels; j++)
-            put(fp, "%s%s", j ? ", " : "", p->labels[j]);
-        put(fp, "]\n    image %s, cpus %s, memory %s", p->image, a, b);
+            rd_sbuf_printf(fp, "%s%s", j ? ", " : "", p->labels[j]);
+        rd_sbuf_printf(fp, "]\n    image %s, cpus %s, memory %s", p->image, a, b);
         if (p->gpus)
-            put(fp, ", gpus %u", p->gpus);
-        put(fp, ", max_runners %u, min_idle %u, arch %s", p->max_runners, p->min_idle,
-            rd_arch_name(p->arch));
+            rd_sbuf_printf(fp, ", gpus %u", p->gpus);
+        rd_sbuf_printf(fp, ", max_runners %u, min_idle %u, arch %s", p->max_runners, p->min_idle,
+                       rd_arch_name(p->arch));
         if (p->emulated)
-            put(fp, " (emulated, platform %s)", p->platform);
+            rd_sbuf_printf(fp, " (emulated, platform %s)", p->platform);
         else if (p->platform)
-            put(fp, " (platform %s)", p->platform);
+            rd_sbuf_printf(fp, " (platform %s)", p->platform);
         rd_cfg_fmt_duration(p->startup_timeout_ms, a, sizeof(a));
         rd_cfg_fmt_duration(p->idle_timeout_ms, b, sizeof(b));
         rd_cfg_fmt_duration(p->job_timeout_ms, d, sizeof(d));
-        put(fp, "\n    timeouts startup %s, idle %s, job %s\n", a, b, d);
-        put(fp, "    fits %u at once on this host (bound by %s)\n", fit, why);
+        rd_sbuf_printf(fp, "\n    timeouts startup %s, idle %s, job %s\n", a, b, d);
+        rd_sbuf_printf(fp, "    fits %u at once on this host (bound by %s)\n", fit, why);
     }
-    put(fp, "targets: %zu\n", cfg->ntargets);
+    rd_sbuf_printf(fp, "targets: %zu\n", cfg->ntargets);
     for (size_t i = 0; i < cfg->ntargets; i++) {
         const rd_target_t *t = &cfg->targets[i];
-        put(fp, "  %s", t->scope);
+        rd_sbuf_printf(fp, "  %s", t->scope);
         if (t->kind == RD_TARGET_ORG) {
             if (t->nrepos == 0) {
-                put(fp, ": every repo");
+                rd_sbuf_printf(fp, ": every repo");
             } else {
-                put(fp, ": repos ");
+                rd_sbuf_printf(fp, ": repos ");
                 for (size_t j = 0; j < t->nrepos; j++)
-                    put(fp, "%s%s", j ? ", " : "", t->repos[j]);
+                    rd_sbuf_printf(fp, "%s%s", j ? ", " : "", t->repos[j]);
             }
-            put(fp, ";");
+            rd_sbuf_printf(fp, ";");
         } else {
-            put(fp, ":");
+            rd_sbuf_printf(fp, ":");
         }
-        put(fp, " pools ");
+        rd_sbuf_printf(fp, " pools ");
         for (size_t j = 0; j < t->npools; j++)
-            put(fp, "%s%s", j ? ", " : "", cfg->pools[t->pools[j]].name);
+            rd_sbuf_printf(fp, "%s%s", j ? ", " : "", cfg->pools[t->pools[j]].name);
         if (t->discovery == RD_DISCOVERY_SCALESET) {
             /* docs/fleet.md: the scale sets this host registers, at the web host. */
-            put(fp,
-                "; discovery scaleset at %s: ", cfg->github.web_url ? cfg->github.web_url : "?");
+            rd_sbuf_printf(fp, "; discovery scaleset at %s: ",
+                           cfg->github.web_url ? cfg->github.web_url : "?");
             for (size_t j = 0; j < t->npools; j++)
-                put(fp, "%srunnerd-%s-%s", j ? ", " : "", cfg->instance,
-                    cfg->pools[t->pools[j]].name);
+                rd_sbuf_printf(fp, "%srunnerd-%s-%s", j ? ", " : "", cfg->instance,
+                               cfg->pools[t->pools[j]].name);
         }
-        put(fp, "\n");
+        rd_sbuf_printf(fp, "\n");
     }
-    return sb.s ? sb.s : rd_xstrdup("");
+    return rd_sbuf_take(&sb);
 }
 
 /* The REST API of github.com is api.github.com, of GHE.com (data residency)

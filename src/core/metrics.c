@@ -83,31 +83,6 @@ void rd_metrics_snapshot_init(rd_metrics_snapshot_t *s)
     s->rate_limit_reset_s = -1;
 }
 
-/* A growable output buffer. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf_t;
-
-static void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(buf_t *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        b->cap = (b->cap + (size_t)n + 1) * 2;
-        b->p = rd_xrealloc(b->p, b->cap);
-    }
-}
-
 void rd_metrics_escape_label(const char *v, char *out, size_t out_size)
 {
     size_t o = 0;
@@ -135,34 +110,34 @@ void rd_metrics_escape_label(const char *v, char *out, size_t out_size)
 
 /* Label values come from the config (pool names) and are short, but escape
  * them anyway; a pool name is at most a few dozen bytes. */
-static void buf_label(buf_t *b, const char *v)
+static void buf_label(rd_sbuf_t *b, const char *v)
 {
     char esc[512];
     rd_metrics_escape_label(v ? v : "", esc, sizeof(esc));
-    buf_printf(b, "%s", esc);
+    rd_sbuf_printf(b, "%s", esc);
 }
 
-static void head(buf_t *b, const char *name, const char *type, const char *help)
+static void head(rd_sbuf_t *b, const char *name, const char *type, const char *help)
 {
-    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    rd_sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* Go-style float text: integers without a fraction, +Inf/-Inf/NaN spelled out. */
-static void buf_double(buf_t *b, double v)
+static void buf_double(rd_sbuf_t *b, double v)
 {
     if (isnan(v))
-        buf_printf(b, "NaN");
+        rd_sbuf_printf(b, "NaN");
     else if (isinf(v))
-        buf_printf(b, v > 0 ? "+Inf" : "-Inf");
+        rd_sbuf_printf(b, v > 0 ? "+Inf" : "-Inf");
     else if (v == floor(v) && fabs(v) < 1e15)
-        buf_printf(b, "%.0f", v);
+        rd_sbuf_printf(b, "%.0f", v);
     else
-        buf_printf(b, "%.15g", v);
+        rd_sbuf_printf(b, "%.15g", v);
 }
 
 /* One histogram's series: NAME_bucket (cumulative, le as Go prints it, +Inf),
  * NAME_sum and NAME_count, with the pool label when POOL is set. */
-static void buf_hist(buf_t *b, const char *name, const char *pool, const rd_metrics_hist_t *h)
+static void buf_hist(rd_sbuf_t *b, const char *name, const char *pool, const rd_metrics_hist_t *h)
 {
     size_t nb;
     const double *bounds = rd_metrics_hist_bounds(h->kind, &nb);
@@ -175,23 +150,23 @@ static void buf_hist(buf_t *b, const char *name, const char *pool, const rd_metr
     uint64_t cum = 0;
     for (size_t i = 0; i < nb; i++) {
         cum += h->counts[i];
-        buf_printf(b, "%s_bucket{%sle=\"", name, lab);
+        rd_sbuf_printf(b, "%s_bucket{%sle=\"", name, lab);
         buf_double(b, bounds[i]);
-        buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
+        rd_sbuf_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
     cum += h->counts[nb];
-    buf_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, lab, (unsigned long long)cum);
+    rd_sbuf_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, lab, (unsigned long long)cum);
     if (pool != NULL)
         lab[strlen(lab) - 1] = '\0'; /* no trailing comma */
-    buf_printf(b, "%s_sum%s%s%s ", name, pool ? "{" : "", lab, pool ? "}" : "");
+    rd_sbuf_printf(b, "%s_sum%s%s%s ", name, pool ? "{" : "", lab, pool ? "}" : "");
     buf_double(b, h->sum);
-    buf_printf(b, "\n%s_count%s%s%s %llu\n", name, pool ? "{" : "", lab, pool ? "}" : "",
-               (unsigned long long)cum);
+    rd_sbuf_printf(b, "\n%s_count%s%s%s %llu\n", name, pool ? "{" : "", lab, pool ? "}" : "",
+                   (unsigned long long)cum);
 }
 
 /* A per-pool histogram family; a pool's zeroed histogram gets KIND's buckets. */
-static void pool_hists(buf_t *b, const rd_metrics_snapshot_t *s, const char *name, const char *help,
-                       size_t offset, rd_metrics_hist_kind_t kind)
+static void pool_hists(rd_sbuf_t *b, const rd_metrics_snapshot_t *s, const char *name,
+                       const char *help, size_t offset, rd_metrics_hist_kind_t kind)
 {
     head(b, name, "histogram", help);
     for (size_t i = 0; i < s->npools; i++) {
@@ -203,77 +178,77 @@ static void pool_hists(buf_t *b, const rd_metrics_snapshot_t *s, const char *nam
 
 char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
 {
-    buf_t b = {rd_xmalloc(8192), 0, 8192};
-    b.p[0] = '\0';
+    rd_sbuf_t b = {rd_xmalloc(8192), 0, 8192};
+    b.s[0] = '\0';
 
     head(&b, "runnerd_build_info", "gauge", "Always 1; labels carry the version and instance.");
-    buf_printf(&b, "runnerd_build_info{version=\"");
+    rd_sbuf_printf(&b, "runnerd_build_info{version=\"");
     buf_label(&b, s->version ? s->version : RD_VERSION_STRING);
-    buf_printf(&b, "\",instance=\"");
+    rd_sbuf_printf(&b, "\",instance=\"");
     buf_label(&b, s->instance);
-    buf_printf(&b, "\"} 1\n");
+    rd_sbuf_printf(&b, "\"} 1\n");
 
     if (s->start_time_s > 0) {
         head(&b, "runnerd_start_time_seconds", "gauge",
              "Start time of the process since the Unix epoch in seconds.");
-        buf_printf(&b, "runnerd_start_time_seconds ");
+        rd_sbuf_printf(&b, "runnerd_start_time_seconds ");
         buf_double(&b, s->start_time_s);
-        buf_printf(&b, "\n");
+        rd_sbuf_printf(&b, "\n");
     }
 
     head(&b, "runnerd_queued_jobs", "gauge", "Queued jobs assigned to a pool.");
     for (size_t i = 0; i < s->npools; i++) {
-        buf_printf(&b, "runnerd_queued_jobs{pool=\"");
+        rd_sbuf_printf(&b, "runnerd_queued_jobs{pool=\"");
         buf_label(&b, s->pools[i].name);
-        buf_printf(&b, "\"} %lld\n", (long long)s->pools[i].queued_jobs);
+        rd_sbuf_printf(&b, "\"} %lld\n", (long long)s->pools[i].queued_jobs);
     }
     head(&b, "runnerd_all_queued_jobs", "gauge",
          "All queued jobs known from polls and webhooks, matched or not.");
-    buf_printf(&b, "runnerd_all_queued_jobs %lld\n", (long long)s->queued_jobs_all);
+    rd_sbuf_printf(&b, "runnerd_all_queued_jobs %lld\n", (long long)s->queued_jobs_all);
     head(&b, "runnerd_unmatched_jobs", "gauge", "Queued jobs whose labels no pool serves.");
-    buf_printf(&b, "runnerd_unmatched_jobs %lld\n", (long long)s->unmatched_jobs);
+    rd_sbuf_printf(&b, "runnerd_unmatched_jobs %lld\n", (long long)s->unmatched_jobs);
 
     head(&b, "runnerd_runners", "gauge", "Runners by pool and state.");
     for (size_t i = 0; i < s->npools; i++) {
         for (int st = 0; st < RD_METRICS_RSTATE_COUNT; st++) {
-            buf_printf(&b, "runnerd_runners{pool=\"");
+            rd_sbuf_printf(&b, "runnerd_runners{pool=\"");
             buf_label(&b, s->pools[i].name);
-            buf_printf(&b, "\",state=\"%s\"} %lld\n", rstate_names[st],
-                       (long long)s->pools[i].runners[st]);
+            rd_sbuf_printf(&b, "\",state=\"%s\"} %lld\n", rstate_names[st],
+                           (long long)s->pools[i].runners[st]);
         }
     }
     head(&b, "runnerd_pool_max_runners", "gauge", "Configured max_runners of the pool.");
     for (size_t i = 0; i < s->npools; i++) {
-        buf_printf(&b, "runnerd_pool_max_runners{pool=\"");
+        rd_sbuf_printf(&b, "runnerd_pool_max_runners{pool=\"");
         buf_label(&b, s->pools[i].name);
-        buf_printf(&b, "\"} %lld\n", (long long)s->pools[i].max_runners);
+        rd_sbuf_printf(&b, "\"} %lld\n", (long long)s->pools[i].max_runners);
     }
     head(&b, "runnerd_pool_degraded", "gauge",
          "1 while the pool backs off after failed starts, else 0.");
     for (size_t i = 0; i < s->npools; i++) {
-        buf_printf(&b, "runnerd_pool_degraded{pool=\"");
+        rd_sbuf_printf(&b, "runnerd_pool_degraded{pool=\"");
         buf_label(&b, s->pools[i].name);
-        buf_printf(&b, "\"} %d\n", s->pools[i].degraded ? 1 : 0);
+        rd_sbuf_printf(&b, "\"} %d\n", s->pools[i].degraded ? 1 : 0);
     }
     head(&b, "runnerd_pool_draining", "gauge",
          "1 while the pool drains (removed or shrunk by a reload, or shutdown), else 0.");
     for (size_t i = 0; i < s->npools; i++) {
-        buf_printf(&b, "runnerd_pool_draining{pool=\"");
+        rd_sbuf_printf(&b, "runnerd_pool_draining{pool=\"");
         buf_label(&b, s->pools[i].name);
-        buf_printf(&b, "\"} %d\n", s->pools[i].draining ? 1 : 0);
+        rd_sbuf_printf(&b, "\"} %d\n", s->pools[i].draining ? 1 : 0);
     }
     head(&b, "runnerd_runner_starts_total", "counter", "Runners started (docker run spawned).");
     for (size_t i = 0; i < s->npools; i++) {
-        buf_printf(&b, "runnerd_runner_starts_total{pool=\"");
+        rd_sbuf_printf(&b, "runnerd_runner_starts_total{pool=\"");
         buf_label(&b, s->pools[i].name);
-        buf_printf(&b, "\"} %llu\n", (unsigned long long)s->pools[i].starts_total);
+        rd_sbuf_printf(&b, "\"} %llu\n", (unsigned long long)s->pools[i].starts_total);
     }
     head(&b, "runnerd_runner_failures_total", "counter",
          "Runner starts that failed (JIT config, spawn, startup timeout, bad exit).");
     for (size_t i = 0; i < s->npools; i++) {
-        buf_printf(&b, "runnerd_runner_failures_total{pool=\"");
+        rd_sbuf_printf(&b, "runnerd_runner_failures_total{pool=\"");
         buf_label(&b, s->pools[i].name);
-        buf_printf(&b, "\"} %llu\n", (unsigned long long)s->pools[i].failures_total);
+        rd_sbuf_printf(&b, "\"} %llu\n", (unsigned long long)s->pools[i].failures_total);
     }
 
     pool_hists(&b, s, "runnerd_job_queue_wait_seconds",
@@ -287,31 +262,32 @@ char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
                offsetof(rd_metrics_pool_t, job_duration), RD_METRICS_HIST_DURATION);
 
     head(&b, "runnerd_targets", "gauge", "Configured targets (repositories and organisations).");
-    buf_printf(&b, "runnerd_targets %lld\n", (long long)s->targets);
+    rd_sbuf_printf(&b, "runnerd_targets %lld\n", (long long)s->targets);
     head(&b, "runnerd_targets_backoff", "gauge", "Targets backing off after poll errors.");
-    buf_printf(&b, "runnerd_targets_backoff %lld\n", (long long)s->targets_backoff);
+    rd_sbuf_printf(&b, "runnerd_targets_backoff %lld\n", (long long)s->targets_backoff);
 
     head(&b, "runnerd_github_requests_total", "counter",
          "GitHub API requests by status class (error: no HTTP response).");
     for (int c = 0; c < RD_METRICS_HTTP_COUNT; c++)
-        buf_printf(&b, "runnerd_github_requests_total{class=\"%s\"} %llu\n", http_names[c],
-                   (unsigned long long)s->api_requests[c]);
+        rd_sbuf_printf(&b, "runnerd_github_requests_total{class=\"%s\"} %llu\n", http_names[c],
+                       (unsigned long long)s->api_requests[c]);
     if (s->rate_limit_remaining >= 0) {
         head(&b, "runnerd_github_rate_limit_remaining", "gauge",
              "X-RateLimit-Remaining of the core bucket in the last response.");
-        buf_printf(&b, "runnerd_github_rate_limit_remaining %lld\n",
-                   (long long)s->rate_limit_remaining);
+        rd_sbuf_printf(&b, "runnerd_github_rate_limit_remaining %lld\n",
+                       (long long)s->rate_limit_remaining);
     }
     if (s->rate_limit_limit >= 0) {
         head(&b, "runnerd_github_rate_limit_limit", "gauge",
              "X-RateLimit-Limit of the core bucket in the last response.");
-        buf_printf(&b, "runnerd_github_rate_limit_limit %lld\n", (long long)s->rate_limit_limit);
+        rd_sbuf_printf(&b, "runnerd_github_rate_limit_limit %lld\n",
+                       (long long)s->rate_limit_limit);
     }
     if (s->rate_limit_reset_s >= 0) {
         head(&b, "runnerd_github_rate_limit_reset_timestamp_seconds", "gauge",
              "X-RateLimit-Reset of the core bucket (Unix epoch seconds).");
-        buf_printf(&b, "runnerd_github_rate_limit_reset_timestamp_seconds %lld\n",
-                   (long long)s->rate_limit_reset_s);
+        rd_sbuf_printf(&b, "runnerd_github_rate_limit_reset_timestamp_seconds %lld\n",
+                       (long long)s->rate_limit_reset_s);
     }
 
     head(&b, "runnerd_poll_duration_seconds", "histogram",
@@ -322,24 +298,24 @@ char *rd_metrics_render(const rd_metrics_snapshot_t *s, size_t *len)
 
     head(&b, "runnerd_webhook_deliveries_total", "counter", "Webhook deliveries by result.");
     for (int r = 0; r < RD_METRICS_WEBHOOK_COUNT; r++)
-        buf_printf(&b, "runnerd_webhook_deliveries_total{result=\"%s\"} %llu\n", webhook_names[r],
-                   (unsigned long long)s->webhook_deliveries[r]);
+        rd_sbuf_printf(&b, "runnerd_webhook_deliveries_total{result=\"%s\"} %llu\n",
+                       webhook_names[r], (unsigned long long)s->webhook_deliveries[r]);
 
     head(&b, "runnerd_config_reloads_total", "counter",
          "Configuration reloads (SIGHUP) by result.");
-    buf_printf(&b, "runnerd_config_reloads_total{result=\"ok\"} %llu\n",
-               (unsigned long long)s->reloads_ok);
-    buf_printf(&b, "runnerd_config_reloads_total{result=\"failed\"} %llu\n",
-               (unsigned long long)s->reloads_failed);
+    rd_sbuf_printf(&b, "runnerd_config_reloads_total{result=\"ok\"} %llu\n",
+                   (unsigned long long)s->reloads_ok);
+    rd_sbuf_printf(&b, "runnerd_config_reloads_total{result=\"failed\"} %llu\n",
+                   (unsigned long long)s->reloads_failed);
     if (s->last_reload_success_s > 0) {
         head(&b, "runnerd_config_last_reload_success_timestamp_seconds", "gauge",
              "When the configuration was last loaded successfully (Unix epoch seconds).");
-        buf_printf(&b, "runnerd_config_last_reload_success_timestamp_seconds ");
+        rd_sbuf_printf(&b, "runnerd_config_last_reload_success_timestamp_seconds ");
         buf_double(&b, s->last_reload_success_s);
-        buf_printf(&b, "\n");
+        rd_sbuf_printf(&b, "\n");
     }
 
     if (len != NULL)
         *len = b.len;
-    return b.p;
+    return b.s;
 }

@@ -140,69 +140,43 @@ const char *rd_planner_pool_name(const rd_planner_input_t *pi, size_t pool)
     return pool < pi->npools ? pi->pools[pool].pool->name : "?";
 }
 
-/* A growing string for the plan lines: the core writes no stream. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-} sbuf_t;
-
-static void put(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(sbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n <= 0)
-        return;
-    if (b->len + (size_t)n + 1 > b->cap) {
-        b->cap = (b->len + (size_t)n + 1) * 2;
-        b->s = rd_xrealloc(b->s, b->cap);
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
 /* Names in plan lines come from a validated config (no quotes or controls),
  * but escape anyway so the output is always valid JSON. */
-static void json_str(sbuf_t *b, const char *s)
+static void json_str(rd_sbuf_t *b, const char *s)
 {
-    put(b, "\"");
+    rd_sbuf_printf(b, "\"");
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c == '"' || c == '\\')
-            put(b, "\\%c", c);
+            rd_sbuf_printf(b, "\\%c", c);
         else if (c < 0x20)
-            put(b, "\\u%04x", c);
+            rd_sbuf_printf(b, "\\u%04x", c);
         else
-            put(b, "%c", c);
+            rd_sbuf_printf(b, "%c", c);
     }
-    put(b, "\"");
+    rd_sbuf_printf(b, "\"");
 }
 
 char *rd_planner_format_plan(const rd_planner_input_t *pi, const rd_sched_plan_t *plan)
 {
-    sbuf_t sb = {0};
+    rd_sbuf_t sb = {0};
     for (size_t i = 0; i < plan->ndecisions; i++) {
         const rd_sched_decision_t *d = &plan->decisions[i];
         if (d->demand == 0 && d->start == 0)
             continue;
-        put(&sb, "{\"scope\":");
+        rd_sbuf_printf(&sb, "{\"scope\":");
         json_str(&sb, d->scope < pi->nscopes ? pi->scopes[d->scope].name : "");
-        put(&sb, ",\"pool\":");
+        rd_sbuf_printf(&sb, ",\"pool\":");
         json_str(&sb, rd_planner_pool_name(pi, d->pool));
-        put(&sb, ",\"demand\":%u,\"supply\":%u,\"start\":%u,\"limit\":", d->demand, d->supply,
-            d->start);
+        rd_sbuf_printf(&sb, ",\"demand\":%u,\"supply\":%u,\"start\":%u,\"limit\":", d->demand,
+                       d->supply, d->start);
         const char *lim = rd_limit_name(d->limit);
         if (lim != NULL)
             json_str(&sb, lim);
         else
-            put(&sb, "null");
-        put(&sb, "}\n");
+            rd_sbuf_printf(&sb, "null");
+        rd_sbuf_printf(&sb, "}\n");
     }
-    put(&sb, "{\"unmatched\":%u}\n", plan->unmatched);
+    rd_sbuf_printf(&sb, "{\"unmatched\":%u}\n", plan->unmatched);
     return sb.s;
 }

@@ -44,6 +44,19 @@ char *rd_xstrndup(const char *s, size_t n);
 /** printf into a fresh heap string. */
 char *rd_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A growing heap string: the core writes no stream, so text it builds (the config
+ * summary, the dry-run plan, the metrics page) goes into one of these. Zero-initialise;
+ * s is NULL until the first append, then always NUL-terminated; the caller owns s. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} rd_sbuf_t;
+
+/** Append printf output to b (aborts on exhaustion, like rd_xmalloc). */
+void rd_sbuf_printf(rd_sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** b's string, handed to the caller (never NULL: "" when nothing was appended). */
+char *rd_sbuf_take(rd_sbuf_t *b);
+
 /** Free a NULL-terminated or counted array of heap strings and the array. */
 void rd_strv_free(char **v, size_t n);
 
