@@ -3,6 +3,7 @@
 
     python3 bench/report.py [--build DIR] [--out bench/RESULTS.md] [--quick]
                             [--idle-repos 200] [--idle-minutes 3] [--skip poll,scaleup,...]
+                            [--update cycle,...] [--old DIR]
 
 Benchmarks (each is optional: a missing one is reported "not available"):
   poll     bench/poll.py --repos 100,1000,5000   discovery cycles: CPU per cycle, peak RSS
@@ -11,11 +12,16 @@ Benchmarks (each is optional: a missing one is reported "not available"):
            CPU per repository per cycle (cold, steady), RSS, requests, ratio to --old
   scaleup  bench/scaleup.py                      queued job -> docker run spawn, 100 at once
   webhook  bench/webhook.py                      signed delivery -> docker run spawn
+  fleet    bench/fleet.py                        fleet mode: broker message -> docker run spawn,
+           idle REST/broker requests, makespan on one host and on three
   idle     (built in) runnerd against the fake GitHub with N idle repositories for M minutes,
            default poll settings: API requests, 304s and core units spent per hour per
            idle repository, set against GitHub's published limits.
 Writes the machine (nproc, memory, kernel, CPU model, load), the exact commands, a table of
-the figures and each benchmark's own output. Python standard library only.
+the figures (with the value the previous RESULTS.md gave for the same figure, so a change can
+be read as better or worse) and each benchmark's own output. --update reruns only the named
+benchmarks and keeps the others' results from --cache (one benchmark after a change, without
+an hour of the rest). Python standard library only.
 """
 import argparse
 import json
@@ -28,6 +34,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+BENCHES = ("poll", "cycle", "scaleup", "webhook", "fleet")
 SRC = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
 os.environ.setdefault("RUNNERD_SRC", SRC)
@@ -184,11 +191,19 @@ def main():
                     help="the raw results are saved here after the runs")
     ap.add_argument("--reuse", action="store_true",
                     help="do not run anything: write RESULTS.md from --cache")
+    ap.add_argument("--update", default="",
+                    help="comma-separated: rerun only these, keep the rest from --cache")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     os.environ["RUNNERD_BUILD"] = a.build  # rdtest (imported later) takes runnerd from there
     os.environ.setdefault("RUNNERD_BIN", os.path.join(a.build, "runnerd"))
     skip = set(x for x in a.skip.split(",") if x)
+    cached = None
+    if a.update:
+        with open(a.cache) as f:
+            cached = json.load(f)
+        skip = set(BENCHES + ("idle",)) - set(x for x in a.update.split(",") if x)
+    previous = read_previous(a.out)
     m = machine()
     load0 = os.getloadavg()
     print("machine: %s" % json.dumps(m))
@@ -198,7 +213,8 @@ def main():
     if a.reuse:
         with open(a.cache) as f:
             saved = json.load(f)
-        return write(a, saved["machine"], saved["results"], saved["idle"], saved["load"])
+        return write(a, saved["machine"], saved["results"], saved["idle"], saved["load"],
+                     saved.get("previous") or previous)
 
     # --- poll
     poll = os.path.join(HERE, "poll.py")
@@ -262,6 +278,19 @@ def main():
     else:
         results["webhook"] = None
 
+    # --- fleet
+    fleet = os.path.join(HERE, "fleet.py")
+    if "fleet" in skip:
+        results["fleet"] = "skipped"
+    elif os.path.exists(fleet):
+        cmd = [sys.executable, fleet, "--build", a.build]
+        print("running: bench/fleet.py", flush=True)
+        rc, out, secs = run_bench("fleet", cmd, 1800)
+        results["fleet"] = {"cmd": "%s bench/fleet.py --build %s" % (py, a.build), "rc": rc,
+                            "out": out, "secs": secs}
+    else:
+        results["fleet"] = None
+
     # --- idle API cost
     idle = None
     if "idle" not in skip:
@@ -273,12 +302,42 @@ def main():
         except Exception as e:  # report it rather than lose the other figures
             idle = {"error": str(e)}
     load = [load0[0], os.getloadavg()[0]]
+    if cached is not None:
+        # --update: the benchmarks not named keep their cached results.
+        for name in BENCHES:
+            if results.get(name) == "skipped" and isinstance(cached["results"].get(name), dict):
+                results[name] = cached["results"][name]
+        if "idle" in skip:
+            idle = cached.get("idle")
+        previous = cached.get("previous") or previous
+        load = [min(load[0], cached["load"][0]), max(load[1], cached["load"][1])]
     with open(a.cache, "w") as f:
-        json.dump({"machine": m, "results": results, "idle": idle, "load": load}, f)
-    return write(a, m, results, idle, load)
+        json.dump({"machine": m, "results": results, "idle": idle, "load": load,
+                   "previous": previous}, f)
+    return write(a, m, results, idle, load, previous)
 
 
-def write(a, m, results, idle, load):
+def read_previous(path):
+    """The figures table of the RESULTS.md about to be replaced: {figure: value}, and the
+    commit it was made at."""
+    prev = {"commit": None, "figures": {}}
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return prev
+    mt = re.search(r"\(commit ([0-9a-f]+)\)", text)
+    if mt:
+        prev["commit"] = mt.group(1)
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("| ") and len(cells) >= 3 and cells[0] not in ("figure", "---"):
+            prev["figures"].setdefault(cells[0], cells[1])
+    return prev
+
+
+def write(a, m, results, idle, load, previous=None):
+    previous = previous or {"commit": None, "figures": {}}
     # ------------------------------------------------------------------ figures
     figs = []   # (figure, value, source)
     poll_rows = parse_poll(results["poll"]["out"]) if isinstance(results["poll"], dict) else []
@@ -349,6 +408,16 @@ def write(a, m, results, idle, load):
             figs.append(("webhook: %s" % label, "p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, "
                          "max %.1f ms (n=%d)" % (row["p50"], row["p90"], row["p99"], row["max"],
                                                  row["n"]), "bench/webhook"))
+    res = results.get("fleet")
+    if isinstance(res, dict):
+        for line in res["out"].splitlines():
+            if not line.startswith("{"):
+                continue
+            r = json.loads(line)
+            name = r.pop("figure", None)
+            if name:
+                figs.append(("fleet: %s" % name, ", ".join(
+                    "%s %s" % (k.replace("_", " "), v) for k, v in r.items()), "bench/fleet"))
 
     limits = []
     if idle and "stats" in idle:
@@ -426,10 +495,15 @@ def write(a, m, results, idle, load):
     L.append("## Figures")
     L.append("")
     if figs:
-        L.append("| figure | value | source |")
-        L.append("|---|---|---|")
+        pf = previous["figures"]
+        L.append("The previous column is the same figure in the RESULTS.md this file replaced "
+                 "(commit %s); a dash: that file had no such figure." % (
+                     previous["commit"] or "none"))
+        L.append("")
+        L.append("| figure | value | previous | source |")
+        L.append("|---|---|---|---|")
         for f, v, s in figs:
-            L.append("| %s | %s | %s |" % (f, v, s))
+            L.append("| %s | %s | %s | %s |" % (f, v, pf.get(f, "-"), s))
     else:
         L.append("(no figures: no benchmark ran)")
     L.append("")
@@ -461,8 +535,8 @@ def write(a, m, results, idle, load):
     L.append("## Benchmarks and commands")
     L.append("")
     missing = []
-    for name in ("poll", "cycle", "scaleup", "webhook"):
-        res = results[name]
+    for name in BENCHES:
+        res = results.get(name)
         L.append("### bench/%s" % name)
         L.append("")
         if res is None:
@@ -483,8 +557,8 @@ def write(a, m, results, idle, load):
     with open(a.out, "w") as f:
         f.write("\n".join(L))
     print("wrote %s" % a.out)
-    for name in ("poll", "cycle", "scaleup", "webhook"):
-        res = results[name]
+    for name in BENCHES:
+        res = results.get(name)
         state = ("not available" if res is None else res if isinstance(res, str)
                  else "exit %s" % res["rc"])
         print("  bench/%s: %s" % (name, state))

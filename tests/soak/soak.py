@@ -858,20 +858,32 @@ class Soak:
                             lf["end"] = lf["kill_end"] = ts
                         else:
                             lf["pending_adoption"] = True
+                    elif not lf.get("released") and lf["spawned"]:
+                        # Being stopped (job timeout, drain) when the daemon died: its
+                        # exit is never logged. Its capacity ends like an unadopted
+                        # runner's, when the next daemon starts without adopting it
+                        # (that daemon's reconciliation then deletes the registration).
+                        lf["pending_release"] = True
                 continue
             if msg.startswith("restart: adopted "):
                 nm = msg.split()[2]
                 if nm in life:
                     life[nm]["pending_adoption"] = False
+                    life[nm]["pending_release"] = False
                 continue
             if rec.get("component") == "daemon" and msg.startswith("running:"):
                 for lf in life.values():
                     if lf["end"] is None and lf.get("pending_adoption"):
                         lf["end"] = lf["kill_end"] = ts
+                    elif lf.get("pending_release"):
+                        lf["pending_release"] = False
+                        lf["kill_end"] = ts
                 continue
             name = msg.split(":", 1)[0] if ":" in msg else ""
             if name in life and "docker run spawned" in msg:
                 life[name]["spawned"] = True
+            if name in life and msg.endswith(": exited; capacity released"):
+                life[name]["released"] = True
             if " starting for job " in msg and name.startswith("runnerd-"):
                 jid = int(msg.split(" starting for job ")[1].split()[0])
                 life[name] = {"job": jid, "start": ts, "end": None, "name": name,
