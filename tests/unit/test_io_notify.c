@@ -19,6 +19,10 @@
 #include "runnerd/io/logsink.h"
 #include "runnerd/io/notify.h"
 
+#ifndef WD_USEC
+#define WD_USEC "100000"
+#endif
+
 typedef struct {
     int fd;
     char path[108];
@@ -125,23 +129,35 @@ static void test_abstract_socket(void **state)
     sock_close(&s);
 }
 
-static void stop_loop(uv_timer_t *t)
-{
-    uv_stop(t->loop);
-}
+/* Counts the pings as they arrive and stops the loop at the sixth (or at a deadline far
+ * beyond any load). A timed window would fail on a busy machine; timers never fire early,
+ * so a floor on the time the sixth ping took is what proves the interval. */
+typedef struct {
+    sock_t *s;
+    int pings;
+    uint64_t last_ms;
+} wd_watch_t;
 
-static int count_watchdogs(sock_t *s)
+static void on_wd_check(uv_timer_t *t)
 {
+    wd_watch_t *w = t->data;
     char buf[256];
-    int n = 0;
     for (;;) {
-        recv_msg(s, buf, sizeof(buf));
+        recv_msg(w->s, buf, sizeof(buf));
         if (buf[0] == '\0')
-            return n;
+            break;
         if (strcmp(buf, "WATCHDOG=1") != 0)
             fail_msg("unexpected message '%s'", buf);
-        n++;
+        w->pings++;
+        w->last_ms = uv_now(t->loop);
     }
+    if (w->pings >= 6)
+        uv_stop(t->loop);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    uv_stop(t->loop);
 }
 
 static void test_watchdog(void **state)
@@ -150,28 +166,39 @@ static void test_watchdog(void **state)
     snprintf(path, sizeof(path), "@runnerd-notify-wd-%d", (int)getpid());
     sock_t s;
     sock_bind(&s, path);
-    setenv("WATCHDOG_USEC", "100000", 1); /* 100 ms: a ping every 50 ms */
+    setenv("WATCHDOG_USEC", WD_USEC, 1); /* 100 ms: a ping every 50 ms */
     char pid[32];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     setenv("WATCHDOG_PID", pid, 1);
 
     uv_loop_t loop;
     uv_loop_init(&loop);
+    /* The watchdog timer starts from the loop's time now (or later): the sixth ping
+     * cannot come before t0 + 300 ms. */
+    uint64_t t0 = uv_now(&loop);
     rd_notify_t *n;
     assert_int_equal(rd_notify_open(&loop, &n), 0);
-    assert_int_equal(rd_notify_watchdog_usec(n), 100000);
+    assert_int_equal(rd_notify_watchdog_usec(n), strtoull(WD_USEC, NULL, 10));
     assert_null(getenv("WATCHDOG_USEC"));
     /* The watchdog timer alone does not keep the loop alive... */
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    /* ...but pings while something else does. */
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    uv_timer_start(&t, stop_loop, 330, 0);
+    /* ...but pings while something else does: six, each at least half the watchdog
+     * interval (50 ms) after the one before. */
+    wd_watch_t w = {.s = &s};
+    uv_timer_t check, deadline;
+    uv_timer_init(&loop, &check);
+    uv_timer_init(&loop, &deadline);
+    check.data = &w;
+    uv_timer_start(&check, on_wd_check, 5, 5);
+    uv_timer_start(&deadline, on_deadline, 20000, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
-    int pings = count_watchdogs(&s);
-    if (pings < 4 || pings > 7)
-        fail_msg("%d WATCHDOG=1 in 330 ms, want about 6", pings);
-    uv_close((uv_handle_t *)&t, NULL);
+    if (w.pings < 6)
+        fail_msg("%d WATCHDOG=1 in 20 s, want 6 within about 300 ms", w.pings);
+    if (w.last_ms - t0 < 6 * 50)
+        fail_msg("6 pings within %llu ms: faster than every 50 ms",
+                 (unsigned long long)(w.last_ms - t0));
+    uv_close((uv_handle_t *)&check, NULL);
+    uv_close((uv_handle_t *)&deadline, NULL);
     rd_notify_close(n);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
