@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "runnerd/core/common.h"
+#include "runnerd/core/index.h"
 #include "runnerd/core/log.h"
 #include "runnerd/core/pace.h"
 
@@ -69,6 +70,7 @@ struct ptarget {
     int list_err;
     int64_t list_err_ms;
     bool cycle; /* listing pending in the running cycle */
+    bool kept;  /* while load_targets runs: matched by a target of the new config */
 };
 
 struct rd_poller {
@@ -86,6 +88,11 @@ struct rd_poller {
     bool closing;
     ptarget_t **targets;
     size_t ntargets;
+    /* The org targets that are polled (not broker ones), for the scan in schedule():
+     * with one target per repository, walking every target at each answer made a
+     * cycle O(N^2) (issue 14). */
+    ptarget_t **orgs;
+    size_t norgs;
     prepo_t **repos;
     size_t nrepos;
     prepo_t **hb; /* hash buckets by lower-case full name */
@@ -586,9 +593,9 @@ static void schedule(rd_poller_t *p)
     int64_t now = now_ms();
     int64_t next = INT64_MAX;
     bool failed_now = false, full = false;
-    for (size_t i = 0; i < p->ntargets; i++) {
-        ptarget_t *t = p->targets[i];
-        if (t->kind != RD_TARGET_ORG || t->list_inflight || t->broker)
+    for (size_t i = 0; i < p->norgs; i++) {
+        ptarget_t *t = p->orgs[i];
+        if (t->list_inflight)
             continue;
         if (!p->started && !t->cycle)
             continue;
@@ -663,18 +670,20 @@ static void schedule(rd_poller_t *p)
 
 static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
 {
-    /* Match new targets to old ones by scope, keep their state; drop the rest. */
+    /* Match new targets to old ones by scope, keep their state; drop the rest.
+     * The old ones by scope in an index: one target per repository made this O(N^2). */
+    rd_namemap_t old;
+    rd_namemap_init(&old);
+    for (size_t k = 0; k < p->ntargets; k++) {
+        p->targets[k]->kept = false;
+        rd_namemap_put(&old, p->targets[k]->scope, p->targets[k]);
+    }
     ptarget_t **nt = rd_xcalloc(cfg->ntargets + 1, sizeof(*nt));
     for (size_t i = 0; i < cfg->ntargets; i++) {
         const rd_target_t *ct = &cfg->targets[i];
-        ptarget_t *t = NULL;
-        for (size_t k = 0; k < p->ntargets; k++) {
-            if (p->targets[k] && strcasecmp(p->targets[k]->scope, ct->scope) == 0) {
-                t = p->targets[k];
-                p->targets[k] = NULL;
-                break;
-            }
-        }
+        ptarget_t *t = rd_namemap_remove(&old, ct->scope);
+        if (t != NULL)
+            t->kept = true;
         if (t == NULL) {
             t = target_new(ct);
             t->broker = ct->discovery == RD_DISCOVERY_SCALESET;
@@ -704,11 +713,18 @@ static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
         nt[i] = t;
     }
     for (size_t k = 0; k < p->ntargets; k++)
-        if (p->targets[k])
+        if (!p->targets[k]->kept)
             target_free(p, p->targets[k]);
+    rd_namemap_free(&old);
     free(p->targets);
     p->targets = nt;
     p->ntargets = cfg->ntargets;
+    free(p->orgs);
+    p->orgs = rd_xcalloc(p->ntargets + 1, sizeof(*p->orgs));
+    p->norgs = 0;
+    for (size_t i = 0; i < p->ntargets; i++)
+        if (nt[i]->kind == RD_TARGET_ORG && !nt[i]->broker)
+            p->orgs[p->norgs++] = nt[i];
     p->cfg = cfg;
     rebuild_repos(p);
 }
@@ -882,5 +898,8 @@ void rd_poller_close(rd_poller_t *p, void (*closed_cb)(void *ud), void *ud)
     free(p->targets);
     p->targets = NULL;
     p->ntargets = 0;
+    free(p->orgs);
+    p->orgs = NULL;
+    p->norgs = 0;
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 }
