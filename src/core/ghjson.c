@@ -14,13 +14,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ghjson_int.h"
 #include "runnerd/core/common.h"
 
-/* Bodies beyond this are refused before parsing (http caps at 16 MiB too). */
-#define GHJSON_MAX_BODY (64u * 1024u * 1024u)
-
 /* Every key a parser reads, in one table. `kept`: the list parsers (runs, jobs,
- * runners, repositories, runner groups) read it, so rd_ghjson_compact keeps it;
+ * runners, repositories, runner groups) read it, so rd_ghjson_compact
+ * (ghjson_compact.c) keeps it;
  * parsers name keys only through this table, so compaction and parsing cannot
  * disagree (test_ghjson and fuzz_ghjson parse every list both ways). */
 #define GH_KEYS(X)                                                                                 \
@@ -57,9 +56,10 @@
 
 #define GH_KEY_ENUM(e, n, k) e,
 typedef enum { GH_KEYS(GH_KEY_ENUM) K_COUNT } gk_t;
-#define GH_KEY_ROW(e, n, k) {n, k},
+#define GH_KEY_ROW(e, n, k) {n, sizeof(n) - 1, k},
 static const struct {
     const char *name;
+    size_t len;
     bool kept;
 } keys[K_COUNT] = {GH_KEYS(GH_KEY_ROW)};
 
@@ -91,7 +91,7 @@ json_object *rd_ghjson_parse_doc(const char *body, size_t len, size_t max)
 
 static json_object *parse_doc(const char *body, size_t len)
 {
-    return rd_ghjson_parse_doc(body, len, GHJSON_MAX_BODY);
+    return rd_ghjson_parse_doc(body, len, RD_GHJSON_MAX_BODY);
 }
 
 static json_object *field(json_object *o, gk_t key)
@@ -784,54 +784,14 @@ int rd_ghjson_parse_error(const char *body, size_t len, char **message, char **d
     return 0;
 }
 
-/* ---- compaction ---- */
+/* ---- the kept keys, for compaction ---- */
 
-static bool kept_key(const char *k)
+bool rd_ghjson_key_kept(const char *k, size_t n)
 {
+    /* Called for every key of every list page: compare only keys of the same
+     * length (a ~5 KB run has ~80 keys, few of them kept). */
     for (size_t i = 0; i < K_COUNT; i++)
-        if (keys[i].kept && strcmp(k, keys[i].name) == 0)
+        if (keys[i].kept && keys[i].len == n && memcmp(k, keys[i].name, n) == 0)
             return true;
     return false;
-}
-
-static json_object *compact_obj(json_object *o, int depth)
-{
-    if (depth > 8)
-        return NULL;
-    switch (json_object_get_type(o)) {
-    case json_type_object: {
-        json_object *n = json_object_new_object();
-        json_object_object_foreach(o, k, v)
-        {
-            if (!kept_key(k))
-                continue;
-            json_object_object_add(n, k, compact_obj(v, depth + 1));
-        }
-        return n;
-    }
-    case json_type_array: {
-        size_t len = json_object_array_length(o);
-        json_object *n = json_object_new_array_ext((int)len);
-        for (size_t i = 0; i < len; i++)
-            json_object_array_add(n, compact_obj(json_object_array_get_idx(o, i), depth + 1));
-        return n;
-    }
-    default:
-        return json_object_get(o); /* share scalars (and null) */
-    }
-}
-
-char *rd_ghjson_compact(const char *body, size_t len, size_t *out_len)
-{
-    json_object *o = parse_doc(body, len);
-    if (o == NULL)
-        return NULL;
-    json_object *c = compact_obj(o, 0);
-    json_object_put(o);
-    size_t n = 0;
-    const char *txt = json_object_to_json_string_length(c, JSON_C_TO_STRING_PLAIN, &n);
-    char *out = rd_xstrndup(txt, n);
-    json_object_put(c);
-    *out_len = n;
-    return out;
 }

@@ -5,6 +5,9 @@
  * HTTP layer does). Results are checked for the shapes the contract promises
  * and freed (a list also from its compacted form); on an error return the parser must have released
  * everything itself (LeakSanitizer checks). */
+#include <ctype.h>
+#include <json-c/json.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,14 +33,36 @@ static void check_runner(const rd_gh_runner_t *r)
         FZ_CHECK(r->labels[i] != NULL);
 }
 
+/* json-c in its strict mode accepts body as one document (trailing whitespace
+ * and NULs aside, as rd_ghjson_parse_doc allows). */
+static bool strict_json(const char *body, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    FZ_CHECK(tok != NULL);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *o = json_tokener_parse_ex(tok, body, (int)len);
+    bool ok = o != NULL && json_tokener_get_error(tok) == json_tokener_success;
+    size_t off = json_tokener_get_parse_end(tok);
+    for (; ok && off < len; off++)
+        ok = isspace((unsigned char)body[off]) || body[off] == '\0';
+    json_object_put(o);
+    json_tokener_free(tok);
+    return ok;
+}
+
 /* A list the parser accepted must parse to as many items from its compacted
  * form (rd_ghjson_compact keeps what the list parsers read; the ETag cache
- * keeps bodies that way). */
+ * keeps bodies that way). The compactor (a scanner of its own, not json-c)
+ * may refuse only what json-c's strict mode refuses too: comments, single
+ * quotes, "True" and the like, which GitHub never sends. */
 #define CHECK_COMPACT(type, parse, freefn, n_expected)                                             \
     do {                                                                                           \
         size_t clen_ = 0;                                                                          \
         char *c_ = rd_ghjson_compact(body, len, &clen_);                                           \
-        FZ_CHECK(c_ != NULL);                                                                      \
+        if (c_ == NULL) {                                                                          \
+            FZ_CHECK(!strict_json(body, len));                                                     \
+            break;                                                                                 \
+        }                                                                                          \
         type l2_ = {0};                                                                            \
         FZ_CHECK(parse(c_, clen_, &l2_) == 0);                                                     \
         FZ_CHECK(l2_.n == (n_expected));                                                           \

@@ -394,6 +394,81 @@ static void test_webhooks(void **state)
 }
 
 /* Bad shapes must give RD_EPROTO and leave nothing allocated (ASan checks the latter). */
+static void compact_is(const char *body, size_t len, const char *want)
+{
+    size_t n = 0;
+    char *c = rd_ghjson_compact(body, len, &n);
+    if (want == NULL) {
+        assert_null(c);
+        return;
+    }
+    assert_non_null(c);
+    assert_string_equal(c, want);
+    assert_int_equal(n, strlen(want));
+    free(c);
+}
+
+/* The one-pass compactor (no json-c tree): what it keeps, how it filters
+ * nested objects, and what it refuses: what json-c's strict mode refuses, so
+ * also comments, single quotes and "True", which json-c took outside it. */
+static void test_compact_scanner(void **state)
+{
+    (void)state;
+    compact_is(S(" { \"id\" : 1 , \"url\": \"x\", \"status\":\"queued\" } \n"),
+               "{\"id\":1,\"status\":\"queued\"}");
+    /* kept objects are filtered too; dropped ones are skipped whole */
+    compact_is(S("{\"labels\":[{\"id\":3,\"name\":\"x\",\"type\":\"custom\"}],"
+                 "\"repository\":{\"id\":9,\"owner\":{\"login\":\"o\"}}}"),
+               "{\"labels\":[{\"id\":3,\"name\":\"x\"}]}");
+    compact_is(S("[{\"full_name\":\"a/b\",\"archived\":false,\"x\":[1,2,{}]},{}]"),
+               "[{\"full_name\":\"a/b\",\"archived\":false},{}]");
+    /* values are copied verbatim (escapes, numbers, non-ASCII bytes) */
+    compact_is(S("{\"name\":\"a\\\"b\\u00e9\\n\xc3\xa9\",\"total_count\":-1.5e+3}"),
+               "{\"name\":\"a\\\"b\\u00e9\\n\xc3\xa9\",\"total_count\":-1.5e+3}");
+    /* a key compares decoded, as json-c stores it: cut at a NUL */
+    compact_is(S("{\"i\\u0064\":1,\"id\\u0000x\":2,\"id2\":3}"),
+               "{\"i\\u0064\":1,\"id\\u0000x\":2}");
+    /* deeper than 8 levels reads as null */
+    compact_is(S("{\"jobs\":[{\"labels\":[[[[[[[1,[2]]]]]]]]}]}"),
+               "{\"jobs\":[{\"labels\":[[[[[[null]]]]]]}]}");
+    /* what json-c's strict mode also takes, in a dropped field; NULs after the end */
+    compact_is(S("{\"x\":[NaN,-Infinity,Infinity,00,1.],\"id\":1}\0\0 "), "{\"id\":1}");
+    compact_is(S("[]"), "[]");
+    compact_is(S("\"s\""), "\"s\"");
+    /* refused: not one complete JSON document */
+    static const char *const bad[] = {
+        "null",
+        "{",
+        "{\"id\":1",
+        "{\"id\":1}}",
+        "{\"id\":1,}",
+        "[1,]",
+        "[,1]",
+        "{\"id\" 1}",
+        "{id:1}",
+        "{'id':1}",
+        "{\"x\":True}",
+        "{\"x\":nul}",
+        "{\"x\":\"abc}",
+        "{\"x\":\"\\q\"}",
+        "{\"x\":\"\\u12G4\"}",
+        "{\"x\":-}",
+        "{\"x\":.5}",
+        "/* c */ {}",
+        "{} /* c */",
+        "\v{}",
+        "{\"a\":1} {\"b\":2}",
+    };
+    for (size_t i = 0; i < RD_ARRAY_SIZE(bad); i++)
+        compact_is(bad[i], strlen(bad[i]), NULL);
+    /* nesting beyond 64 is refused rather than recursed into */
+    char deep[200];
+    memset(deep, '[', 100);
+    memset(deep + 100, ']', 100);
+    compact_is(deep, sizeof(deep), NULL);
+    compact_is(deep + 40, 120, "[[[[[[[[[null]]]]]]]]]");
+}
+
 /* Compaction keeps exactly what the list parsers read: every list fixture
  * parses to the same structs from its compacted form, which is much smaller;
  * a key no list parser reads is gone. */
@@ -732,14 +807,14 @@ static void test_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),        cmocka_unit_test(test_runs_fixture),
-        cmocka_unit_test(test_jobs_fixture),   cmocka_unit_test(test_runners_fixture),
-        cmocka_unit_test(test_jit_and_tokens), cmocka_unit_test(test_installations),
-        cmocka_unit_test(test_repos),          cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_webhooks),
-        cmocka_unit_test(test_malformed),      cmocka_unit_test(test_compact),
-        cmocka_unit_test(test_nul_strings),    cmocka_unit_test(test_id_range),
-        cmocka_unit_test(test_keep_org),
+        cmocka_unit_test(test_rfc3339),         cmocka_unit_test(test_runs_fixture),
+        cmocka_unit_test(test_jobs_fixture),    cmocka_unit_test(test_runners_fixture),
+        cmocka_unit_test(test_jit_and_tokens),  cmocka_unit_test(test_installations),
+        cmocka_unit_test(test_repos),           cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_webhooks),
+        cmocka_unit_test(test_malformed),       cmocka_unit_test(test_compact),
+        cmocka_unit_test(test_compact_scanner), cmocka_unit_test(test_nul_strings),
+        cmocka_unit_test(test_id_range),        cmocka_unit_test(test_keep_org),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

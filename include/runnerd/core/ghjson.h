@@ -121,7 +121,8 @@ int rd_ghjson_parse_workflow_job_event(const char *body, size_t len, char **acti
  * A list body (runs, jobs, runners, repositories, runner groups) reduced to the
  * keys the list parsers read (heap, *out_len set), or NULL when it is not one
  * complete JSON document. The ETag cache keeps bodies in this form: a workflow
- * run object shrinks from ~5 KB to ~40 bytes.
+ * run object shrinks from ~5 KB to ~40 bytes. One pass, no tree (ghjson_compact.c);
+ * refuses what json-c's strict mode refuses, and comments, single quotes, "True".
  */
 char *rd_ghjson_compact(const char *body, size_t len, size_t *out_len);
 
