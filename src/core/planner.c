@@ -8,19 +8,21 @@
 
 #include "runnerd/core/common.h"
 
+/* The runner's pool's position in cfg: its reference says it in O(1) (ident.h). */
 static size_t pool_for_runner(const rd_planner_state_t *st, rd_planner_input_t *pi,
                               const rd_planner_runner_t *r)
 {
-    int idx = rd_config_pool_index(st->cfg, r->pool);
-    if (idx >= 0)
-        return (size_t)idx;
+    size_t pos = rd_pool_ref_pos(r->pool);
+    if (pos < st->cfg->npools && rd_pool_ref_cfg(r->pool) == &st->cfg->pools[pos])
+        return pos;
     for (size_t i = 0; i < pi->nretired; i++)
-        if (strcmp(pi->retired[i].name, r->pool) == 0)
+        if (pi->retired_refs[i] == r->pool)
             return st->cfg->npools + i;
     /* A pool that a reload removed: keep its runners accounted as a draining pool. */
+    pi->retired_refs[pi->nretired] = r->pool;
     rd_pool_t *p = &pi->retired[pi->nretired++];
     memset(p, 0, sizeof(*p));
-    p->name = rd_xstrdup(r->pool);
+    p->name = rd_xstrdup(r->pool != NULL ? rd_pool_ref_name(r->pool) : "(removed)");
     p->cpus = r->cpus;
     p->memory = r->memory;
     p->gpus = r->gpus;
@@ -28,15 +30,12 @@ static size_t pool_for_runner(const rd_planner_state_t *st, rd_planner_input_t *
     return st->cfg->npools + pi->nretired - 1;
 }
 
-static size_t scope_for_runner(const rd_planner_state_t *st, const char *scope)
+static size_t scope_for_runner(const rd_planner_state_t *st, const rd_target_ref_t *t)
 {
-    int t = st->ledger != NULL ? rd_ledger_target_by_scope(st->ledger, scope) : -1;
-    if (t >= 0 && (size_t)t < st->cfg->ntargets)
-        return (size_t)t;
-    for (size_t i = 0; st->ledger == NULL && i < st->cfg->ntargets; i++)
-        if (strcmp(st->cfg->targets[i].scope, scope) == 0)
-            return i;
-    return (size_t)-1;
+    size_t pos = rd_target_ref_pos(t);
+    if (pos < st->cfg->ntargets && rd_target_ref_cfg(t) == &st->cfg->targets[pos])
+        return pos;
+    return (size_t)-1; /* a target a reload removed */
 }
 
 void rd_planner_build(const rd_planner_state_t *st, rd_planner_input_t *pi)
@@ -46,13 +45,14 @@ void rd_planner_build(const rd_planner_state_t *st, rd_planner_input_t *pi)
 
     /* Retired pools: at most one per runner. */
     pi->retired = rd_xcalloc(st->nrunners ? st->nrunners : 1, sizeof(rd_pool_t));
+    pi->retired_refs = rd_xcalloc(st->nrunners ? st->nrunners : 1, sizeof(*pi->retired_refs));
     pi->runners = rd_xcalloc(st->nrunners ? st->nrunners : 1, sizeof(rd_sched_runner_t));
     for (size_t i = 0; i < st->nrunners; i++) {
         const rd_planner_runner_t *r = &st->runners[i];
         rd_sched_runner_t *sr = &pi->runners[pi->nrunners++];
         sr->key = r->key;
         sr->pool = pool_for_runner(st, pi, r);
-        sr->scope = scope_for_runner(st, r->scope);
+        sr->scope = scope_for_runner(st, r->target);
         sr->state = r->state;
         sr->job_id = rd_ledger_runner_job(st->ledger, r->key, r->job_id);
         sr->idle_since_ms = r->idle_since_ms;
@@ -127,6 +127,7 @@ void rd_planner_input_free(rd_planner_input_t *pi)
     for (size_t i = 0; i < pi->nretired; i++)
         free(pi->retired[i].name);
     free(pi->retired);
+    free(pi->retired_refs);
     free(pi->runners);
     free(pi->pools);
     free(pi->scope_pools);

@@ -156,6 +156,12 @@ int rd_daemon_reload(rd_daemon_t *d)
                           (cfg->listen != NULL && strcmp(cfg->listen, d->cfg->listen) != 0);
     rd_config_t *old = d->cfg;
     d->cfg = cfg;
+    /* The one pairing of old and new pools and targets (by name and scope): every
+     * reference held across the reload now points into cfg, or says removed. */
+    rd_idents_apply(d->ids, cfg);
+    /* The ledger's target positions next, so that what the modules below report about
+     * runners (positions of cfg, from their references) matches the ledger's. */
+    rd_ledger_set_config(d->ledger, cfg);
     if (d->poller != NULL)
         rd_poller_reconfigure(d->poller, cfg);
     if (d->sup != NULL)
@@ -163,7 +169,7 @@ int rd_daemon_reload(rd_daemon_t *d)
     if (d->fleet != NULL) {
         rd_fleet_reconfigure(d->fleet, cfg);
     } else if (rd_fleet_wanted(cfg) && !d->opts.once) {
-        rd_fleet_options_t fo = {.dry_run = d->opts.dry_run};
+        rd_fleet_options_t fo = {.dry_run = d->opts.dry_run, .idents = d->ids};
         if (rd_fleet_new(&d->loop, cfg, d->gh, d->opts.dry_run ? NULL : d->sup, &fo, &d->fleet) ==
             0) {
             if (d->sup != NULL)
@@ -171,7 +177,6 @@ int rd_daemon_reload(rd_daemon_t *d)
             rd_fleet_start(d->fleet);
         }
     }
-    rd_ledger_set_config(d->ledger, cfg);
     free_secret(d->webhook_secret, d->webhook_secret_len);
     d->webhook_secret = secret;
     d->webhook_secret_len = secret_len;
@@ -498,6 +503,8 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     uv_signal_start(&d->sighup, on_sighup, SIGHUP);
     uv_signal_start(&d->sigterm, on_sigterm, SIGTERM);
     uv_signal_start(&d->sigint, on_sigint, SIGINT);
+    d->ids = rd_idents_new();
+    rd_idents_apply(d->ids, d->cfg);
     d->ledger = rd_ledger_new();
     rd_ledger_set_config(d->ledger, d->cfg);
     d->dedup = rd_webhook_dedup_new(RD_WEBHOOK_DEDUP_CAPACITY, RD_WEBHOOK_DEDUP_MAX_AGE_MS);
@@ -523,7 +530,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     if (!opts->dry_run || opts->once) {
         rd_supervisor_callbacks_t cbs = {
             .changed = rd_daemon_on_runners_changed, .exited = rd_daemon_on_runner_exited, .ud = d};
-        rd_supervisor_options_t so = {.read_only = opts->dry_run};
+        rd_supervisor_options_t so = {.read_only = opts->dry_run, .idents = d->ids};
         /* Tests shorten the docker command deadline (default 60 s). */
         const char *dt = getenv("RUNNERD_DOCKER_TIMEOUT_MS");
         if (dt != NULL && *dt)
@@ -537,7 +544,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
     }
     /* --once serves poll targets only; --once --dry-run looks the scale sets up. */
     if (rd_fleet_wanted(d->cfg) && (!opts->once || opts->dry_run)) {
-        rd_fleet_options_t fo = {.dry_run = opts->dry_run};
+        rd_fleet_options_t fo = {.dry_run = opts->dry_run, .idents = d->ids};
         rc = rd_fleet_new(&d->loop, d->cfg, d->gh, opts->dry_run ? NULL : d->sup, &fo, &d->fleet);
         if (rc != 0) {
             rd_error(LOGC, "scale-set client: %s", rd_strerror(rc));
@@ -575,6 +582,7 @@ run:
         code = d->exit_code;
     rd_webhook_dedup_free(d->dedup);
     rd_ledger_free(d->ledger);
+    rd_idents_free(d->ids);
     free(d->pool_queued);
     free(d->dry_plan);
 fail_early:

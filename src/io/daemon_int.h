@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "runnerd/core/config.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/ledger.h"
 #include "runnerd/core/planner.h"
 #include "runnerd/core/sched.h"
@@ -38,6 +39,9 @@ typedef struct rd_daemon {
     char hostname[256];
     rd_host_facts_t facts;
     rd_config_t *cfg;
+    /* The pools and targets as objects that survive a reload (ident.h): paired with
+     * each applied config once, before any module sees it. */
+    rd_idents_t *ids;
     char *webhook_secret;
     size_t webhook_secret_len;
 

@@ -19,15 +19,16 @@
 static void ledger_runner(const rd_daemon_t *d, const rd_supervisor_runner_info_t *ri,
                           rd_ledger_runner_t *out)
 {
-    int pool = rd_config_pool_index(d->cfg, ri->pool);
-    int target = rd_ledger_target_by_scope(d->ledger, ri->scope);
+    /* Positions in d->cfg, which the ledger also has: the references say them in O(1). */
+    const rd_pool_t *p = rd_pool_ref_cfg(ri->pool_ref);
+    size_t target = rd_target_ref_pos(ri->target_ref);
     *out = (rd_ledger_runner_t){
         .key = ri->key,
         .name = ri->name,
-        .target = target,
-        .pool = pool,
-        .pool_labels = pool >= 0 ? (const char *const *)d->cfg->pools[pool].labels : NULL,
-        .npool_labels = pool >= 0 ? d->cfg->pools[pool].nlabels : 0,
+        .target = target < d->cfg->ntargets ? (int)target : -1,
+        .pool = p != NULL ? (int)rd_pool_ref_pos(ri->pool_ref) : -1,
+        .pool_labels = p != NULL ? (const char *const *)p->labels : NULL,
+        .npool_labels = p != NULL ? p->nlabels : 0,
         .state = ri->state,
         .job_id = ri->job_id,
         .job_unknown = ri->job_unknown,
@@ -126,13 +127,14 @@ void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runn
 {
     feed_runners(d);
     rd_sched_runner_t *snap = NULL;
-    size_t n = d->sup != NULL ? rd_supervisor_snapshot(d->sup, &snap) : 0;
+    rd_supervisor_refs_t *refs = NULL;
+    size_t n = d->sup != NULL ? rd_supervisor_snapshot_refs(d->sup, &snap, &refs) : 0;
     rd_planner_runner_t *rs = rd_xcalloc(n ? n : 1, sizeof(*rs));
     for (size_t i = 0; i < n; i++) {
         const rd_sched_runner_t *s = &snap[i];
         rs[i].key = s->key;
-        rs[i].pool = s->pool < d->cfg->npools ? d->cfg->pools[s->pool].name : "(removed)";
-        rs[i].scope = s->scope < d->cfg->ntargets ? d->cfg->targets[s->scope].scope : "";
+        rs[i].pool = refs[i].pool;
+        rs[i].target = refs[i].target;
         rs[i].state = s->state;
         rs[i].job_id = s->job_id;
         rs[i].idle_since_ms = s->idle_since_ms;
@@ -160,6 +162,7 @@ void rd_daemon_build_input(rd_daemon_t *d, rd_planner_input_t *pi, rd_sched_runn
     rd_daemon_control_plan(d, NULL, pi);
     free(backoff);
     free(rs);
+    free(refs);
     *snap_out = snap;
 }
 
@@ -224,7 +227,9 @@ void rd_daemon_run_schedule(rd_daemon_t *d)
         for (unsigned k = 0; k < dec->start; k++) {
             uint64_t key = 0;
             int64_t job = dec->job_ids != NULL ? dec->job_ids[k] : 0;
-            int rc = rd_supervisor_start(d->sup, dec->scope, dec->pool, job, &key);
+            /* The plan's positions are d->cfg's, to which d->ids was applied. */
+            int rc = rd_supervisor_start(d->sup, rd_idents_target(d->ids, dec->scope),
+                                         rd_idents_pool(d->ids, dec->pool), job, &key);
             if (rc != 0) {
                 rd_debug("sched", "start in %s pool %s refused: %s", scope, pool, rd_strerror(rc));
                 break;

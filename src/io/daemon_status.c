@@ -173,7 +173,7 @@ typedef struct {
 static void status_extra_pool(void *ud, const rd_supervisor_runner_info_t *ri)
 {
     status_ctx_t *c = ud;
-    if (ri->state == RD_RUNNER_EXITED || rd_config_pool_index(c->d->cfg, ri->pool) >= 0)
+    if (ri->state == RD_RUNNER_EXITED || !rd_pool_ref_removed(ri->pool_ref))
         return;
     for (size_t i = 0; i < c->nextra; i++)
         if (strcmp(c->extra_pools[i], ri->pool) == 0)

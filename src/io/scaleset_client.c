@@ -152,7 +152,7 @@ static void session_create(fset_t *s)
 
 static const rd_pool_t *set_pool(const fset_t *s)
 {
-    return s->pool_idx < s->f->cfg->npools ? &s->f->cfg->pools[s->pool_idx] : NULL;
+    return s->removed ? NULL : rd_pool_ref_cfg(s->pref);
 }
 
 static void on_set_written(void *ud, int err, long status, const char *body, size_t len)
@@ -260,7 +260,7 @@ static void set_step(fset_t *s)
         return;
     }
     const rd_pool_t *p = set_pool(s);
-    const rd_target_t *tg = s->target < f->cfg->ntargets ? &f->cfg->targets[s->target] : NULL;
+    const rd_target_t *tg = s->removed ? NULL : rd_target_ref_cfg(s->tref);
     /* P 3.1: Default is group 1 (not looked up); repo targets are always group 1. */
     if (s->group_id == 0 && tg != NULL && p != NULL && tg->kind == RD_TARGET_ORG &&
         strcasecmp(p->runner_group, "Default") != 0) {
@@ -290,8 +290,7 @@ typedef struct {
 static void count_runner(void *ud, const rd_supervisor_runner_info_t *ri)
 {
     count_t *c = ud;
-    if (ri->state == RD_RUNNER_EXITED || strcmp(ri->scope, c->s->scope) != 0 ||
-        strcmp(ri->pool, c->s->pool) != 0)
+    if (ri->state == RD_RUNNER_EXITED || ri->target_ref != c->s->tref || ri->pool_ref != c->s->pref)
         return;
     c->live++;
     c->busy += ri->state == RD_RUNNER_BUSY;
@@ -310,13 +309,14 @@ static void cap_input(fset_t *s, rd_ss_cap_input_t *in)
     }
     bool stopping = f->draining || s->removed || set_pool(s) == NULL;
     rd_supervisor_pool_info_t pi;
-    bool backoff = f->sup != NULL && s->pool_idx < f->cfg->npools &&
-                   rd_supervisor_pool_info(f->sup, s->pool_idx, &pi) == 0 && pi.backoff;
+    size_t pool = s->removed ? SIZE_MAX : rd_pool_ref_pos(s->pref);
+    bool backoff = f->sup != NULL && pool < f->cfg->npools &&
+                   rd_supervisor_pool_info(f->sup, pool, &pi) == 0 && pi.backoff;
     in->live = c.live;
     in->busy = c.busy;
-    in->room = backoff ? 0
-                       : rd_ss_room(&f->cfg->host, f->cfg->pools, f->cfg->npools, s->pool_idx, snap,
-                                    n, stopping);
+    in->room =
+        backoff ? 0
+                : rd_ss_room(&f->cfg->host, f->cfg->pools, f->cfg->npools, pool, snap, n, stopping);
     int64_t waiting = s->stats.assigned - s->stats.running;
     in->pending = (unsigned)(waiting > 0 ? waiting : 0) + s->extra;
     /* Jobs acquired since the last statistics are assigned to us already (P 3.6). */
@@ -329,14 +329,14 @@ static void cap_input(fset_t *s, rd_ss_cap_input_t *in)
 static void set_scale(fset_t *s)
 {
     rd_fleet_t *f = s->f;
-    if (f->sup == NULL || f->opt.dry_run || !s->have_session || s->target == SIZE_MAX)
+    if (f->sup == NULL || f->opt.dry_run || !s->have_session || s->removed)
         return;
     rd_ss_cap_input_t in;
     cap_input(s, &in);
     unsigned n = rd_ss_starts(set_pool(s), &in);
     for (unsigned i = 0; i < n; i++) {
         uint64_t key;
-        int rc = rd_supervisor_start(f->sup, s->target, s->pool_idx, 0, &key);
+        int rc = rd_supervisor_start(f->sup, s->tref, s->pref, 0, &key);
         if (rc != 0) {
             rd_debug(COMP, "%s: start refused: %s", s->name, rd_strerror(rc));
             break;
@@ -633,23 +633,37 @@ static void handle_closed(uv_handle_t *h)
         cb(ud);
 }
 
+/* The scale set of a (target, pool) pair of references, or NULL. */
+static fset_t *set_by_refs(rd_fleet_t *f, const rd_target_ref_t *t, const rd_pool_ref_t *p)
+{
+    for (fset_t *s = f->sets; s; s = s->next)
+        if (s->tref == t && s->pref == p)
+            return s;
+    return NULL;
+}
+
 static void load_sets(rd_fleet_t *f, const rd_config_t *cfg)
 {
     f->cfg = cfg;
-    for (fset_t *s = f->sets; s; s = s->next) {
-        s->target = SIZE_MAX;
-        s->pool_idx = SIZE_MAX;
-    }
+    if (f->own_ids)
+        rd_idents_apply(f->ids, cfg);
+    for (fset_t *s = f->sets; s; s = s->next)
+        s->removed = true;
     for (size_t t = 0; t < cfg->ntargets; t++) {
         const rd_target_t *tg = &cfg->targets[t];
         if (tg->discovery != RD_DISCOVERY_SCALESET)
             continue;
+        rd_target_ref_t *tref = rd_idents_target(f->ids, t);
         for (size_t k = 0; k < tg->npools; k++) {
             const rd_pool_t *p = &cfg->pools[tg->pools[k]];
-            fset_t *s = rd_fleet_set_by(f, tg->scope, p->name);
+            rd_pool_ref_t *pref = rd_idents_pool(f->ids, tg->pools[k]);
+            /* Paired by reference: the set stays the same object across reloads. */
+            fset_t *s = set_by_refs(f, tref, pref);
             if (s == NULL) {
                 s = rd_xcalloc(1, sizeof(*s));
                 s->f = f;
+                s->tref = rd_target_ref_hold(tref);
+                s->pref = rd_pool_ref_hold(pref);
                 s->scope = rd_xstrdup(tg->scope);
                 s->pool = rd_xstrdup(p->name);
                 s->name = rd_ss_set_name(cfg->instance, p->name);
@@ -661,13 +675,9 @@ static void load_sets(rd_fleet_t *f, const rd_config_t *cfg)
                 s->next = f->sets;
                 f->sets = s;
             }
-            s->target = t;
-            s->pool_idx = tg->pools[k];
             s->removed = false;
         }
     }
-    for (fset_t *s = f->sets; s; s = s->next)
-        s->removed = s->target == SIZE_MAX;
 }
 
 int rd_fleet_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh, rd_supervisor_t *sup,
@@ -680,6 +690,11 @@ int rd_fleet_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh, rd_su
     f->sup = sup;
     if (opts)
         f->opt = *opts;
+    f->ids = f->opt.idents;
+    if (f->ids == NULL) {
+        f->ids = rd_idents_new();
+        f->own_ids = true; /* applied in load_sets */
+    }
     f->rng = (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)f;
     /* Its own curl multi: long polls (one per scale set, up to ~50 s each on GitHub,
      * P 3.4) never take a connection of the REST client. */
@@ -689,6 +704,8 @@ int rd_fleet_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh, rd_su
                             .max_body = RD_SS_MAX_BODY};
     int rc = rd_http_new(loop, &ho, &f->http);
     if (rc != 0) {
+        if (f->own_ids)
+            rd_idents_free(f->ids);
         free(f);
         return rc;
     }
@@ -782,6 +799,8 @@ static void free_all(rd_fleet_t *f)
         free(s->scope);
         free(s->pool);
         free(s->name);
+        rd_target_ref_release(s->tref);
+        rd_pool_ref_release(s->pref);
         free(s);
     }
     while (f->tenants) {
@@ -795,6 +814,9 @@ static void free_all(rd_fleet_t *f)
         free(t->token);
         free(t);
     }
+    if (f->own_ids)
+        rd_idents_free(f->ids);
+    f->ids = NULL;
 }
 
 static void http_closed(void *ud)

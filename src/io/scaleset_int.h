@@ -60,7 +60,9 @@ struct fleet_set {
     rd_fleet_t *f;
     tenant_t *t;
     char *scope, *pool, *name;
-    size_t target, pool_idx; /* in f->cfg; SIZE_MAX when removed */
+    /* Held references (ident.h): one scale set per (target, pool) pair of objects. */
+    rd_target_ref_t *tref;
+    rd_pool_ref_t *pref;
     bool removed;
     ss_state_t state;
     int64_t id, group_id;
@@ -85,6 +87,8 @@ struct fleet_set {
 struct rd_fleet {
     uv_loop_t *loop;
     const rd_config_t *cfg;
+    rd_idents_t *ids; /* opt.idents, or own_ids */
+    bool own_ids;
     rd_github_t *gh;
     rd_supervisor_t *sup;
     rd_fleet_options_t opt;

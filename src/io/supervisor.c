@@ -7,7 +7,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,29 +43,12 @@ sup_runner_t *rd_sup_find_name(const sup_t *s, const char *name)
     return NULL;
 }
 
-size_t rd_sup_pool_index(const rd_config_t *cfg, const char *name)
+pool_state_t *rd_sup_pool_state(sup_t *s, const rd_pool_ref_t *ref)
 {
-    for (size_t i = 0; i < cfg->npools; i++)
-        if (strcmp(cfg->pools[i].name, name) == 0)
-            return i;
-    return NONE;
-}
-
-size_t rd_sup_target_index(const rd_config_t *cfg, const char *scope)
-{
-    for (size_t i = 0; i < cfg->ntargets; i++)
-        if (strcasecmp(cfg->targets[i].scope, scope) == 0)
-            return i;
-    return NONE;
-}
-
-pool_state_t *rd_sup_pool_state(sup_t *s, const char *name)
-{
-    /* A NULL name is a state pools_rebuild already moved to the new array. */
-    for (size_t i = 0; i < s->npools; i++)
-        if (s->pools[i].name != NULL && strcmp(s->pools[i].name, name) == 0)
-            return &s->pools[i];
-    return NULL;
+    /* s->pools[] follows the current config's order (pools_rebuild); a reference
+     * applied to a newer config than the supervisor has seen yet has none. */
+    size_t pos = rd_pool_ref_pos(ref);
+    return pos < s->npools && s->pools[pos].ref == ref ? &s->pools[pos] : NULL;
 }
 
 void rd_sup_handle_closed(sup_t *s)
@@ -74,8 +56,10 @@ void rd_sup_handle_closed(sup_t *s)
     if (--s->open > 0 || !s->closing)
         return;
     for (size_t i = 0; i < s->npools; i++)
-        free(s->pools[i].name);
+        rd_pool_ref_release(s->pools[i].ref);
     free(s->pools);
+    if (s->own_ids)
+        rd_idents_free(s->ids);
     for (size_t i = 0; i < s->ngroups; i++) {
         free(s->groups[i].scope);
         free(s->groups[i].group);
@@ -133,21 +117,25 @@ static void on_drain_timer(uv_timer_t *t)
     }
 }
 
+/* The per-pool state in the new config's order: a pool that stays keeps its state
+ * (backoff, counters, histograms) through its reference; a removed one's goes. */
 static void pools_rebuild(sup_t *s, const rd_config_t *cfg)
 {
     pool_state_t *np = rd_xcalloc(cfg->npools ? cfg->npools : 1, sizeof *np);
-    for (size_t i = 0; i < cfg->npools; i++) {
-        pool_state_t *old = rd_sup_pool_state(s, cfg->pools[i].name);
-        if (old) {
-            np[i] = *old;
-            old->name = NULL;
-        } else {
-            np[i].name = rd_xstrdup(cfg->pools[i].name);
-            rd_backoff_init(&np[i].b, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    for (size_t i = 0; i < s->npools; i++) {
+        size_t pos = rd_pool_ref_pos(s->pools[i].ref);
+        if (pos < cfg->npools) {
+            np[pos] = s->pools[i];
+            continue;
         }
+        rd_pool_ref_release(s->pools[i].ref);
     }
-    for (size_t i = 0; i < s->npools; i++)
-        free(s->pools[i].name);
+    for (size_t i = 0; i < cfg->npools; i++) {
+        if (np[i].ref != NULL)
+            continue;
+        np[i].ref = rd_pool_ref_hold(rd_idents_pool(s->ids, i));
+        rd_backoff_init(&np[i].b, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+    }
     free(s->pools);
     s->pools = np;
     s->npools = cfg->npools;
@@ -169,6 +157,12 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
         s->cbs = *cbs;
     if (opts)
         s->opt = *opts;
+    s->ids = s->opt.idents;
+    if (s->ids == NULL) {
+        s->ids = rd_idents_new();
+        s->own_ids = true;
+        rd_idents_apply(s->ids, cfg);
+    }
     if (s->opt.stop_grace_ms == 0)
         s->opt.stop_grace_ms = 10000;
     if (s->opt.kill_slack_ms == 0)
@@ -209,6 +203,8 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
 void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
 {
     s->cfg = cfg;
+    if (s->own_ids)
+        rd_idents_apply(s->ids, cfg);
     pools_rebuild(s, cfg);
     uint64_t every = s->opt.reconcile_ms ? s->opt.reconcile_ms : cfg->github.poll_interval_ms;
     if (every < 1000)
@@ -218,9 +214,8 @@ void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
     sup_runner_t *next;
     for (sup_runner_t *r = s->runners; r; r = next) {
         next = r->next;
-        r->target = rd_sup_target_index(cfg, r->scope);
-        r->pool = rd_sup_pool_index(cfg, r->pool_name);
-        if (r->pool == NONE && !r->done && r->m.state != RD_RUNNER_EXITED) {
+        /* Its references were re-pointed when the reload was applied (ident.h). */
+        if (rd_pool_ref_removed(r->pool) && !r->done && r->m.state != RD_RUNNER_EXITED) {
             rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "%s: pool %s removed; stopping it unless busy",
                     r->name, r->pool_name);
             /* It may have taken a job since the last runner list: stopping it now would
@@ -239,10 +234,17 @@ void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg)
 
 size_t rd_supervisor_snapshot(const rd_supervisor_t *s, rd_sched_runner_t **out)
 {
+    return rd_supervisor_snapshot_refs(s, out, NULL);
+}
+
+size_t rd_supervisor_snapshot_refs(const rd_supervisor_t *s, rd_sched_runner_t **out,
+                                   rd_supervisor_refs_t **refs)
+{
     size_t n = 0;
     for (const sup_runner_t *r = s->runners; r; r = r->next)
         n++;
     rd_sched_runner_t *v = rd_xcalloc(n ? n : 1, sizeof *v);
+    rd_supervisor_refs_t *rv = refs != NULL ? rd_xcalloc(n ? n : 1, sizeof *rv) : NULL;
     size_t k = 0;
     for (const sup_runner_t *r = s->runners; r; r = r->next) {
         rd_rstate_t st;
@@ -263,16 +265,20 @@ size_t rd_supervisor_snapshot(const rd_supervisor_t *s, rd_sched_runner_t **out)
             continue;
         }
         v[k].key = r->key;
-        v[k].scope = r->target;
-        v[k].pool = r->pool;
+        v[k].scope = rd_target_ref_pos(r->target);
+        v[k].pool = rd_pool_ref_pos(r->pool);
         v[k].state = st;
         v[k].job_id = r->m.job_id;
         v[k].idle_since_ms = r->m.idle_since_ms;
         v[k].cpus = r->cpus;
         v[k].memory = r->memory;
         v[k].gpus = r->gpus;
+        if (rv != NULL)
+            rv[k] = (rd_supervisor_refs_t){.pool = r->pool, .target = r->target};
         k++;
     }
+    if (refs != NULL)
+        *refs = rv;
     *out = v;
     return k;
 }
@@ -283,6 +289,7 @@ int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor
     if (pool >= s->npools)
         return RD_EINVAL;
     const pool_state_t *ps = &s->pools[pool];
+    const rd_pool_ref_t *ref = ps->ref;
     out->backoff_ms = rd_backoff_remaining(&ps->b, (uint64_t)rd_sup_now_wall());
     out->backoff = out->backoff_ms > 0;
     out->degraded = ps->degraded;
@@ -293,7 +300,7 @@ int rd_supervisor_pool_info(const rd_supervisor_t *s, size_t pool, rd_supervisor
     out->startup = ps->startup;
     out->job_duration = ps->job_duration;
     for (const sup_runner_t *r = s->runners; r; r = r->next)
-        if (r->pool == pool && rd_runner_holds_capacity(&r->m))
+        if (r->pool == ref && rd_runner_holds_capacity(&r->m))
             out->runners++;
     return 0;
 }

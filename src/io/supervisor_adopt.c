@@ -239,7 +239,11 @@ static void adopt_finish(sup_t *s)
         cand_t *cd = &ad->c[i];
         if (rd_sup_find_name(s, cd->name))
             continue;
-        sup_runner_t *r = rd_sup_runner_new(s, cd->name, cd->scope[0] ? cd->scope : "?", cd->pool);
+        /* The one place a runner's pool and target come from text (the container's
+         * labels): claimed by name, so a reload that adds them later pairs with them. */
+        sup_runner_t *r = rd_sup_runner_new(
+            s, cd->name, rd_idents_target_claim(s->ids, cd->scope[0] ? cd->scope : "?"),
+            rd_idents_pool_claim(s->ids, cd->pool));
         r->adopted = true;
         r->gh_seen = cd->gh != RD_GH_UNKNOWN;
         rd_runner_limits_t lim = rd_sup_limits_for(s, r->pool);
@@ -256,7 +260,7 @@ static void adopt_finish(sup_t *s)
         uint64_t key = r->key;
         rd_sup_docker_simple(s, PK_WAIT, key, cd->name);
         r = rd_sup_find_key(s, key);
-        if (r && r->pool == NONE)
+        if (r && rd_pool_ref_removed(r->pool))
             rd_sup_feed(r, RD_REV_STOP, 0);
     }
     adopt_end(s, 0);

@@ -31,11 +31,11 @@
 #include <uv.h>
 
 #include "runnerd/core/backoff.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/runner.h"
 #include "runnerd/io/spawn.h"
 #include "runnerd/io/supervisor.h"
 
-#define NONE ((size_t)-1)
 #define COMP "supervisor"
 /* What a runner's log lines concern: JSON lines carry its name, pool, scope
  * and job (docs/operating.md). */
@@ -94,7 +94,9 @@ typedef struct sup_runner {
     sup_t *sup;
     uint64_t key;
     char *name, *scope, *pool_name, *group;
-    size_t target, pool;
+    /* Held references (ident.h): the current config's target and pool, or removed. */
+    rd_target_ref_t *target;
+    rd_pool_ref_t *pool;
     double cpus;
     uint64_t memory;
     unsigned gpus;
@@ -135,7 +137,7 @@ typedef struct ticket {
 } ticket_t;
 
 typedef struct {
-    char *name;
+    rd_pool_ref_t *ref; /* held; s->pools[] is in the current config's order */
     rd_backoff_t b;
     bool degraded;
     uint64_t starts, failures;
@@ -168,6 +170,8 @@ typedef struct {
 struct rd_supervisor {
     uv_loop_t *loop;
     const rd_config_t *cfg;
+    rd_idents_t *ids; /* the pools' and targets' identities (opt.idents, or own_ids) */
+    bool own_ids;
     rd_github_t *gh;
     rd_supervisor_callbacks_t cbs;
     rd_supervisor_options_t opt;
@@ -209,9 +213,8 @@ int64_t rd_sup_now_wall(void);
 uint64_t rd_sup_rnd(sup_t *s);
 sup_runner_t *rd_sup_find_key(const sup_t *s, uint64_t key);
 sup_runner_t *rd_sup_find_name(const sup_t *s, const char *name);
-size_t rd_sup_pool_index(const rd_config_t *cfg, const char *name);
-size_t rd_sup_target_index(const rd_config_t *cfg, const char *scope);
-pool_state_t *rd_sup_pool_state(sup_t *s, const char *name);
+/* The state of a pool the current config has (NULL when REF is removed). */
+pool_state_t *rd_sup_pool_state(sup_t *s, const rd_pool_ref_t *ref);
 /* One handle of s closed; the last one after rd_supervisor_close frees s. */
 void rd_sup_handle_closed(sup_t *s);
 /* Call cbs.changed soon (coalesced, from the loop). */
@@ -233,9 +236,9 @@ void rd_sup_docker_simple(sup_t *s, proc_kind_t kind, uint64_t key, const char *
 /* supervisor_runner.c */
 void rd_sup_on_restop_timer(uv_timer_t *t);
 void rd_sup_runner_close(sup_runner_t *r);
-sup_runner_t *rd_sup_runner_new(sup_t *s, const char *name, const char *scope,
-                                const char *pool_name);
-rd_runner_limits_t rd_sup_limits_for(const sup_t *s, size_t pool);
+/* A runner of target T and pool P (each held by the runner; removed ones allowed). */
+sup_runner_t *rd_sup_runner_new(sup_t *s, const char *name, rd_target_ref_t *t, rd_pool_ref_t *p);
+rd_runner_limits_t rd_sup_limits_for(const sup_t *s, const rd_pool_ref_t *pool);
 /* Carry out what the state machine asked for. */
 void rd_sup_apply(sup_runner_t *r, const rd_runner_actions_t *a);
 /* One event into a runner's state machine, then rd_sup_apply. No-op once done. */

@@ -125,11 +125,11 @@ static void delete_cb(void *ud, int err)
 static void register_jit(sup_runner_t *r, int64_t group_id)
 {
     sup_t *s = r->sup;
-    if (r->pool == NONE) {
+    const rd_pool_t *pool = rd_pool_ref_cfg(r->pool);
+    if (pool == NULL) {
         rd_sup_feed(r, RD_REV_REGISTER_FAILED, 0);
         return;
     }
-    const rd_pool_t *pool = &s->cfg->pools[r->pool];
     ticket_t *t = rd_sup_ticket_new(s, TK_JIT, r->key, r->scope);
     int rc = sup_reg_claims(s, r->scope)
                  ? s->reg.generate_jit(s->reg.ud, r->scope, pool->name, r->name, jit_cb, t)

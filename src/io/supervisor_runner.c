@@ -34,6 +34,8 @@ static void runner_handle_closed(uv_handle_t *h)
         free(r->name);
         free(r->scope);
         free(r->pool_name);
+        rd_pool_ref_release(r->pool);
+        rd_target_ref_release(r->target);
         free(r->group);
         if (r->jit_copy) {
             memset(r->jit_copy, 0, strlen(r->jit_copy));
@@ -100,19 +102,20 @@ static void on_kill_timer(uv_timer_t *t)
     rd_sup_feed(r, RD_REV_KILL_TIMER, 0);
 }
 
-sup_runner_t *rd_sup_runner_new(sup_t *s, const char *name, const char *scope,
-                                const char *pool_name)
+sup_runner_t *rd_sup_runner_new(sup_t *s, const char *name, rd_target_ref_t *t, rd_pool_ref_t *pool)
 {
     sup_runner_t *r = rd_xcalloc(1, sizeof *r);
     r->sup = s;
     r->key = ++s->next_key;
     r->name = rd_xstrdup(name);
-    r->scope = rd_xstrdup(scope);
-    r->pool_name = rd_xstrdup(pool_name);
-    r->target = rd_sup_target_index(s->cfg, scope);
-    r->pool = rd_sup_pool_index(s->cfg, pool_name);
-    if (r->pool != NONE) {
-        const rd_pool_t *p = &s->cfg->pools[r->pool];
+    r->target = rd_target_ref_hold(t);
+    r->pool = rd_pool_ref_hold(pool);
+    /* The config's spelling while it has the target (scopes compare case-insensitively). */
+    const rd_target_t *tc = rd_target_ref_cfg(t);
+    r->scope = rd_xstrdup(tc != NULL ? tc->scope : rd_target_ref_scope(t));
+    r->pool_name = rd_xstrdup(rd_pool_ref_name(pool));
+    const rd_pool_t *p = rd_pool_ref_cfg(pool);
+    if (p != NULL) {
         r->cpus = p->cpus;
         r->memory = p->memory;
         r->gpus = p->gpus;
@@ -133,7 +136,7 @@ sup_runner_t *rd_sup_runner_new(sup_t *s, const char *name, const char *scope,
     return r;
 }
 
-rd_runner_limits_t rd_sup_limits_for(const sup_t *s, size_t pool)
+rd_runner_limits_t rd_sup_limits_for(const sup_t *s, const rd_pool_ref_t *pool)
 {
     rd_runner_limits_t l = {
         .startup_timeout_ms = 300000,
@@ -141,9 +144,10 @@ rd_runner_limits_t rd_sup_limits_for(const sup_t *s, size_t pool)
         .stop_grace_ms = s->opt.stop_grace_ms,
         .kill_slack_ms = s->opt.kill_slack_ms,
     };
-    if (pool != NONE) {
-        l.startup_timeout_ms = s->cfg->pools[pool].startup_timeout_ms;
-        l.job_timeout_ms = s->cfg->pools[pool].job_timeout_ms;
+    const rd_pool_t *p = rd_pool_ref_cfg(pool);
+    if (p != NULL) {
+        l.startup_timeout_ms = p->startup_timeout_ms;
+        l.job_timeout_ms = p->job_timeout_ms;
     }
     return l;
 }
@@ -176,7 +180,7 @@ static void arm_backoff_timer(sup_t *s)
 
 static void pool_failure(sup_t *s, sup_runner_t *r)
 {
-    pool_state_t *ps = rd_sup_pool_state(s, r->pool_name);
+    pool_state_t *ps = rd_sup_pool_state(s, r->pool);
     char buf[96];
     const char *why = failure_reason(r, buf, sizeof buf);
     if (ps == NULL) {
@@ -186,11 +190,11 @@ static void pool_failure(sup_t *s, sup_runner_t *r)
     ps->failures++;
     uint64_t d = rd_backoff_fail(&ps->b, (uint64_t)rd_sup_now_wall(), rd_sup_rnd(s));
     rd_logc(RD_LOG_WARN, COMP, SUP_CTX(r), "%s: failed (%s); pool %s backs off %.1fs (%u in a row)",
-            r->name, why, ps->name, (double)d / 1000.0, ps->b.failures);
+            r->name, why, rd_pool_ref_name(ps->ref), (double)d / 1000.0, ps->b.failures);
     if (!ps->degraded && ps->b.failures >= s->opt.degraded_after) {
         ps->degraded = true;
-        rd_error(COMP, "pool %s is degraded: %u runners failed in a row (last: %s)", ps->name,
-                 ps->b.failures, why);
+        rd_error(COMP, "pool %s is degraded: %u runners failed in a row (last: %s)",
+                 rd_pool_ref_name(ps->ref), ps->b.failures, why);
     }
     arm_backoff_timer(s);
     rd_sup_schedule_changed(s);
@@ -198,12 +202,12 @@ static void pool_failure(sup_t *s, sup_runner_t *r)
 
 static void pool_success(sup_t *s, sup_runner_t *r)
 {
-    pool_state_t *ps = rd_sup_pool_state(s, r->pool_name);
+    pool_state_t *ps = rd_sup_pool_state(s, r->pool);
     if (ps == NULL)
         return;
     if (ps->degraded)
-        rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "pool %s recovered: %s came online", ps->name,
-                r->name);
+        rd_logc(RD_LOG_INFO, COMP, SUP_CTX(r), "pool %s recovered: %s came online",
+                rd_pool_ref_name(ps->ref), r->name);
     ps->degraded = false;
     rd_backoff_success(&ps->b);
 }
@@ -211,13 +215,13 @@ static void pool_success(sup_t *s, sup_runner_t *r)
 static void do_spawn(sup_runner_t *r)
 {
     sup_t *s = r->sup;
-    if (r->pool == NONE || r->jit == NULL) {
+    const rd_pool_t *pool = rd_pool_ref_cfg(r->pool);
+    if (pool == NULL || r->jit == NULL) {
         rd_logc(RD_LOG_ERROR, COMP, SUP_CTX(r), "%s: pool %s is gone; not starting it", r->name,
                 r->pool_name);
         rd_sup_feed(r, RD_REV_SPAWN_FAILED, 0);
         return;
     }
-    const rd_pool_t *pool = &s->cfg->pools[r->pool];
     rd_dockerargv_run_t in = {
         .binary = s->cfg->docker.binary,
         .name = r->name,
@@ -319,7 +323,7 @@ static void observe_transition(sup_runner_t *r, rd_runner_state_t before, int64_
     rd_runner_state_t after = r->m.state;
     if (before == after)
         return;
-    pool_state_t *ps = rd_sup_pool_state(r->sup, r->pool_name);
+    pool_state_t *ps = rd_sup_pool_state(r->sup, r->pool);
     if (ps == NULL)
         return;
     if (before == RD_RUNNER_STARTING && (after == RD_RUNNER_IDLE || after == RD_RUNNER_BUSY) &&
@@ -351,7 +355,7 @@ int rd_supervisor_job_waited(rd_supervisor_t *s, const char *runner_name, int64_
     sup_runner_t *r = runner_name ? rd_sup_find_name(s, runner_name) : NULL;
     if (r == NULL || r->done)
         return RD_ENOENT;
-    pool_state_t *ps = rd_sup_pool_state(s, r->pool_name);
+    pool_state_t *ps = rd_sup_pool_state(s, r->pool);
     if (ps == NULL || r->wait_counted || wait_ms < 0 || job_id <= 0)
         return 0;
     r->wait_counted = true;
@@ -366,34 +370,35 @@ static void on_backoff_timer(uv_timer_t *t)
     arm_backoff_timer(s);
 }
 
-int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t job_id,
-                        uint64_t *key_out)
+int rd_supervisor_start(rd_supervisor_t *s, rd_target_ref_t *target, rd_pool_ref_t *pool,
+                        int64_t job_id, uint64_t *key_out)
 {
     if (key_out)
         *key_out = 0;
     if (s->closing || s->draining || s->opt.read_only)
         return RD_ECANCELED;
-    if (target >= s->cfg->ntargets || pool >= s->cfg->npools)
+    const rd_pool_t *p = rd_pool_ref_cfg(pool);
+    pool_state_t *ps = rd_sup_pool_state(s, pool);
+    if (p == NULL || ps == NULL || rd_target_ref_removed(target))
         return RD_EINVAL;
-    const rd_pool_t *p = &s->cfg->pools[pool];
     int64_t now = rd_sup_now_wall();
-    if (rd_backoff_remaining(&s->pools[pool].b, (uint64_t)now) > 0)
+    if (rd_backoff_remaining(&ps->b, (uint64_t)now) > 0)
         return RD_EAGAIN;
     char *name = NULL;
     int rc = rd_dockerargv_runner_name(s->cfg->instance, p->name, now, rd_sup_rnd(s), &name);
     if (rc != 0) {
-        if (!s->pools[pool].name_error_logged)
+        if (!ps->name_error_logged)
             rd_error(COMP,
                      "pool %s: cannot build a runner name from instance '%s' (runnerd-"
                      "<instance>-<pool>-<14 chars> must be a docker name of at most 64 "
                      "characters, GitHub's limit): %s; starting nothing in this pool",
                      p->name, s->cfg->instance, rd_strerror(rc));
-        s->pools[pool].name_error_logged = true;
+        ps->name_error_logged = true;
         return rc;
     }
-    sup_runner_t *r = rd_sup_runner_new(s, name, s->cfg->targets[target].scope, p->name);
+    sup_runner_t *r = rd_sup_runner_new(s, name, target, pool);
     free(name);
-    s->pools[pool].starts++;
+    ps->starts++;
     rd_runner_limits_t lim = rd_sup_limits_for(s, pool);
     rd_runner_actions_t a;
     rd_runner_init(&r->m, &lim, job_id, now, &a);
@@ -476,6 +481,8 @@ void rd_sup_runner_info(const sup_runner_t *r, int64_t now, rd_supervisor_runner
         .name = r->name,
         .pool = r->pool_name,
         .scope = r->scope,
+        .pool_ref = r->pool,
+        .target_ref = r->target,
         .state = r->m.state,
         .age_ms = now - r->m.created_ms,
         .job_id = r->m.job_id,

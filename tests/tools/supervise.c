@@ -32,6 +32,7 @@
 typedef struct {
     uv_loop_t loop;
     rd_config_t *cfg;
+    rd_idents_t *ids;
     rd_github_t *gh;
     rd_supervisor_t *sup;
     uv_timer_t t_run;
@@ -54,7 +55,8 @@ static void start_all(void)
     D.started = true;
     for (size_t i = 0; i < D.njobs; i++) {
         uint64_t key;
-        int rc = rd_supervisor_start(D.sup, D.target, D.pool, D.jobs[i], &key);
+        int rc = rd_supervisor_start(D.sup, rd_idents_target(D.ids, D.target),
+                                     rd_idents_pool(D.ids, D.pool), D.jobs[i], &key);
         if (rc != 0)
             rd_error("supervise", "start for job %" PRId64 ": %s", D.jobs[i], rd_strerror(rc));
         else
@@ -62,7 +64,8 @@ static void start_all(void)
     }
     for (unsigned i = 0; i < D.nstart; i++) {
         uint64_t key;
-        int rc = rd_supervisor_start(D.sup, D.target, D.pool, 0, &key);
+        int rc = rd_supervisor_start(D.sup, rd_idents_target(D.ids, D.target),
+                                     rd_idents_pool(D.ids, D.pool), 0, &key);
         if (rc != 0)
             rd_error("supervise", "start: %s", rd_strerror(rc));
         else
@@ -117,7 +120,8 @@ static void on_changed(void *ud)
         rd_supervisor_pool_info(D.sup, D.pool, &pi);
         if (pi.runners == 0 && !pi.backoff) {
             uint64_t key;
-            if (rd_supervisor_start(D.sup, D.target, D.pool, 0, &key) == 0)
+            if (rd_supervisor_start(D.sup, rd_idents_target(D.ids, D.target),
+                                    rd_idents_pool(D.ids, D.pool), 0, &key) == 0)
                 D.starts++;
         }
         return;
@@ -266,8 +270,12 @@ int main(int argc, char **argv)
         return 1;
     }
     rd_supervisor_callbacks_t cbs = {.changed = on_changed, .ud = NULL};
-    rd_supervisor_options_t opts = {
-        .reconcile_ms = reconcile_ms, .stop_grace_ms = 2000, .kill_slack_ms = 2000};
+    D.ids = rd_idents_new();
+    rd_idents_apply(D.ids, D.cfg);
+    rd_supervisor_options_t opts = {.reconcile_ms = reconcile_ms,
+                                    .stop_grace_ms = 2000,
+                                    .kill_slack_ms = 2000,
+                                    .idents = D.ids};
     rc = rd_supervisor_new(&D.loop, D.cfg, D.gh, &cbs, &opts, &D.sup);
     if (rc != 0) {
         fprintf(stderr, "supervisor: %s\n", rd_strerror(rc));
@@ -296,6 +304,7 @@ int main(int argc, char **argv)
         uv_print_all_handles(&D.loop, stderr);
         D.exit_code = 3;
     }
+    rd_idents_free(D.ids);
     rd_config_free(D.cfg);
     free(D.jobs);
     return D.exit_code;

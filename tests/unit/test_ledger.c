@@ -18,6 +18,7 @@
 #include "runnerd/core/backoff.h"
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/ledger.h"
 #include "runnerd/core/planner.h"
 #include "runnerd/core/sched.h"
@@ -64,6 +65,7 @@ static rd_config_t *load_cfg(void)
 
 /* The config every test uses (target 0: repo octo/a; pool 0: small). */
 static rd_config_t *CFG;
+static rd_idents_t *IDS; /* applied to CFG */
 
 static rd_ledger_t *ledger_new(void)
 {
@@ -76,12 +78,15 @@ static int group_setup(void **state)
 {
     (void)state;
     CFG = load_cfg();
+    IDS = rd_idents_new();
+    rd_idents_apply(IDS, CFG);
     return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
+    rd_idents_free(IDS);
     rd_config_free(CFG);
     return 0;
 }
@@ -375,8 +380,8 @@ static void sim_plan(sim_t *s)
                          : r->seen == RD_RUNNER_IDLE ? RD_RSTATE_IDLE
                                                      : RD_RSTATE_STARTING;
         pr[n] = (rd_planner_runner_t){.key = r->key,
-                                      .pool = "small",
-                                      .scope = "repos/octo/a",
+                                      .pool = rd_idents_pool(IDS, 0),
+                                      .target = rd_idents_target(IDS, 0),
                                       .state = st,
                                       .idle_since_ms = s->now,
                                       .cpus = 1,

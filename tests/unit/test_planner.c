@@ -11,6 +11,7 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/ledger.h"
 #include "runnerd/core/planner.h"
 #include "runnerd/core/sched.h"
@@ -122,11 +123,14 @@ static void test_retired_pool_holds_capacity(void **state)
     for (int i = 1; i <= 6; i++)
         add(d, cfg, i, "octo/a", labels, 3, 1000 + i);
     /* Three busy runners of a pool that a reload removed hold 3 of the 4 cpus. */
+    rd_idents_t *ids = rd_idents_new();
+    rd_idents_apply(ids, cfg);
+    rd_pool_ref_t *gone = rd_pool_ref_hold(rd_idents_pool_claim(ids, "gone"));
     rd_planner_runner_t rs[3];
     for (int i = 0; i < 3; i++) {
         rs[i] = (rd_planner_runner_t){.key = (uint64_t)i + 1,
-                                      .pool = "gone",
-                                      .scope = "repos/octo/a",
+                                      .pool = gone,
+                                      .target = rd_idents_target(ids, 0),
                                       .state = RD_RSTATE_BUSY,
                                       .job_id = 100 + i,
                                       .cpus = 1,
@@ -146,6 +150,8 @@ static void test_retired_pool_holds_capacity(void **state)
     assert_int_equal(starts, 1);
     rd_sched_plan_free(&plan);
     rd_planner_input_free(&pi);
+    rd_pool_ref_release(gone);
+    rd_idents_free(ids);
     rd_ledger_free(d);
     rd_config_free(cfg);
 }
@@ -156,9 +162,12 @@ static void test_runner_of_removed_target(void **state)
     rd_config_t *cfg = load();
     rd_ledger_t *d = rd_ledger_new();
     rd_ledger_set_config(d, cfg);
+    rd_idents_t *ids = rd_idents_new();
+    rd_idents_apply(ids, cfg);
+    rd_target_ref_t *gone = rd_target_ref_hold(rd_idents_target_claim(ids, "repos/gone/x"));
     rd_planner_runner_t r = {.key = 7,
-                             .pool = "small",
-                             .scope = "repos/gone/x",
+                             .pool = rd_idents_pool(ids, 0),
+                             .target = gone,
                              .state = RD_RSTATE_IDLE,
                              .idle_since_ms = 1,
                              .cpus = 1,
@@ -169,6 +178,8 @@ static void test_runner_of_removed_target(void **state)
     assert_int_equal(pi.runners[0].scope, (size_t)-1);
     assert_int_equal(pi.runners[0].pool, 0);
     rd_planner_input_free(&pi);
+    rd_target_ref_release(gone);
+    rd_idents_free(ids);
     rd_ledger_free(d);
     rd_config_free(cfg);
 }

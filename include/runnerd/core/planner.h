@@ -11,14 +11,16 @@
 #include <stdio.h>
 
 #include "runnerd/core/config.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/ledger.h"
 #include "runnerd/core/sched.h"
 
-/* A runner as the daemon knows it, by names (indexes change across reloads). */
+/* A runner as the daemon knows it: its pool and target by reference (ident.h),
+ * applied to the same config as cfg below; removed ones are kept accounted. */
 typedef struct {
     uint64_t key;
-    const char *pool;  /* pool name */
-    const char *scope; /* "repos/o/r" or "orgs/o" */
+    const rd_pool_ref_t *pool;
+    const rd_target_ref_t *target;
     rd_rstate_t state;
     int64_t job_id;
     int64_t idle_since_ms;
@@ -42,7 +44,8 @@ typedef struct {
     rd_sched_input_t in;
     rd_sched_pool_t *pools; /* cfg pools, then retired ones */
     size_t npools;
-    rd_pool_t *retired; /* synthetic specs of pools no longer in cfg */
+    rd_pool_t *retired;                 /* synthetic specs of pools no longer in cfg */
+    const rd_pool_ref_t **retired_refs; /* which removed pool each is */
     size_t nretired;
     rd_sched_scope_t *scopes;
     size_t nscopes;

@@ -26,6 +26,9 @@ typedef struct rd_fleet rd_fleet_t;
 
 typedef struct {
     bool dry_run; /* look only: find scale sets, create, poll and start nothing */
+    /* The pools' and targets' identities (ident.h), borrowed: the caller applies each
+     * reload's config to it before rd_fleet_reconfigure. NULL: the client keeps its own. */
+    rd_idents_t *idents;
 } rd_fleet_options_t;
 
 /** cfg, gh and sup are borrowed (cfg until the next reconfigure). sup may be NULL (dry run). */

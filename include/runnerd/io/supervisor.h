@@ -25,6 +25,7 @@
 #include <uv.h>
 
 #include "runnerd/core/config.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/metrics.h"
 #include "runnerd/core/runner.h"
 #include "runnerd/core/sched.h"
@@ -61,6 +62,10 @@ typedef struct {
      * plan counts this instance's runners as supply and capacity; nothing is removed,
      * deleted, waited on, started or stopped, and no timer or periodic list runs. */
     bool read_only;
+    /* The pools' and targets' identities (ident.h), borrowed: the caller applies each
+     * reload's config to it before rd_supervisor_reconfigure. NULL: the supervisor keeps
+     * its own and applies the configs it is given. */
+    rd_idents_t *idents;
 } rd_supervisor_options_t;
 
 /**
@@ -72,10 +77,10 @@ int rd_supervisor_new(uv_loop_t *loop, const rd_config_t *cfg, rd_github_t *gh,
                       rd_supervisor_t **out);
 
 /**
- * Switch to a reloaded config. Runners keep their own copies of what they
- * need; pool/target indexes are re-mapped by pool name / scope; runners whose
- * pool is gone are stopped unless busy (busy ones finish). Backoff state is
- * kept per pool name.
+ * Switch to a reloaded config. Runners hold references to their pool and target
+ * (ident.h), which the identity set re-pointed at the new config once; runners
+ * whose pool is gone are stopped unless busy (busy ones finish). Backoff state
+ * stays with the pool's reference.
  */
 void rd_supervisor_reconfigure(rd_supervisor_t *s, const rd_config_t *cfg);
 
@@ -98,15 +103,16 @@ typedef struct {
 void rd_supervisor_set_registry(rd_supervisor_t *s, const rd_supervisor_registry_t *reg);
 
 /**
- * Start one runner of cfg->pools[pool] for cfg->targets[target] (its scope),
- * started for job_id (0 for a min_idle warm runner). It is STARTING at once (the
- * scheduler counts it as supply), then registers and spawns. Returns 0 and the
- * runner's key, RD_EAGAIN when the pool is backing off, RD_ECANCELED while
- * draining or closing, RD_EINVAL for bad indexes or a name/argv that does not
- * validate. A registration failure later shows as the runner exiting.
+ * Start one runner of POOL for TARGET (its scope): references of the current
+ * config (ident.h), which the runner holds; started for job_id (0 for a min_idle
+ * warm runner). It is STARTING at once (the scheduler counts it as supply), then
+ * registers and spawns. Returns 0 and the runner's key, RD_EAGAIN when the pool
+ * is backing off, RD_ECANCELED while draining or closing, RD_EINVAL for a removed
+ * pool or target or a name/argv that does not validate. A registration failure
+ * later shows as the runner exiting.
  */
-int rd_supervisor_start(rd_supervisor_t *s, size_t target, size_t pool, int64_t job_id,
-                        uint64_t *key_out);
+int rd_supervisor_start(rd_supervisor_t *s, rd_target_ref_t *target, rd_pool_ref_t *pool,
+                        int64_t job_id, uint64_t *key_out);
 
 /** Stop a runner unless it is busy (the scheduler's stop list). Safe twice. 0 or RD_ENOENT. */
 int rd_supervisor_stop(rd_supervisor_t *s, uint64_t key);
@@ -143,6 +149,16 @@ void rd_supervisor_reconcile(rd_supervisor_t *s);
  */
 size_t rd_supervisor_snapshot(const rd_supervisor_t *s, rd_sched_runner_t **out);
 
+/* A snapshot entry's pool and target as references (ident.h). */
+typedef struct {
+    const rd_pool_ref_t *pool;
+    const rd_target_ref_t *target;
+} rd_supervisor_refs_t;
+/** rd_supervisor_snapshot, and when refs is not NULL each entry's references in *refs
+ * (heap, same order; free()). */
+size_t rd_supervisor_snapshot_refs(const rd_supervisor_t *s, rd_sched_runner_t **out,
+                                   rd_supervisor_refs_t **refs);
+
 typedef struct {
     bool backoff;        /* no starts now (rd_sched_pool_t.backoff) */
     bool degraded;       /* failing repeatedly */
@@ -163,14 +179,16 @@ typedef struct rd_supervisor_runner_info {
     const char *name; /* borrowed for the duration of the callback */
     const char *pool;
     const char *scope;
-    rd_runner_state_t state; /* rd_runner_state_name() for text */
-    int64_t age_ms;          /* since the start was decided (adopted: container start) */
-    int64_t job_id;          /* 0 = none known */
-    int64_t runner_id;       /* GitHub id, 0 until registered */
-    bool adopted;            /* found running at restart */
-    bool ran_job;            /* EXITED after running a job (busy, or exit 0 unasked): the
-                              * job it was started for is most likely no longer queued */
-    bool job_unknown;        /* adopted before it took a job: which job it takes is unknown */
+    const rd_pool_ref_t *pool_ref;     /* its pool (removed: a reload took it away) */
+    const rd_target_ref_t *target_ref; /* its target, likewise */
+    rd_runner_state_t state;           /* rd_runner_state_name() for text */
+    int64_t age_ms;                    /* since the start was decided (adopted: container start) */
+    int64_t job_id;                    /* 0 = none known */
+    int64_t runner_id;                 /* GitHub id, 0 until registered */
+    bool adopted;                      /* found running at restart */
+    bool ran_job;                      /* EXITED after running a job (busy, or exit 0 unasked): the
+                                        * job it was started for is most likely no longer queued */
+    bool job_unknown; /* adopted before it took a job: which job it takes is unknown */
 } rd_supervisor_runner_info_t;
 
 /** Call fn for every runner the supervisor still tracks (EXITED ones until their registration is
