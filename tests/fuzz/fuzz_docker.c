@@ -97,8 +97,19 @@ static void check_argv(char **argv)
 
 static void mode_argv(const uint8_t *data, size_t size)
 {
-    enum { F_NAME, F_INSTANCE, F_SCOPE, F_POOL, F_IMAGE, F_NETWORK, F_RUNTIME, F_PLATFORM,
-           F_ENVKEY, F_COMMAND, F_N };
+    enum {
+        F_NAME,
+        F_INSTANCE,
+        F_SCOPE,
+        F_POOL,
+        F_IMAGE,
+        F_NETWORK,
+        F_RUNTIME,
+        F_PLATFORM,
+        F_ENVKEY,
+        F_COMMAND,
+        F_N
+    };
     char *f[F_N];
     for (int i = 0; i < F_N; i++)
         f[i] = fz_take_line(&data, &size);
@@ -126,18 +137,31 @@ static void mode_argv(const uint8_t *data, size_t size)
     char *env_keys[1] = {f[F_ENVKEY]};
     char *env_vals[1] = {"value\nwith a newline is fine: it is not in argv"};
     char *extra[1] = {"--log-driver=none"};
-    rd_pool_t pool = {
-        .name = f[F_POOL], .labels = labels, .nlabels = 2, .image = f[F_IMAGE],
-        .command = command, .ncommand = f[F_COMMAND][0] ? 1 : 0, .cpus = 1.5,
-        .memory = 1ULL << 30, .gpus = (unsigned)(size & 1), .pids_limit = 4096,
-        .pull = (rd_pull_t)(size % 3), .runtime = f[F_RUNTIME][0] ? f[F_RUNTIME] : NULL,
-        .platform = f[F_PLATFORM][0] ? f[F_PLATFORM] : NULL, .env_keys = env_keys,
-        .env_vals = env_vals, .nenv = f[F_ENVKEY][0] ? 1 : 0};
-    rd_docker_config_t docker = {.binary = "docker", .network = f[F_NETWORK],
-                                 .extra_args = extra, .nextra_args = 1};
-    rd_dockerargv_run_t in = {.binary = "docker", .name = f[F_NAME],
-                              .instance = f[F_INSTANCE], .scope = f[F_SCOPE],
-                              .runner_id = 7, .pool = &pool, .docker = &docker};
+    rd_pool_t pool = {.name = f[F_POOL],
+                      .labels = labels,
+                      .nlabels = 2,
+                      .image = f[F_IMAGE],
+                      .command = command,
+                      .ncommand = f[F_COMMAND][0] ? 1 : 0,
+                      .cpus = 1.5,
+                      .memory = 1ULL << 30,
+                      .gpus = (unsigned)(size & 1),
+                      .pids_limit = 4096,
+                      .pull = (rd_pull_t)(size % 3),
+                      .runtime = f[F_RUNTIME][0] ? f[F_RUNTIME] : NULL,
+                      .platform = f[F_PLATFORM][0] ? f[F_PLATFORM] : NULL,
+                      .env_keys = env_keys,
+                      .env_vals = env_vals,
+                      .nenv = f[F_ENVKEY][0] ? 1 : 0};
+    rd_docker_config_t docker = {
+        .binary = "docker", .network = f[F_NETWORK], .extra_args = extra, .nextra_args = 1};
+    rd_dockerargv_run_t in = {.binary = "docker",
+                              .name = f[F_NAME],
+                              .instance = f[F_INSTANCE],
+                              .scope = f[F_SCOPE],
+                              .runner_id = 7,
+                              .pool = &pool,
+                              .docker = &docker};
     if (rd_dockerargv_run(&in, &argv) == 0) {
         FZ_CHECK(rd_dockerargv_valid_name(f[F_NAME]));
         FZ_CHECK(rd_dockerargv_safe_value(f[F_IMAGE]));

@@ -23,8 +23,8 @@
 #define MAXJ 24
 #define MAXR 16
 
-static const char *const label_set[] = {"self-hosted", "linux", "x64", "arm64", "gpu", "Linux",
-                                        "docker", "big"};
+static const char *const label_set[] = {"self-hosted", "linux", "x64",    "arm64",
+                                        "gpu",         "Linux", "docker", "big"};
 #define NLABELS (sizeof(label_set) / sizeof(label_set[0]))
 
 typedef struct {
@@ -150,16 +150,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t scope = s % (nscopes + 1) == nscopes ? (size_t)-1 : s % (nscopes + 1);
         if (job != 0 && scope != (size_t)-1)
             scope = (size_t)job % nscopes;
-        runners[k] = (rd_sched_runner_t){
-            .key = 100 + k,
-            .scope = scope,
-            .pool = pool,
-            .state = (rd_rstate_t)(st % 4),
-            .job_id = job,
-            .idle_since_ms = 1000 * (int64_t)(take(&r) % 8),
-            .cpus = pools[pool].cpus,
-            .memory = pools[pool].memory,
-            .gpus = pools[pool].gpus};
+        runners[k] = (rd_sched_runner_t){.key = 100 + k,
+                                         .scope = scope,
+                                         .pool = pool,
+                                         .state = (rd_rstate_t)(st % 4),
+                                         .job_id = job,
+                                         .idle_since_ms = 1000 * (int64_t)(take(&r) % 8),
+                                         .cpus = pools[pool].cpus,
+                                         .memory = pools[pool].memory,
+                                         .gpus = pools[pool].gpus};
     }
 
     rd_sched_input_t in = {.host = &host,
@@ -226,10 +225,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t q = 0; q < nrunners; q++) {
                 const rd_sched_runner_t *rq = &runners[q];
                 /* A runner whose scope is gone is being stopped: it covers nothing. */
-                bool covers = rq->state != RD_RSTATE_STOPPING && rq->scope != (size_t)-1 &&
-                              rq->job_id == id;
+                bool covers =
+                    rq->state != RD_RSTATE_STOPPING && rq->scope != (size_t)-1 && rq->job_id == id;
                 if (covers)
-                    fprintf(stderr, "job %lld started in scope %zu pool %zu, but runner key %llu "
+                    fprintf(stderr,
+                            "job %lld started in scope %zu pool %zu, but runner key %llu "
                             "(scope %zu pool %zu state %d) is there for it\n",
                             (long long)id, x->scope, x->pool, (unsigned long long)rq->key,
                             rq->scope, rq->pool, (int)rq->state);

@@ -306,7 +306,9 @@ int main(int argc, char **argv)
         have -= used;
     } else {
         die(125, "the fake docker server did not take the call (%s)",
-            r == 0 ? "connection closed" : r < 0 ? "no answer" : "bad answer");
+            r == 0  ? "connection closed"
+            : r < 0 ? "no answer"
+                    : "bad answer");
     }
     g_child = (sig_atomic_t)pid;
     struct sigaction sa;

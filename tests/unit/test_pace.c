@@ -1,11 +1,11 @@
 /* test_pace.c: request budget and poll pacing over simulated time. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <math.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -194,8 +194,8 @@ static void test_intervals(void **state)
     p = rd_pace_new(&cfg, T0);
     poll_all(p, ts, 11, 0, T0);
     assert_true(fabs(rd_pace_idle_factor(p) - 5.0) < 1e-9);
-    assert_true(llabs(rd_pace_target_due(p, &ts[3]) - T0 -
-                      (int64_t)(300000 * rd_pace_stretch(p))) <= 1);
+    assert_true(
+        llabs(rd_pace_target_due(p, &ts[3]) - T0 - (int64_t)(300000 * rd_pace_stretch(p))) <= 1);
     for (size_t i = 0; i < 11; i++)
         rd_pace_target_remove(p, &ts[i]);
     rd_pace_free(p);
@@ -365,9 +365,10 @@ static void test_hour_all_charged(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_budget_gate),      cmocka_unit_test(test_burst_after_idle),
-        cmocka_unit_test(test_intervals),        cmocka_unit_test(test_small_fleet_full_rate),        cmocka_unit_test(test_hour_mostly_304),
-        cmocka_unit_test(test_hour_all_charged), cmocka_unit_test(test_priority_bucket),
+        cmocka_unit_test(test_budget_gate),     cmocka_unit_test(test_burst_after_idle),
+        cmocka_unit_test(test_intervals),       cmocka_unit_test(test_small_fleet_full_rate),
+        cmocka_unit_test(test_hour_mostly_304), cmocka_unit_test(test_hour_all_charged),
+        cmocka_unit_test(test_priority_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

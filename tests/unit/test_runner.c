@@ -19,7 +19,8 @@ static const rd_runner_limits_t L = {
 #define HAS(a, f) (((a).flags & (f)) == (f))
 #define NOT(a, f) (((a).flags & (f)) == 0)
 
-static void ev(rd_runner_t *r, rd_runner_event_t e, int64_t arg, int64_t now, rd_runner_actions_t *a)
+static void ev(rd_runner_t *r, rd_runner_event_t e, int64_t arg, int64_t now,
+               rd_runner_actions_t *a)
 {
     rd_runner_event(r, e, arg, now, a);
 }
