@@ -2,8 +2,17 @@
  *
  * Shape (after curl's hiperfifo.c, with its habits and not multi-uv.c's):
  *  - one CURLM per rd_http_t;
- *  - CURLMOPT_SOCKETFUNCTION starts, changes and stops one uv_poll_t per socket,
- *    each embedded in an rd_http_sock_t that is freed only in its close callback;
+ *  - CURLMOPT_SOCKETFUNCTION starts and changes one uv_poll_t per socket, each
+ *    embedded in an rd_http_sock_t that is freed only in its close callback;
+ *  - connection sockets are opened and closed through our own callbacks
+ *    (CURLOPT_OPENSOCKETFUNCTION/CLOSESOCKETFUNCTION), so their uv_poll_t lives
+ *    as long as the connection: when a transfer ends (CURL_POLL_REMOVE) it stays
+ *    started but unreferenced, and the next transfer on the kept-alive connection
+ *    reuses it. Creating and closing one per transfer cost an ioctl and three to
+ *    five epoll_ctl calls per request (issue 14: half of the daemon's syscalls in
+ *    a steady poll cycle). Other sockets curl watches (its resolver's) get a
+ *    handle per CURL_POLL_IN/OUT that is closed at CURL_POLL_REMOVE, as before,
+ *    because curl may close them without telling us;
  *  - CURLMOPT_TIMERFUNCTION only (re)arms one uv_timer_t; the timer callback is
  *    what calls curl_multi_socket_action(CURL_SOCKET_TIMEOUT);
  *  - after every curl_multi_socket_action, every finished transfer is drained
@@ -22,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "runnerd/core/common.h"
 
@@ -34,6 +45,9 @@ typedef struct rd_http_sock {
     uv_poll_t poll;
     rd_http_t *h;
     curl_socket_t fd;
+    int events; /* UV_READABLE|UV_WRITABLE being watched; 0 = stopped */
+    bool owned; /* opened by open_socket: closed through close_socket only */
+    bool idle;  /* curl does not watch it now (CURL_POLL_REMOVE): unreferenced */
     bool closing;
     struct rd_http_sock *prev, *next; /* h->socks */
 } rd_http_sock_t;
@@ -199,6 +213,14 @@ static void on_poll(uv_poll_t *poll, int status, int events)
 {
     rd_http_sock_t *s = rd_container_of(poll, rd_http_sock_t, poll);
     rd_http_t *h = s->h;
+    if (s->idle) {
+        /* A kept-alive connection between transfers: the server closed it, or
+         * sent something unasked. Stop watching (level-triggered, it would fire
+         * again and again); curl finds out when it next tries to reuse it. */
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
@@ -235,7 +257,62 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-/* CURLMOPT_SOCKETFUNCTION: one uv_poll_t per socket curl wants watched. */
+static rd_http_sock_t *sock_new(rd_http_t *h, curl_socket_t fd, bool owned)
+{
+    rd_http_sock_t *s = rd_xcalloc(1, sizeof(*s));
+    s->h = h;
+    s->fd = fd;
+    s->owned = owned;
+    if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
+        /* Nothing to close: an uninitialised handle is simply freed. */
+        free(s);
+        return NULL;
+    }
+    s->poll.data = h;
+    h->open_handles++;
+    s->next = h->socks;
+    if (h->socks)
+        h->socks->prev = s;
+    h->socks = s;
+    return s;
+}
+
+/* The live handle of fd, or NULL (a handful of sockets: a list is enough). */
+static rd_http_sock_t *sock_find(rd_http_t *h, curl_socket_t fd)
+{
+    for (rd_http_sock_t *s = h->socks; s; s = s->next)
+        if (s->fd == fd)
+            return s;
+    return NULL;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: a connection socket, with its uv_poll_t for life. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    rd_http_t *h = clientp;
+    (void)purpose;
+    if (h->finalized)
+        return CURL_SOCKET_BAD;
+    curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd == CURL_SOCKET_BAD)
+        return fd;
+    /* Without a handle here, curl_socket_cb gives it a per-transfer one. */
+    (void)sock_new(h, fd, true);
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: curl has already sent CURL_POLL_REMOVE for it.
+ * uv_close takes fd out of epoll while it is still open. */
+static int close_socket(void *clientp, curl_socket_t fd)
+{
+    rd_http_t *h = clientp;
+    rd_http_sock_t *s = sock_find(h, fd);
+    if (s)
+        sock_close(s);
+    return close(fd);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: watch what curl asks for on fd. */
 static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     rd_http_t *h = userp;
@@ -243,38 +320,40 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
     (void)easy;
 
     if (what == CURL_POLL_REMOVE) {
-        if (s)
+        if (s && s->owned && !s->closing) {
+            /* Kept for the next transfer on this connection; watching on costs
+             * nothing, but must not keep the loop alive. */
+            s->idle = true;
+            uv_unref((uv_handle_t *)&s->poll);
+        } else if (s) {
             sock_close(s);
+        }
         return 0;
     }
     if (h->finalized)
         return 0;
     if (s == NULL) {
-        s = rd_xcalloc(1, sizeof(*s));
-        s->h = h;
-        s->fd = fd;
-        int rc = uv_poll_init_socket(h->loop, &s->poll, fd);
-        if (rc != 0) {
-            /* Nothing to close: an uninitialised handle is simply freed. The
-             * transfer then hits its timeout. (Returning -1 would mark the
-             * whole multi handle dead in libcurl 7.88.) */
-            free(s);
-            return 0;
-        }
-        s->poll.data = h;
-        h->open_handles++;
-        s->next = h->socks;
-        if (h->socks)
-            h->socks->prev = s;
-        h->socks = s;
+        s = sock_find(h, fd);
+        if (s == NULL)
+            s = sock_new(h, fd, false);
+        if (s == NULL)
+            return 0; /* the transfer hits its timeout (-1 would kill the multi handle in 7.88) */
         curl_multi_assign(h->multi, fd, s);
+    }
+    if (s->idle) {
+        s->idle = false;
+        uv_ref((uv_handle_t *)&s->poll);
     }
     int events = 0;
     if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
         events |= UV_READABLE;
     if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
         events |= UV_WRITABLE;
-    uv_poll_start(&s->poll, events, on_poll);
+    /* Every uv_poll_start costs epoll_ctl calls, even with the same events. */
+    if (events != s->events) {
+        uv_poll_start(&s->poll, events, on_poll);
+        s->events = events;
+    }
     return 0;
 }
 
@@ -663,6 +742,10 @@ int rd_http_request(rd_http_t *h, const char *method, const char *url, const cha
     SETOPT(CURLOPT_WRITEDATA, (void *)r);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, (void *)r);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, (void *)h);
+    SETOPT(CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    SETOPT(CURLOPT_CLOSESOCKETDATA, (void *)h);
     if (h->ca_file)
         SETOPT(CURLOPT_CAINFO, h->ca_file);
 #if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0: CA store cache */

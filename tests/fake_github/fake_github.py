@@ -226,6 +226,7 @@ class State:
             self.repos = {}        # full_name -> {"id","owner","name","full","archived"}
             self.repo_by_id = {}
             self.runs = {}
+            self.runs_by_repo = {}  # full_name -> [run]: run lists without a scan of every run
             self.jobs = {}
             self.runners = {}
             self.events = []
@@ -362,6 +363,7 @@ class State:
                "created_at": t, "updated_at": t, "run_number": run_id - 5000000 + 1,
                "job_ids": [], "name": spec.get("workflow_name", "CI")}
         self.runs[run_id] = run
+        self.runs_by_repo.setdefault(full, []).append(run)
         ids = []
         for i in range(count):
             jid = self.next_job_id
@@ -820,7 +822,10 @@ def check_inst_access(st, ctx, owner):
 def h_runs(st, ctx, m):
     full = check_scope_exists(st, ctx, m)
     status = ctx["query"].get("status")
-    runs = [r for r in st.runs.values() if r["repo"] == full]
+    # per status filter, for bench/cycle.py: one status=queued list per repository poll
+    lists = st.stats.setdefault("runs_lists", {})
+    lists[status or ""] = lists.get(status or "", 0) + 1
+    runs = list(st.runs_by_repo.get(full, ()))
     if status:
         runs = [r for r in runs if r["status"] == status or r["conclusion"] == status]
     runs.sort(key=lambda r: -r["id"])
