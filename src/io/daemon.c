@@ -516,7 +516,7 @@ int rd_daemon_run(const rd_daemon_opts_t *opts)
         begin_close(d);
         goto run;
     }
-    rc = rd_poller_new(&d->loop, d->gh, d->ledger, d->cfg, rd_daemon_on_demand_changed, d,
+    rc = rd_poller_new(&d->loop, d->gh, d->ledger, d->ids, d->cfg, rd_daemon_on_demand_changed, d,
                        &d->poller);
     if (rc != 0) {
         rd_error(LOGC, "poller: %s", rd_strerror(rc));

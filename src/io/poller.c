@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "runnerd/core/common.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/index.h"
 #include "runnerd/core/log.h"
 #include "runnerd/core/pace.h"
@@ -56,6 +57,7 @@ struct prepo {
 };
 
 struct ptarget {
+    rd_target_ref_t *ref; /* held: the identity that pairs it across reloads */
     rd_target_kind_t kind;
     bool broker; /* discovery: scaleset: the broker finds its jobs, never polled (docs/fleet.md) */
     char *owner, *repo, *scope;
@@ -78,6 +80,7 @@ struct rd_poller {
     rd_github_t *gh;
     rd_pace_t *pace;
     rd_ledger_t *ledger;
+    rd_idents_t *ids; /* borrowed: the pairing of targets across reloads */
     const rd_config_t *cfg;
     rd_poller_changed_cb changed;
     rd_poller_actions_cb actions;
@@ -301,12 +304,14 @@ static void target_free(rd_poller_t *p, ptarget_t *t)
     free(t->scope);
     rd_strv_free(t->filter, t->nfilter);
     rd_strv_free(t->listed, t->nlisted);
+    rd_target_ref_release(t->ref);
     free(t);
 }
 
-static ptarget_t *target_new(const rd_target_t *ct)
+static ptarget_t *target_new(const rd_target_t *ct, rd_target_ref_t *ref)
 {
     ptarget_t *t = rd_xcalloc(1, sizeof(*t));
+    t->ref = rd_target_ref_hold(ref);
     t->kind = ct->kind;
     t->owner = rd_xstrdup(ct->owner);
     t->repo = ct->repo ? rd_xstrdup(ct->repo) : NULL;
@@ -670,22 +675,29 @@ static void schedule(rd_poller_t *p)
 
 static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
 {
-    /* Match new targets to old ones by scope, keep their state; drop the rest.
-     * The old ones by scope in an index: one target per repository made this O(N^2). */
-    rd_namemap_t old;
-    rd_namemap_init(&old);
+    /* A new target keeps the state of the old one with the same identity (the
+     * daemon paired old and new once, rd_idents_apply, before this call); the rest
+     * is dropped. The old ones by identity in an index: one target per repository
+     * made a scan O(N^2). */
+    rd_idmap_t old;
+    rd_idmap_init(&old);
     for (size_t k = 0; k < p->ntargets; k++) {
         p->targets[k]->kept = false;
-        rd_namemap_put(&old, p->targets[k]->scope, p->targets[k]);
+        rd_idmap_put(&old, (int64_t)rd_target_ref_id(p->targets[k]->ref), p->targets[k]);
     }
     ptarget_t **nt = rd_xcalloc(cfg->ntargets + 1, sizeof(*nt));
     for (size_t i = 0; i < cfg->ntargets; i++) {
         const rd_target_t *ct = &cfg->targets[i];
-        ptarget_t *t = rd_namemap_remove(&old, ct->scope);
+        rd_target_ref_t *ref = rd_idents_target(p->ids, i);
+        if (ref == NULL)
+            rd_fatal("poller: target %zu (%s) has no identity: rd_idents_apply was not "
+                     "called with this config",
+                     i, ct->scope);
+        ptarget_t *t = rd_idmap_remove(&old, (int64_t)rd_target_ref_id(ref));
         if (t != NULL)
             t->kept = true;
         if (t == NULL) {
-            t = target_new(ct);
+            t = target_new(ct, ref);
             t->broker = ct->discovery == RD_DISCOVERY_SCALESET;
             if (p->cycle_active && t->kind == RD_TARGET_ORG && !t->broker)
                 set_cycle(p, &t->cycle, true);
@@ -715,7 +727,7 @@ static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
     for (size_t k = 0; k < p->ntargets; k++)
         if (!p->targets[k]->kept)
             target_free(p, p->targets[k]);
-    rd_namemap_free(&old);
+    rd_idmap_free(&old);
     free(p->targets);
     p->targets = nt;
     p->ntargets = cfg->ntargets;
@@ -729,14 +741,15 @@ static void load_targets(rd_poller_t *p, const rd_config_t *cfg)
     rebuild_repos(p);
 }
 
-int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_ledger_t *ledger, const rd_config_t *cfg,
-                  rd_poller_changed_cb changed, void *ud, rd_poller_t **out)
+int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_ledger_t *ledger, rd_idents_t *ids,
+                  const rd_config_t *cfg, rd_poller_changed_cb changed, void *ud, rd_poller_t **out)
 {
     *out = NULL;
-    if (loop == NULL || gh == NULL || ledger == NULL || cfg == NULL)
+    if (loop == NULL || gh == NULL || ledger == NULL || ids == NULL || cfg == NULL)
         return RD_EINVAL;
     rd_poller_t *p = rd_xcalloc(1, sizeof(*p));
     p->loop = loop;
+    p->ids = ids;
     p->gh = gh;
     p->pace = rd_github_pace(gh);
     p->ledger = ledger;

@@ -19,6 +19,7 @@
 
 #include "runnerd/core/common.h"
 #include "runnerd/core/config.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/ledger.h"
 #include "runnerd/core/log.h"
 #include "runnerd/io/configfile.h"
@@ -38,6 +39,7 @@ typedef struct {
     uv_timer_t timer;
     const char *reload;
     rd_config_t *old_cfg;
+    rd_idents_t *ids; /* the daemon's pairing of targets across reloads */
 } app_t;
 
 static rd_config_t *load(const char *file)
@@ -112,6 +114,8 @@ static void on_timer(uv_timer_t *t)
     app_t *a = t->data;
     if (a->reload && a->done == 1) {
         rd_config_t *cfg = load(a->reload);
+        if (cfg != NULL)
+            rd_idents_apply(a->ids, cfg); /* the daemon's one pairing, first */
         if (cfg == NULL || rd_github_reconfigure(a->gh, &cfg->github) != 0 ||
             rd_poller_reconfigure(a->poller, cfg) != 0) {
             fprintf(stderr, "rd_discover: reload failed\n");
@@ -226,7 +230,9 @@ int main(int argc, char **argv)
     }
     a.demand = rd_ledger_new();
     rd_ledger_set_config(a.demand, a.cfg);
-    rc = rd_poller_new(&loop, a.gh, a.demand, a.cfg, NULL, NULL, &a.poller);
+    a.ids = rd_idents_new();
+    rd_idents_apply(a.ids, a.cfg);
+    rc = rd_poller_new(&loop, a.gh, a.demand, a.ids, a.cfg, NULL, NULL, &a.poller);
     cycle_start_cpu = cpu_s();
     cycle_start_ns = uv_hrtime();
     if (rc == 0)
@@ -240,6 +246,7 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
     int lc = uv_loop_close(&loop);
     rd_ledger_free(a.demand);
+    rd_idents_free(a.ids);
     rd_config_free(a.cfg);
     rd_config_free(a.old_cfg);
     if (lc != 0) {

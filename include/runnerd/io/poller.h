@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "runnerd/core/config.h"
+#include "runnerd/core/ident.h"
 #include "runnerd/core/ledger.h"
 #include "runnerd/core/metrics.h"
 #include "runnerd/io/github.h"
@@ -49,8 +50,15 @@ typedef struct {
     size_t nrepo_names;
 } rd_poller_status_t;
 
-int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_ledger_t *ledger, const rd_config_t *cfg,
-                  rd_poller_changed_cb changed, void *ud, rd_poller_t **out);
+/**
+ * ids: the identity set the owner applies to each config before handing it here
+ * (rd_idents_apply, then rd_poller_reconfigure): a target keeps its polling state
+ * (org listing, backoff) across a reload through its identity. Borrowed; it must
+ * outlive the poller.
+ */
+int rd_poller_new(uv_loop_t *loop, rd_github_t *gh, rd_ledger_t *ledger, rd_idents_t *ids,
+                  const rd_config_t *cfg, rd_poller_changed_cb changed, void *ud,
+                  rd_poller_t **out);
 /** Start polling continuously (org listings first, then each repository when due). */
 int rd_poller_start(rd_poller_t *p);
 /**
