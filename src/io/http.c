@@ -91,6 +91,10 @@ struct rd_http {
     rd_http_req_t *done_head, *done_tail;
     size_t inflight; /* active + queued, i.e. callbacks still owed */
     rd_http_sock_t *socks;
+    /* Easy handles of finished transfers, reset, for the next requests: an easy
+     * handle is a large allocation with much to set up, per request otherwise. */
+    CURL **spare;
+    size_t nspare, spare_cap;
     bool delivering;
     bool closing;   /* rd_http_close called */
     bool finalized; /* multi cleaned up, handles closing */
@@ -500,8 +504,15 @@ static int map_curl_error(const rd_http_req_t *r)
 
 static void req_free(rd_http_req_t *r)
 {
-    if (r->easy)
+    rd_http_t *h = r->h;
+    if (r->easy && !h->finalized && h->nspare < h->spare_cap) {
+        /* Reset now: nothing of this request (its buffers, callbacks' data) may
+         * outlive it in the handle. */
+        curl_easy_reset(r->easy);
+        h->spare[h->nspare++] = r->easy;
+    } else if (r->easy) {
         curl_easy_cleanup(r->easy);
+    }
     curl_slist_free_all(r->headers);
     free(r->post);
     free(r->body);
@@ -557,6 +568,11 @@ static void req_complete(rd_http_t *h, rd_http_req_t *r)
 static void finalize(rd_http_t *h)
 {
     h->finalized = true;
+    while (h->nspare > 0)
+        curl_easy_cleanup(h->spare[--h->nspare]);
+    free(h->spare);
+    h->spare = NULL;
+    h->spare_cap = 0;
     /* Cached connections close now; curl may report CURL_POLL_REMOVE for them. */
     curl_multi_cleanup(h->multi);
     h->multi = NULL;
@@ -608,6 +624,8 @@ int rd_http_new(uv_loop_t *loop, const rd_http_options_t *opts, rd_http_t **out)
     h->loop = loop;
     h->max_connections =
         opts && opts->max_connections ? opts->max_connections : RD_HTTP_DEFAULT_MAX_CONN;
+    h->spare_cap = (size_t)h->max_connections * 2;
+    h->spare = rd_xcalloc(h->spare_cap, sizeof(*h->spare));
     uint64_t cto =
         opts && opts->connect_timeout_ms ? opts->connect_timeout_ms : RD_HTTP_DEFAULT_CONNECT_MS;
     uint64_t tto =
@@ -624,6 +642,7 @@ int rd_http_new(uv_loop_t *loop, const rd_http_options_t *opts, rd_http_t **out)
     if (h->multi == NULL) {
         free(h->ca_file);
         free(h->user_agent);
+        free(h->spare);
         free(h);
         curl_global_cleanup();
         return RD_ENOMEM;
@@ -693,7 +712,7 @@ int rd_http_request(rd_http_t *h, const char *method, const char *url, const cha
     r->cb = cb;
     r->ud = ud;
     r->rl_limit = r->rl_remaining = r->rl_used = r->rl_reset = -1;
-    r->easy = curl_easy_init();
+    r->easy = h->nspare > 0 ? h->spare[--h->nspare] : curl_easy_init();
     if (r->easy == NULL) {
         free(r);
         return RD_ENOMEM;
