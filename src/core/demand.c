@@ -184,7 +184,7 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 size_t rd_demand_reconcile(rd_demand_t *d, const char *repo, const int64_t *seen, size_t nseen,
-                           int64_t poll_started_ms)
+                           int64_t poll_started_ms, rd_demand_drop_fn on_drop, void *ud)
 {
     /* GitHub compares owner and repository names case-insensitively (so does the index). */
     repo_jobs_t *rj = rd_namemap_get(&d->by_repo, repo);
@@ -203,8 +203,11 @@ size_t rd_demand_reconcile(rd_demand_t *d, const char *repo, const int64_t *seen
             bsearch(&j->id, sorted, nseen, sizeof(int64_t), cmp_i64) == NULL)
             drop[ndrop++] = j->id;
     }
-    for (size_t i = 0; i < ndrop; i++)
+    for (size_t i = 0; i < ndrop; i++) {
+        if (on_drop != NULL)
+            on_drop(ud, rd_demand_get(d, drop[i]));
         rd_demand_remove(d, drop[i]);
+    }
     free(drop);
     free(sorted);
     return ndrop;

@@ -2,9 +2,11 @@
  *
  * State: the queued-job table (demand.c), the runners with the job each is
  * counted against, the ring of jobs a webhook said started or finished
- * ("recent", hashed), and the ring of jobs a finished runner most likely took
- * ("taken"). Every rule is applied when its event arrives, so the table the
- * planner reads is always the corrected one. */
+ * ("recent", hashed), the ring of jobs a finished runner most likely took
+ * ("taken"), and the ring of jobs that left the queue while no runner GitHub
+ * named ran them ("departed": some runner took them unseen). Every rule is
+ * applied when its event arrives, so the table the planner reads is always the
+ * corrected one. */
 #include "runnerd/core/ledger.h"
 
 #include <inttypes.h>
@@ -20,6 +22,7 @@
 #define LOGC "sched"
 #define RECENT_JOBS 4096
 #define TAKEN_JOBS 256
+#define DEPARTED_JOBS 256
 
 typedef struct {
     uint64_t key;
@@ -40,8 +43,21 @@ typedef struct {
     bool active;           /* false once a later poll listed the job queued */
 } taken_t;
 
+/* A job a poll no longer listed queued while no runner GitHub named ran it:
+ * some runner took it unseen (a job shorter than a poll interval), and that
+ * runner's exit is counted against it. */
+typedef struct {
+    int64_t job;
+    int target;
+    char **labels;
+    size_t nlabels;
+    int64_t until_ms; /* an exit after this is not counted against it */
+    bool active;
+} departed_t;
+
 struct rd_ledger {
-    rd_cfgindex_t *index; /* of the current config; NULL before the first */
+    const rd_config_t *cfg; /* borrowed (rd_ledger_set_config); NULL before the first */
+    rd_cfgindex_t *index;   /* of the current config; NULL before the first */
     rd_demand_t *jobs;
     lrunner_t *runners;
     size_t nrunners, caprunners;
@@ -54,6 +70,10 @@ struct rd_ledger {
     taken_t taken[TAKEN_JOBS];
     size_t taken_next;
     size_t taken_active;
+
+    departed_t departed[DEPARTED_JOBS];
+    size_t departed_next;
+    size_t departed_active;
 
     rd_namemap_t polled; /* repository -> int64_t*: start of the latest poll applied */
 };
@@ -96,6 +116,8 @@ void rd_ledger_free(rd_ledger_t *l)
     free(l->runners);
     rd_idmap_free(&l->runner_by_key);
     rd_idmap_free(&l->recent_slot);
+    for (size_t i = 0; i < DEPARTED_JOBS; i++)
+        rd_strv_free(l->departed[i].labels, l->departed[i].nlabels);
     for (size_t i = 0; i < l->polled.cap; i++)
         if (l->polled.vals != NULL)
             free(l->polled.vals[i]);
@@ -161,6 +183,80 @@ static bool taken_stale(rd_ledger_t *l, int64_t id, int64_t seen_ms)
                  " until a poll lists it queued again",
                  id);
     return stale;
+}
+
+typedef struct {
+    rd_ledger_t *l;
+    int64_t now_ms;
+} drop_ctx_t;
+
+/* rd_demand_reconcile dropped job j: a poll no longer lists it queued. Unless
+ * a runner GitHub named runs it, record it for the exit of the runner that
+ * took it unseen. */
+static void departed_add(void *ud, const rd_job_t *j)
+{
+    drop_ctx_t *c = ud;
+    rd_ledger_t *l = c->l;
+    for (size_t i = 0; i < l->nrunners; i++)
+        if (l->runners[i].known && l->runners[i].job == j->id)
+            return;
+    departed_t *d = &l->departed[l->departed_next];
+    l->departed_next = (l->departed_next + 1) % DEPARTED_JOBS;
+    if (d->active)
+        l->departed_active--;
+    rd_strv_free(d->labels, d->nlabels);
+    d->job = j->id;
+    d->target = j->target;
+    d->nlabels = j->nlabels;
+    d->labels = rd_xcalloc(j->nlabels + 1, sizeof(char *));
+    for (size_t i = 0; i < j->nlabels; i++)
+        d->labels[i] = rd_xstrdup(j->labels[i]);
+    d->until_ms = c->now_ms + RD_LEDGER_TAKEN_MARGIN_MS;
+    d->active = true;
+    l->departed_active++;
+}
+
+/* GitHub named the runner that runs job `id`: its departure is accounted for. */
+static void departed_forget(rd_ledger_t *l, int64_t id)
+{
+    for (size_t i = 0; i < DEPARTED_JOBS && l->departed_active > 0; i++) {
+        departed_t *d = &l->departed[i];
+        if (d->active && d->job == id) {
+            d->active = false;
+            l->departed_active--;
+        }
+    }
+}
+
+/* A runner of (target, labels) that ran a job GitHub did not name exits: when
+ * a job it could have run left the queue unseen, it most likely ran that one
+ * (the oldest such). True when one was claimed. */
+static bool departed_claim(rd_ledger_t *l, int target, const char *const *labels, size_t nlabels,
+                           int64_t now_ms, const char *name)
+{
+    departed_t *best = NULL;
+    for (size_t i = 0; i < DEPARTED_JOBS && l->departed_active > 0; i++) {
+        departed_t *d = &l->departed[i];
+        if (!d->active)
+            continue;
+        if (now_ms > d->until_ms) {
+            d->active = false;
+            l->departed_active--;
+            continue;
+        }
+        if (d->target != target ||
+            !rd_labels_match((const char *const *)d->labels, d->nlabels, labels, nlabels))
+            continue;
+        if (best == NULL || d->job < best->job)
+            best = d;
+    }
+    if (best == NULL)
+        return false;
+    rd_debug(LOGC, "%s ran a job and exited: most likely job %" PRId64 ", gone from the queue",
+             name ? name : "?", best->job);
+    best->active = false;
+    l->departed_active--;
+    return true;
 }
 
 /* A sighting of a queued job: demand unless a correction says otherwise.
@@ -249,62 +345,16 @@ void rd_ledger_runner_started(rd_ledger_t *l, uint64_t key, const char *name, in
     r->known = false;
 }
 
-void rd_ledger_runner_runs(rd_ledger_t *l, const char *name, int64_t job_id, int64_t now_ms,
-                           rd_ledger_actions_t *acts)
-{
-    (void)now_ms;
-    if (name == NULL)
-        return;
-    lrunner_t *r = runner_by_name(l, name);
-    if (r != NULL && job_id != 0 && (r->job != job_id || !r->known)) {
-        /* GitHub may have given R the job another runner O of its pool was
-         * started for: O then most likely runs R's job. The two swap, so the set
-         * of jobs the pool's runners account for stays the same and a job that
-         * still shows queued (job lists lag) is neither uncovered nor given a
-         * second runner. */
-        bool swapped = false;
-        for (size_t i = 0; i < l->nrunners; i++) {
-            lrunner_t *o = &l->runners[i];
-            if (o == r || runner_known(o) || o->pool != r->pool || o->job != job_id)
-                continue;
-            rd_debug(LOGC,
-                     "%s runs job %" PRId64 " (started for %" PRId64 "): counting %s"
-                     " against job %" PRId64,
-                     r->name, job_id, r->job, o->name ? o->name : "?", r->job);
-            o->job = r->job;
-            act(acts, RD_LEDGER_COUNTED, o->name, o->job);
-            swapped = true;
-            break;
-        }
-        /* The same when O has already exited after a job: it took R's job,
-         * not job_id, and the correction moves with it. */
-        for (size_t i = 0; i < TAKEN_JOBS && !swapped && r->job != 0; i++) {
-            taken_t *tk = &l->taken[i];
-            if (!tk->active || tk->job != job_id || tk->pool != r->pool)
-                continue;
-            rd_debug(LOGC,
-                     "%s runs job %" PRId64 " (started for %" PRId64 "): the runner that"
-                     " exited after a job took job %" PRId64,
-                     r->name, job_id, r->job, r->job);
-            tk->job = r->job;
-            rd_demand_remove(l->jobs, r->job);
-            swapped = true;
-        }
-        r->job = job_id;
-        r->known = true;
-    }
-    act(acts, RD_LEDGER_RUNS, name, job_id);
-}
-
 /* The oldest queued job of the runner's target that its pool's labels serve
  * and that no runner is counted against, or NULL. */
 static const rd_job_t *oldest_unheld(const rd_ledger_t *l, int target, const char *const *labels,
-                                     size_t nlabels)
+                                     size_t nlabels, bool busy_only)
 {
     rd_idmap_t held;
     rd_idmap_init(&held);
     for (size_t i = 0; i < l->nrunners; i++)
-        if (l->runners[i].job != 0)
+        if (l->runners[i].job != 0 &&
+            (!busy_only || runner_known(&l->runners[i]) || l->runners[i].state == RD_RUNNER_BUSY))
             rd_idmap_put(&held, l->runners[i].job, (void *)1);
     const rd_job_t *best = NULL, *j;
     size_t it = 0;
@@ -321,6 +371,85 @@ static const rd_job_t *oldest_unheld(const rd_ledger_t *l, int target, const cha
     return best;
 }
 
+/* Which job a runner of (target, pool) that exits after a job GitHub never
+ * named (shorter than a poll interval; adopted or warm runners) most likely
+ * ran. GitHub hands out the oldest queued job first, to whichever runner asks,
+ * so most runners run another job than the one they were started for:
+ *  - a job its pool serves that a poll no longer listed queued while no runner
+ *    GitHub named ran it (the oldest): it is out of demand already (returns 0);
+ *  - else the oldest queued job its pool serves that no busy runner holds (the
+ *    runner started for that one is then free supply, and the planner has it
+ *    cover the oldest uncovered job, e.g. the one this runner was started for).
+ * Counting each exit against its own job instead took a still-queued job out
+ * of demand whenever the two differed, and one leaving the queue unseen twice:
+ * the deficit rolled from wave to wave of jobs (each wave's runners ran the
+ * previous wave's left-overs) and the last wave's jobs waited until the taken
+ * margin expired (bench/scaleup.py: ~11 s). Returns the job to take, or 0. */
+static int64_t guess_ran(rd_ledger_t *l, int target, int pool, int64_t now_ms, const char *name)
+{
+    if (l->cfg == NULL || pool < 0 || (size_t)pool >= l->cfg->npools)
+        return 0;
+    const rd_pool_t *p = &l->cfg->pools[pool];
+    const char *const *labels = (const char *const *)p->labels;
+    if (departed_claim(l, target, labels, p->nlabels, now_ms, name))
+        return 0;
+    const rd_job_t *best = oldest_unheld(l, target, labels, p->nlabels, true);
+    return best != NULL ? best->id : 0;
+}
+
+void rd_ledger_runner_runs(rd_ledger_t *l, const char *name, int64_t job_id, int64_t now_ms,
+                           rd_ledger_actions_t *acts)
+{
+    (void)now_ms;
+    if (name == NULL)
+        return;
+    lrunner_t *r = runner_by_name(l, name);
+    if (r != NULL && job_id != 0 && (r->job != job_id || !r->known)) {
+        /* GitHub may have given R the job another runner O of its pool was
+         * started for: O then most likely runs R's job. The two swap, so the set
+         * of jobs the pool's runners account for stays the same and a job that
+         * still shows queued (job lists lag) is neither uncovered nor given a
+         * second runner. */
+        for (size_t i = 0; i < l->nrunners; i++) {
+            lrunner_t *o = &l->runners[i];
+            if (o == r || runner_known(o) || o->pool != r->pool || o->job != job_id)
+                continue;
+            rd_debug(LOGC,
+                     "%s runs job %" PRId64 " (started for %" PRId64 "): counting %s"
+                     " against job %" PRId64,
+                     r->name, job_id, r->job, o->name ? o->name : "?", r->job);
+            o->job = r->job;
+            act(acts, RD_LEDGER_COUNTED, o->name, o->job);
+            break;
+        }
+        int64_t was = r->job;
+        r->job = job_id;
+        r->known = true;
+        departed_forget(l, job_id);
+        /* A runner that exited after a job was counted against job_id: it ran
+         * another one, and the correction moves to the job it most likely ran,
+         * guessed as at its exit. */
+        for (size_t i = 0; i < TAKEN_JOBS && l->taken_active > 0; i++) {
+            taken_t *tk = &l->taken[i];
+            if (!tk->active || tk->job != job_id || tk->pool != r->pool)
+                continue;
+            int64_t b = guess_ran(l, r->target, r->pool, now_ms, "the runner counted against it");
+            rd_debug(LOGC,
+                     "%s runs job %" PRId64 " (started for %" PRId64 "): the runner that"
+                     " exited after a job counted against it took job %" PRId64,
+                     r->name, job_id, was, b);
+            if (b != 0) {
+                tk->job = b;
+                rd_demand_remove(l->jobs, b);
+            } else {
+                tk->active = false;
+                l->taken_active--;
+            }
+        }
+    }
+    act(acts, RD_LEDGER_RUNS, name, job_id);
+}
+
 void rd_ledger_runner_exited(rd_ledger_t *l, const rd_ledger_runner_t *ri, int64_t now_ms)
 {
     lrunner_t *r = runner_by_key(l, ri->key);
@@ -330,20 +459,18 @@ void rd_ledger_runner_exited(rd_ledger_t *l, const rd_ledger_runner_t *ri, int64
         runner_remove(l, r);
     if (!ri->ran_job)
         return;
-    /* It took the job GitHub said it runs, or else most likely the one it is
-     * counted against while that is still queued. */
-    if (job != 0 && (known || rd_demand_get(l->jobs, job) != NULL)) {
+    /* It took the job GitHub said it runs. */
+    if (job != 0 && known) {
         taken_add(l, job, ri->pool, now_ms);
         return;
     }
-    /* Its job is unknown (adopted, warm, or the job it was counted against went
-     * to another runner): it took some queued job its pool serves, most likely
-     * the oldest that no runner holds. */
-    const rd_job_t *best = oldest_unheld(l, ri->target, ri->pool_labels, ri->npool_labels);
-    if (best != NULL) {
-        rd_debug(LOGC, "%s ran a job and exited: counting it against job %" PRId64,
-                 ri->name ? ri->name : "?", best->id);
-        taken_add(l, best->id, ri->pool, now_ms);
+    /* GitHub never said which job it ran: guess_ran. */
+    int64_t best = guess_ran(l, ri->target, ri->pool, now_ms, ri->name);
+    if (best != 0) {
+        if (best != job)
+            rd_debug(LOGC, "%s ran a job and exited: counting it against job %" PRId64,
+                     ri->name ? ri->name : "?", best);
+        taken_add(l, best, ri->pool, now_ms);
     }
 }
 
@@ -391,7 +518,7 @@ void rd_ledger_runners(rd_ledger_t *l, const rd_ledger_runner_t *snap, size_t n,
         if (r == NULL || r->state != RD_RUNNER_BUSY || runner_known(r) ||
             (r->job != 0 && rd_demand_get(l->jobs, r->job) != NULL))
             continue;
-        const rd_job_t *best = oldest_unheld(l, r->target, s->pool_labels, s->npool_labels);
+        const rd_job_t *best = oldest_unheld(l, r->target, s->pool_labels, s->npool_labels, false);
         if (best == NULL)
             continue;
         rd_debug(LOGC, "%s%s turned busy: counting it against job %" PRId64,
@@ -434,19 +561,22 @@ bool rd_ledger_poll(rd_ledger_t *l, const rd_ledger_poll_t *p, int64_t now_ms,
             changed = true;
     }
     if (!superseded && !p->partial &&
-        rd_demand_reconcile(l->jobs, p->repo, seen, p->nqueued, p->started_ms) > 0)
+        rd_demand_reconcile(l->jobs, p->repo, seen, p->nqueued, p->started_ms, departed_add,
+                            &(drop_ctx_t){l, now_ms}) > 0)
         changed = true;
     free(seen);
-    for (size_t i = 0; i < p->nrunning; i++)
+    for (size_t i = 0; i < p->nrunning; i++) {
+        departed_forget(l, p->running[i].job_id); /* someone runs it: not taken unseen */
         if (is_ours(p->running[i].runner_name))
             rd_ledger_runner_runs(l, p->running[i].runner_name, p->running[i].job_id, now_ms, acts);
+    }
     return changed;
 }
 
 bool rd_ledger_forget_repo(rd_ledger_t *l, const char *repo)
 {
     free(rd_namemap_remove(&l->polled, repo));
-    return rd_demand_reconcile(l->jobs, repo, NULL, 0, INT64_MAX) > 0;
+    return rd_demand_reconcile(l->jobs, repo, NULL, 0, INT64_MAX, NULL, NULL) > 0;
 }
 
 bool rd_ledger_webhook(rd_ledger_t *l, rd_webhook_job_action_t action, const rd_gh_job_t *job,
@@ -461,12 +591,14 @@ bool rd_ledger_webhook(rd_ledger_t *l, rd_webhook_job_action_t action, const rd_
         return rd_demand_get(l->jobs, job->id) != NULL;
     case RD_WEBHOOK_JOB_IN_PROGRESS:
         recent_add(l, job->id);
+        departed_forget(l, job->id);
         rd_demand_remove(l->jobs, job->id);
         if (job->runner_name != NULL)
             rd_ledger_runner_runs(l, job->runner_name, job->id, now_ms, acts);
         return false;
     case RD_WEBHOOK_JOB_COMPLETED:
         recent_add(l, job->id);
+        departed_forget(l, job->id);
         rd_demand_remove(l->jobs, job->id);
         act(acts, RD_LEDGER_COMPLETED, job->runner_name, job->id);
         return false;
@@ -481,6 +613,7 @@ bool rd_ledger_webhook(rd_ledger_t *l, rd_webhook_job_action_t action, const rd_
 void rd_ledger_set_config(rd_ledger_t *l, const rd_config_t *cfg)
 {
     rd_cfgindex_free(l->index);
+    l->cfg = cfg;
     l->index = rd_cfgindex_new(cfg);
     rd_job_t *j;
     size_t it = 0;

@@ -117,7 +117,7 @@ static void test_reconcile(void **state)
     rd_demand_upsert(d, 5, 1, "octo/b", L, 3, 0, 100, 1);
     /* the poll started at 200 and saw only job 2 queued */
     const int64_t seen[] = {2};
-    assert_int_equal(rd_demand_reconcile(d, "octo/a", seen, 1, 200), 2);
+    assert_int_equal(rd_demand_reconcile(d, "octo/a", seen, 1, 200, NULL, NULL), 2);
     assert_null(rd_demand_get(d, 1));
     assert_non_null(rd_demand_get(d, 2));
     assert_null(rd_demand_get(d, 3));
@@ -125,15 +125,16 @@ static void test_reconcile(void **state)
     assert_non_null(rd_demand_get(d, 5)); /* other repo: kept */
     /* job seen exactly at poll start: not "before", kept */
     rd_demand_upsert(d, 6, 1, "octo/a", L, 3, 0, 300, 0);
-    assert_int_equal(rd_demand_reconcile(d, "octo/a", seen, 1, 300), 1); /* drops 4 only */
+    assert_int_equal(rd_demand_reconcile(d, "octo/a", seen, 1, 300, NULL, NULL),
+                     1); /* drops 4 only */
     assert_non_null(rd_demand_get(d, 6));
     assert_null(rd_demand_get(d, 4));
     /* repository names compare case-insensitively */
-    assert_int_equal(rd_demand_reconcile(d, "OCTO/B", NULL, 0, 1000), 1);
+    assert_int_equal(rd_demand_reconcile(d, "OCTO/B", NULL, 0, 1000, NULL, NULL), 1);
     assert_null(rd_demand_get(d, 5));
     /* an empty poll drops everything older of that repo; unseen order of ids is fine */
     const int64_t seen2[] = {99, 6};
-    assert_int_equal(rd_demand_reconcile(d, "octo/a", seen2, 2, 1000), 1); /* job 2 */
+    assert_int_equal(rd_demand_reconcile(d, "octo/a", seen2, 2, 1000, NULL, NULL), 1); /* job 2 */
     assert_int_equal(rd_demand_count(d), 1);
     assert_non_null(rd_demand_get(d, 6));
     rd_demand_free(d);

@@ -3,7 +3,8 @@
  * runner list, adopted runners, webhooks against stale polls, and a property
  * test that drives the ledger and the planner through random permuted
  * assignment orders and event interleavings against a model of GitHub: no job
- * ever gets two runners, no servable job is left without one. */
+ * ever gets two runners, no servable job is left without one; and waves of
+ * short jobs handed out oldest first: no job waits for the taken margin. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -297,7 +298,8 @@ static void test_adopted_runners(void **state)
 /* ------------------------------------------------------------------ */
 /* Property: the ledger and the planner against a model of GitHub        */
 
-#define NJ 12
+#define NJ 12    /* jobs of the property test */
+#define NJMAX 64 /* room for the wave test's */
 #define NRUN 64
 
 typedef enum { GJ_QUEUED, GJ_RUNNING, GJ_DONE } gjob_t;
@@ -317,14 +319,16 @@ typedef struct {
     bool ran;               /* GitHub: it finished a job (then its container exits) */
     rd_runner_state_t seen; /* runnerd's state for it (from runner lists and actions) */
     bool exited;
+    int64_t online_at;  /* wave test: when it connects to GitHub */
+    int64_t busy_until; /* wave test: when its job ends */
 } srunner_t;
 
 typedef struct {
     int64_t at; /* when GitHub's lists were read */
-    int64_t queued[NJ];
+    int64_t queued[NJMAX];
     size_t nq;
-    rd_ledger_running_t running[NJ];
-    char names[NJ][32];
+    rd_ledger_running_t running[NJMAX];
+    char names[NJMAX][32];
     size_t nr;
 } spoll_t;
 
@@ -332,8 +336,9 @@ typedef struct {
     rd_config_t *cfg;
     rd_ledger_t *l;
     int64_t now;
-    gjob_t jobs[NJ + 1]; /* by id 1..NJ */
-    int64_t runner_of[NJ + 1];
+    int64_t maxj;           /* job ids 1..maxj */
+    gjob_t jobs[NJMAX + 1]; /* by id */
+    int64_t runner_of[NJMAX + 1];
     srunner_t r[NRUN];
     size_t nr;
     spoll_t polls[8];
@@ -434,7 +439,7 @@ static void sim_capture(sim_t *s, spoll_t *p)
 {
     memset(p, 0, sizeof(*p));
     p->at = s->now;
-    for (int64_t j = 1; j <= NJ; j++) {
+    for (int64_t j = 1; j <= s->maxj; j++) {
         if (s->jobs[j] == GJ_QUEUED) {
             p->queued[p->nq++] = j;
         } else if (s->jobs[j] == GJ_RUNNING) {
@@ -451,7 +456,7 @@ static void sim_deliver(sim_t *s, spoll_t *p)
 {
     for (size_t i = 0; i < p->nr; i++) /* the poll was copied: point at this copy's names */
         p->running[i].runner_name = p->names[i];
-    rd_gh_job_t v[NJ];
+    rd_gh_job_t v[NJMAX];
     for (size_t i = 0; i < p->nq; i++)
         v[i] = job(p->queued[i], 100 + p->queued[i]);
     rd_ledger_poll_t ev = {.repo = "octo/a",
@@ -569,7 +574,7 @@ static void sim_step(sim_t *s)
 
 static bool all_done(const sim_t *s)
 {
-    for (int64_t j = 1; j <= NJ; j++)
+    for (int64_t j = 1; j <= s->maxj; j++)
         if (s->jobs[j] != GJ_DONE)
             return false;
     return true;
@@ -590,8 +595,11 @@ static void test_property_random_interleavings(void **state)
             continue;
         trace_on = only != NULL;
         TRACE("iteration %d\n", iter);
-        sim_t s = {
-            .cfg = cfg, .l = ledger_new(), .now = 100000, .seed = 0x5eed0000u + (uint64_t)iter};
+        sim_t s = {.cfg = cfg,
+                   .l = ledger_new(),
+                   .now = 100000,
+                   .maxj = NJ,
+                   .seed = 0x5eed0000u + (uint64_t)iter};
         size_t nj = 1 + rd_rand_next(&s.seed) % NJ;
         s.njobs = (unsigned)nj;
         s.strict = iter < 400;
@@ -654,6 +662,107 @@ static void test_property_random_interleavings(void **state)
     }
 }
 
+/* bench/scaleup.py's latency run in small: jobs queued in waves of 1-5, GitHub
+ * hands the OLDEST queued job to whichever runner connects first (so most
+ * runners run another job than the one they were started for), jobs last
+ * 100 ms, less than the poll interval, so no poll sees most of them in_progress
+ * and no runner is ever seen busy. Every job must get a runner within a few
+ * poll intervals: a correction that keeps a job still queued out of demand
+ * rolls from wave to wave and strands the last wave's jobs until the taken
+ * margin (10 s) expires. And no job gets two runners (sim_plan: never more
+ * starts than jobs). */
+static void test_waves_strand_no_job(void **state)
+{
+    (void)state;
+    const int64_t njobs = 48;
+    const char *only = getenv("LEDGER_WAVE"); /* replay one iteration with a trace */
+    int stranded = 0;
+    for (int iter = 0; iter < 40; iter++) {
+        if (only != NULL && atoi(only) != iter)
+            continue;
+        trace_on = only != NULL;
+        int64_t worst = 0, worst_job = 0;
+        sim_t s = {.cfg = CFG,
+                   .l = ledger_new(),
+                   .now = 100000,
+                   .maxj = njobs,
+                   .strict = true,
+                   .njobs = (unsigned)njobs,
+                   .max_polls = 1,
+                   .seed = 0xa5e50000u + (uint64_t)iter};
+        int64_t queued_at[NJMAX + 1] = {0}, taken_at[NJMAX + 1] = {0};
+        for (int64_t j = 1; j <= njobs; j++)
+            s.jobs[j] = GJ_DONE; /* not created yet */
+        int64_t nq = 0, next_wave = s.now, next_poll = s.now + 100 + (s.now % 1000);
+        for (int step = 0; step < 1200 && !(nq == njobs && all_done(&s)); step++) {
+            s.now += 50;
+            if (nq < njobs && s.now >= next_wave) {
+                for (uint64_t k = 1 + rd_rand_next(&s.seed) % 5; k > 0 && nq < njobs; k--) {
+                    s.jobs[++nq] = GJ_QUEUED;
+                    queued_at[nq] = s.now;
+                }
+                next_wave = s.now + 200 + (int64_t)(rd_rand_next(&s.seed) % 600);
+            }
+            /* one poll of the repository in flight, answered in 100-300 ms */
+            if (s.npolls > 0 && s.now - s.polls[0].at >= 100 + (s.polls[0].at % 3) * 100) {
+                s.npolls = 0;
+                sim_deliver(&s, &s.polls[0]);
+            }
+            if (s.npolls == 0 && s.now >= next_poll) {
+                sim_capture(&s, &s.polls[s.npolls++]);
+                next_poll = s.now + 1000;
+            }
+            for (size_t i = 0; i < s.nr; i++) {
+                srunner_t *r = &s.r[i];
+                if (r->exited)
+                    continue;
+                if (r->online_at == 0) /* started by the last plan: its container starts */
+                    r->online_at = s.now + 200 + (int64_t)(rd_rand_next(&s.seed) % 700);
+                if (!r->gh_online && s.now >= r->online_at)
+                    r->gh_online = true;
+                if (r->gh_online && r->gh_job == 0) {
+                    for (int64_t j = 1; j <= nq; j++) { /* the oldest queued job */
+                        if (s.jobs[j] != GJ_QUEUED)
+                            continue;
+                        s.jobs[j] = GJ_RUNNING;
+                        s.runner_of[j] = (int64_t)i + 1;
+                        r->gh_job = j;
+                        r->busy_until = s.now + 100;
+                        taken_at[j] = s.now;
+                        TRACE("%lld github: %s takes job %lld\n", (long long)s.now, r->name,
+                              (long long)j);
+                        break;
+                    }
+                } else if (r->gh_job != 0 && s.now >= r->busy_until) {
+                    s.jobs[r->gh_job] = GJ_DONE;
+                    r->gh_job = 0;
+                    r->ran = true;
+                    r->exited = true;
+                    rd_ledger_runner_t e =
+                        runner(r->key, r->name, RD_RUNNER_EXITED, 0, false, true);
+                    rd_ledger_runner_exited(s.l, &e, s.now);
+                }
+            }
+            sim_plan(&s);
+        }
+        assert_int_equal(nq, njobs);
+        assert_true(all_done(&s));
+        for (int64_t j = 1; j <= njobs; j++) {
+            if (taken_at[j] - queued_at[j] > worst) {
+                worst = taken_at[j] - queued_at[j];
+                worst_job = j;
+            }
+        }
+        if (worst > 4000) {
+            fprintf(stderr, "iteration %d: job %lld waited %lld ms for a runner\n", iter,
+                    (long long)worst_job, (long long)worst);
+            stranded++;
+        }
+        rd_ledger_free(s.l);
+    }
+    assert_int_equal(stranded, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,6 +771,7 @@ int main(void)
         cmocka_unit_test(test_webhooks_against_stale_polls),
         cmocka_unit_test(test_adopted_runners),
         cmocka_unit_test(test_property_random_interleavings),
+        cmocka_unit_test(test_waves_strand_no_job),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

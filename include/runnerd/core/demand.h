@@ -37,13 +37,16 @@ bool rd_demand_upsert(rd_demand_t *d, int64_t id, int64_t run_id, const char *re
                       int target);
 /** Remove a job; true when it was there. */
 bool rd_demand_remove(rd_demand_t *d, int64_t id);
+/** Called with each job rd_demand_reconcile drops, just before it is freed. */
+typedef void (*rd_demand_drop_fn)(void *ud, const rd_job_t *j);
 /**
  * A complete poll of REPO saw exactly the queued job ids in `seen`: drop the
  * other jobs of that repository that were last seen before `poll_started_ms`
- * (a webhook that arrived during the poll is kept). Returns how many were dropped.
+ * (a webhook that arrived during the poll is kept). Returns how many were
+ * dropped; on_drop (may be NULL) is told each.
  */
 size_t rd_demand_reconcile(rd_demand_t *d, const char *repo, const int64_t *seen, size_t nseen,
-                           int64_t poll_started_ms);
+                           int64_t poll_started_ms, rd_demand_drop_fn on_drop, void *ud);
 /** Drop every job of a target (target removed by reload); renumber targets via map (old->new, -1
  * drop). */
 void rd_demand_retarget(rd_demand_t *d, const int *map, size_t nmap);

@@ -10,15 +10,18 @@
  *   - which job each runner is counted against (its tie);
  *   - the corrections that keep one job from getting two runners: jobs a
  *     webhook said started or finished stay out of demand when a stale poll page
- *     or a late "queued" delivery lists them again; a job whose runner ran a job
- *     and exited is no demand until a poll that started TAKEN_MARGIN after the
- *     exit lists it again; when GitHub gives runner R the job runner O was started
- *     for, O is counted against R's job instead (GitHub hands a queued job to
- *     any idle runner whose labels fit); a busy runner whose job is unknown
- *     (adopted, warm, or the job it was started for went to another runner) is
- *     counted against the oldest queued job of its scope its pool serves that
- *     no other runner holds, and an adopted one that exits after a job before
- *     any list showed it busy takes that job out of demand.
+ *     or a late "queued" delivery lists them again; a runner that ran a job and
+ *     exited takes one job out of demand until a poll that started TAKEN_MARGIN
+ *     after the exit lists it again (the job GitHub said it runs, else one
+ *     that left the queue unseen, which is out already, else the oldest queued
+ *     job its pool serves that no busy runner holds: GitHub hands out the
+ *     oldest first, whichever runner asks); when GitHub gives runner R
+ *     the job runner O was started for, O is counted against R's job instead
+ *     (GitHub hands a queued job to any idle runner whose labels fit), and a
+ *     guess that an exited runner took it moves as at the exit; a busy runner
+ *     whose job is unknown (adopted, warm, or the job it was started for went
+ *     to another runner) is counted against the oldest queued job of its scope
+ *     its pool serves that no other runner holds.
  *
  * It answers the jobs (read by the planner, which groups them per (scope,
  * pool)) and each runner's tie, and returns the actions that follow for the
