@@ -657,6 +657,52 @@ static void test_connection_churn(void **state)
     fx_finish(&f);
 }
 
+typedef struct {
+    int polls;
+    int referenced;
+    uv_handle_t *last;
+} poll_count_t;
+
+static void count_poll(uv_handle_t *hd, void *arg)
+{
+    poll_count_t *c = arg;
+    if (hd->type != UV_POLL || uv_is_closing(hd))
+        return;
+    c->polls++;
+    c->referenced += uv_has_ref(hd);
+    c->last = hd;
+}
+
+/* A kept-alive connection keeps its one poll handle between requests (no
+ * epoll_ctl and ioctl per request, issue 14), unreferenced so that an idle
+ * client does not keep the loop running; the next request reuses it. */
+static void test_keepalive_poll_reused(void **state)
+{
+    (void)state;
+    fixture_t f;
+    rd_http_options_t o = {.max_connections = 1, .user_agent = "runnerd-test/1"};
+    fx_init(&f, &o);
+    char *u = url("/hello");
+    uv_handle_t *first = NULL;
+    for (int i = 0; i < 3; i++) {
+        result_t r = {0};
+        get(&f, u, NULL, &r);
+        uv_run(&f.loop, UV_RUN_DEFAULT); /* returns: the idle poll is unreferenced */
+        assert_int_equal(r.called, 1);
+        assert_int_equal(r.status, 200);
+        poll_count_t c = {0};
+        uv_walk(&f.loop, count_poll, &c);
+        assert_int_equal(c.polls, 1);
+        assert_int_equal(c.referenced, 0);
+        if (first == NULL)
+            first = c.last;
+        assert_ptr_equal(c.last, first);
+        result_free(&r);
+    }
+    free(u);
+    fx_finish(&f);
+}
+
 /* HTTPS: trusted through ca_file; refused without it (the system store does not
  * know this self-signed certificate). */
 static void test_tls_ca_file(void **state)
@@ -869,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_bad_request_args),
         cmocka_unit_test(test_many_concurrent_capped),
         cmocka_unit_test(test_connection_churn),
+        cmocka_unit_test(test_keepalive_poll_reused),
         cmocka_unit_test(test_tls_ca_file),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_reentrant_callbacks),
