@@ -150,3 +150,14 @@ char *rd_sbuf_take(rd_sbuf_t *b)
     *b = (rd_sbuf_t){0};
     return s;
 }
+
+int rd_hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

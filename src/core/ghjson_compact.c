@@ -60,17 +60,6 @@ static void ws(cz_t *z)
         z->p++;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* At the opening quote: move past the closing one. *esc: the string holds an
  * escape or a NUL byte (a key then needs decoding before it is compared). */
 static bool string(cz_t *z, bool *esc)
@@ -111,7 +100,7 @@ static bool string(cz_t *z, bool *esc)
             if (z->end - q < 6)
                 return false;
             for (int i = 2; i < 6; i++)
-                if (hexval(q[i]) < 0)
+                if (rd_hexval(q[i]) < 0)
                     return false;
             z->p = q + 6;
             break;
@@ -149,8 +138,8 @@ static bool decode_key(const unsigned char *s, const unsigned char *e, char *buf
                 c = '\t';
                 break;
             case 'u':
-                c = (unsigned)(hexval(s[0]) << 12 | hexval(s[1]) << 8 | hexval(s[2]) << 4 |
-                               hexval(s[3]));
+                c = (unsigned)(rd_hexval(s[0]) << 12 | rd_hexval(s[1]) << 8 | rd_hexval(s[2]) << 4 |
+                               rd_hexval(s[3]));
                 s += 4;
                 break;
             default: /* " \ / stand for themselves */

@@ -45,17 +45,6 @@ void rd_webhook_sign(const void *secret, size_t secret_len, const void *body, si
     out[SIG_PREFIX_LEN + 2 * SHA256_LEN] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int rd_webhook_verify(const void *secret, size_t secret_len, const void *body, size_t len,
                       const char *signature)
 {
@@ -67,7 +56,7 @@ int rd_webhook_verify(const void *secret, size_t secret_len, const void *body, s
     if (strlen(hexs) != 2 * SHA256_LEN)
         return RD_EINVAL;
     for (size_t i = 0; i < SHA256_LEN; i++) {
-        int hi = hexval(hexs[2 * i]), lo = hexval(hexs[2 * i + 1]);
+        int hi = rd_hexval(hexs[2 * i]), lo = rd_hexval(hexs[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return RD_EINVAL;
         got[i] = (unsigned char)(hi << 4 | lo);
@@ -257,8 +246,8 @@ static ptrdiff_t form_decode(const char *s, size_t n, char *out)
         if (s[i] == '+') {
             out[k++] = ' ';
         } else if (s[i] == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < n ? rd_hexval(s[i + 1]) : -1;
+            int lo = hi >= 0 ? rd_hexval(s[i + 2]) : -1;
             if (lo < 0)
                 return -1;
             out[k++] = (char)(hi << 4 | lo);

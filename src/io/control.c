@@ -313,17 +313,6 @@ void rd_control_close(rd_control_t *ctl)
     uv_close((uv_handle_t *)&ctl->server, server_closed);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *rd_control_query_get(const char *query, const char *key)
 {
     size_t kl = strlen(key);
@@ -334,8 +323,9 @@ char *rd_control_query_get(const char *query, const char *key)
             char *v = rd_xmalloc(n - kl);
             size_t o = 0;
             for (size_t i = kl + 1; i < n; i++) {
-                if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-                    v[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+                if (p[i] == '%' && i + 2 < n && rd_hexval(p[i + 1]) >= 0 &&
+                    rd_hexval(p[i + 2]) >= 0) {
+                    v[o++] = (char)(rd_hexval(p[i + 1]) * 16 + rd_hexval(p[i + 2]));
                     i += 2;
                 } else {
                     v[o++] = p[i] == '+' ? ' ' : p[i];

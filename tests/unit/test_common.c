@@ -53,12 +53,32 @@ static void test_sbuf_prealloc_exact_fit(void **state)
     free(rd_sbuf_take(&b));
 }
 
+/* One hex digit: the webhook form decoder, the control socket's query decoder and
+ * the JSON compactor's \u escapes share it. */
+static void test_hexval(void **state)
+{
+    (void)state;
+    assert_int_equal(rd_hexval('0'), 0);
+    assert_int_equal(rd_hexval('9'), 9);
+    assert_int_equal(rd_hexval('a'), 10);
+    assert_int_equal(rd_hexval('F'), 15);
+    assert_int_equal(rd_hexval('g'), -1);
+    assert_int_equal(rd_hexval('/'), -1);
+    assert_int_equal(rd_hexval(':'), -1);
+    assert_int_equal(rd_hexval('@'), -1);
+    assert_int_equal(rd_hexval('G'), -1);
+    assert_int_equal(rd_hexval(0), -1);
+    assert_int_equal(rd_hexval((char)0xe9), -1); /* a signed char above 0x7f */
+    assert_int_equal(rd_hexval(0xb0), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sbuf_empty_take),
         cmocka_unit_test(test_sbuf_grows),
         cmocka_unit_test(test_sbuf_prealloc_exact_fit),
+        cmocka_unit_test(test_hexval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,6 +44,9 @@ char *rd_xstrndup(const char *s, size_t n);
 /** printf into a fresh heap string. */
 char *rd_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/** The value of one hexadecimal digit (0-9, a-f, A-F), or -1 for any other c. */
+int rd_hexval(int c);
+
 /* A growing heap string: the core writes no stream, so text it builds (the config
  * summary, the dry-run plan, the metrics page) goes into one of these. Zero-initialise;
  * s is NULL until the first append, then always NUL-terminated; the caller owns s. */
