@@ -144,6 +144,20 @@ void rd_sbuf_printf(rd_sbuf_t *b, const char *fmt, ...)
     }
 }
 
+void rd_sbuf_append(rd_sbuf_t *b, const void *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->s = rd_xrealloc(b->s, cap);
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
 char *rd_sbuf_take(rd_sbuf_t *b)
 {
     char *s = b->s != NULL ? b->s : rd_xstrdup("");

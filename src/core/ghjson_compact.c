@@ -35,22 +35,12 @@
 
 typedef struct {
     const unsigned char *p, *end;
-    char *out;
-    size_t n, cap;
+    rd_sbuf_t out;
 } cz_t;
 
 static void put(cz_t *z, const void *s, size_t n)
 {
-    if (z->n + n + 1 > z->cap) {
-        size_t cap = z->cap ? z->cap : 256;
-        while (cap < z->n + n + 1)
-            cap *= 2;
-        z->out = rd_xrealloc(z->out, cap);
-        z->cap = cap;
-    }
-    memcpy(z->out + z->n, s, n);
-    z->n += n;
-    z->out[z->n] = '\0';
+    rd_sbuf_append(&z->out, s, n);
 }
 
 /* Inside the document json-c skips the four RFC 8259 whitespace bytes only. */
@@ -335,9 +325,9 @@ char *rd_ghjson_compact(const char *body, size_t len, size_t *out_len)
         if (!isspace(*z.p) && *z.p != '\0')
             ok = false;
     if (!ok) {
-        free(z.out);
+        free(z.out.s);
         return NULL;
     }
-    *out_len = z.n;
-    return z.out;
+    *out_len = z.out.len;
+    return z.out.s;
 }

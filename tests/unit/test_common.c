@@ -34,6 +34,9 @@ static void test_sbuf_grows(void **state)
     assert_string_equal(b.s + 4995, "0999,");
     rd_sbuf_printf(&b, "%s", ""); /* an empty append changes nothing */
     assert_int_equal(b.len, 5000);
+    rd_sbuf_append(&b, "ab\0cd", 3); /* bytes, not a C string: the NUL is kept */
+    assert_int_equal(b.len, 5003);
+    assert_memory_equal(b.s + 5000, "ab\0", 4);
     char *s = rd_sbuf_take(&b);
     assert_int_equal(b.len, 0);
     free(s);

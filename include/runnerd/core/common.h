@@ -57,6 +57,8 @@ typedef struct {
 
 /** Append printf output to b (aborts on exhaustion, like rd_xmalloc). */
 void rd_sbuf_printf(rd_sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Append n bytes of s to b (s need not be NUL-terminated). */
+void rd_sbuf_append(rd_sbuf_t *b, const void *s, size_t n);
 /** b's string, handed to the caller (never NULL: "" when nothing was appended). */
 char *rd_sbuf_take(rd_sbuf_t *b);
 
