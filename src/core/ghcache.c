@@ -13,7 +13,10 @@ typedef struct ent {
     char *link;
     char *body;
     size_t len;
-    size_t cost;             /* bytes charged to the cache, overhead included */
+    void *memo; /* decoded body (rd_ghcache_set_memo), or NULL */
+    void (*memo_free)(void *);
+    size_t memo_cost;
+    size_t cost;             /* bytes charged to the cache, overhead and memo included */
     int64_t used_ms;         /* last stored or served */
     struct ent *prev, *next; /* LRU, most recent first */
 } ent_t;
@@ -66,6 +69,8 @@ static void drop(rd_ghcache_t *c, ent_t *e)
     free(e->etag);
     free(e->link);
     free(e->body);
+    if (e->memo)
+        e->memo_free(e->memo);
     free(e);
 }
 
@@ -102,6 +107,7 @@ int rd_ghcache_get(rd_ghcache_t *c, const char *url, int64_t now, rd_ghcache_hit
     out->link = e->link;
     out->body = e->body;
     out->len = e->len;
+    out->memo = e->memo;
     return 0;
 }
 
@@ -128,6 +134,34 @@ void rd_ghcache_put(rd_ghcache_t *c, const char *url, const char *etag, const ch
     c->bytes += cost;
     while (c->tail && c->tail != e &&
            (c->bytes > c->max_bytes || e->used_ms - c->tail->used_ms > c->max_age_ms))
+        drop(c, c->tail);
+}
+
+void *rd_ghcache_memo(const rd_ghcache_t *c, const char *url)
+{
+    const ent_t *e = rd_strmap_get(&c->map, url);
+    return e ? e->memo : NULL;
+}
+
+void rd_ghcache_set_memo(rd_ghcache_t *c, const char *url, void *memo, size_t cost,
+                         void (*free_fn)(void *))
+{
+    ent_t *e = rd_strmap_get(&c->map, url);
+    if (e == NULL || e->cost + cost > c->max_bytes / 4) {
+        if (memo)
+            free_fn(memo);
+        return;
+    }
+    if (e->memo)
+        e->memo_free(e->memo);
+    e->cost -= e->memo_cost;
+    c->bytes -= e->memo_cost;
+    e->memo = memo;
+    e->memo_free = free_fn;
+    e->memo_cost = memo ? cost : 0;
+    e->cost += e->memo_cost;
+    c->bytes += e->memo_cost;
+    while (c->tail && c->tail != e && c->bytes > c->max_bytes)
         drop(c, c->tail);
 }
 

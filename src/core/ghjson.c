@@ -330,6 +330,16 @@ void rd_gh_job_clear(rd_gh_job_t *j)
     memset(j, 0, sizeof(*j));
 }
 
+void rd_gh_job_copy(rd_gh_job_t *dst, const rd_gh_job_t *src)
+{
+    *dst = *src;
+    dst->labels = src->nlabels ? rd_xcalloc(src->nlabels, sizeof(char *)) : NULL;
+    for (size_t i = 0; i < src->nlabels; i++)
+        dst->labels[i] = rd_xstrdup(src->labels[i]);
+    dst->runner_name = src->runner_name ? rd_xstrdup(src->runner_name) : NULL;
+    dst->repo = src->repo ? rd_xstrdup(src->repo) : NULL;
+}
+
 static int job_from(json_object *o, rd_gh_job_t *j)
 {
     const char *status, *created, *started = NULL, *rname;

@@ -97,42 +97,70 @@ static void qj_fail(qj_op_t *op, int err)
         op->err = err;
 }
 
-static int qj_jobs_page(void *ud, const char *body, size_t len)
+static void qj_add_job(qj_op_t *op, const rd_gh_job_t *j)
+{
+    if (j->status == RD_GH_IN_PROGRESS && j->runner_name != NULL && j->runner_name[0]) {
+        if (op->nassign == op->cassign) {
+            op->cassign = op->cassign ? op->cassign * 2 : 8;
+            op->assign = rd_xrealloc(op->assign, op->cassign * sizeof(*op->assign));
+        }
+        op->assign[op->nassign].job_id = j->id;
+        op->assign[op->nassign].runner_name = rd_xstrdup(j->runner_name);
+        op->assign[op->nassign].wait_ms = j->created_ms > 0 && j->started_ms >= j->created_ms
+                                              ? j->started_ms - j->created_ms
+                                              : -1;
+        op->nassign++;
+        return;
+    }
+    if (j->status != RD_GH_QUEUED)
+        return;
+    for (size_t k = 0; k < op->jobs.n; k++)
+        if (op->jobs.v[k].id == j->id)
+            return;
+    if (op->jobs.n == op->cjobs) {
+        op->cjobs = op->cjobs ? op->cjobs * 2 : 8;
+        op->jobs.v = rd_xrealloc(op->jobs.v, op->cjobs * sizeof(rd_gh_job_t));
+    }
+    rd_gh_job_copy(&op->jobs.v[op->jobs.n++], j);
+}
+
+static void qj_jobs_memo_free(void *p)
+{
+    rd_gh_jobs_free(p);
+    free(p);
+}
+
+static void qj_runs_memo_free(void *p)
+{
+    rd_gh_runs_free(p);
+    free(p);
+}
+
+/* A page's decoded list: the cache's memo of this body, else parsed now and
+ * offered to the cache (page->keep). NULL: the body is not such a list. */
+static const void *qj_decode(gh_page_t *page, bool jobs)
+{
+    if (page->memo)
+        return page->memo;
+    void *l = jobs ? rd_xcalloc(1, sizeof(rd_gh_jobs_t)) : rd_xcalloc(1, sizeof(rd_gh_runs_t));
+    int rc = jobs ? rd_ghjson_parse_jobs(page->body, page->len, l)
+                  : rd_ghjson_parse_runs(page->body, page->len, l);
+    if (rc != 0) {
+        free(l);
+        return NULL;
+    }
+    page->keep = l;
+    return l;
+}
+
+static int qj_jobs_page(void *ud, gh_page_t *page)
 {
     qj_op_t *op = ud;
-    rd_gh_jobs_t page;
-    if (rd_ghjson_parse_jobs(body, len, &page) != 0)
+    const rd_gh_jobs_t *l = qj_decode(page, true);
+    if (l == NULL)
         return RD_EPROTO;
-    for (size_t i = 0; i < page.n; i++) {
-        rd_gh_job_t *j = &page.v[i];
-        if (j->status == RD_GH_IN_PROGRESS && j->runner_name != NULL && j->runner_name[0]) {
-            if (op->nassign == op->cassign) {
-                op->cassign = op->cassign ? op->cassign * 2 : 8;
-                op->assign = rd_xrealloc(op->assign, op->cassign * sizeof(*op->assign));
-            }
-            op->assign[op->nassign].job_id = j->id;
-            op->assign[op->nassign].runner_name = rd_xstrdup(j->runner_name);
-            op->assign[op->nassign].wait_ms = j->created_ms > 0 && j->started_ms >= j->created_ms
-                                                  ? j->started_ms - j->created_ms
-                                                  : -1;
-            op->nassign++;
-            continue;
-        }
-        if (j->status != RD_GH_QUEUED)
-            continue;
-        bool dup = false;
-        for (size_t k = 0; k < op->jobs.n && !dup; k++)
-            dup = op->jobs.v[k].id == j->id;
-        if (dup)
-            continue;
-        if (op->jobs.n == op->cjobs) {
-            op->cjobs = op->cjobs ? op->cjobs * 2 : 8;
-            op->jobs.v = rd_xrealloc(op->jobs.v, op->cjobs * sizeof(rd_gh_job_t));
-        }
-        op->jobs.v[op->jobs.n++] = *j;
-        memset(j, 0, sizeof(*j)); /* moved */
-    }
-    rd_gh_jobs_free(&page);
+    for (size_t i = 0; i < l->n; i++)
+        qj_add_job(op, &l->v[i]);
     return 0;
 }
 
@@ -145,16 +173,40 @@ static void qj_pager_done(void *ud, int err)
     qj_finish_if_done(op);
 }
 
-static int qj_runs_page(void *ud, const char *body, size_t len)
+/*
+ * The jobs of a queued run whose list entry has not changed (its run list
+ * answered 304), without asking: GitHub marks a run in_progress as soon as one
+ * of its jobs starts and completed when it ends or is cancelled, and makes a
+ * job that needs another only once that one has finished; so while the run is
+ * still listed as queued, unchanged, jobs that were all queued when last read
+ * still are. Only a one-page list whose every job was queued is reused; any
+ * other (a job waiting for an environment's approval, say) is asked again.
+ */
+static bool qj_reuse_queued_run(qj_op_t *op, const char *url)
+{
+    rd_ghcache_hit_t hit;
+    if (rd_ghcache_get(op->gh->cache, url, gh_now_ms(), &hit) != 0 || hit.link || !hit.memo)
+        return false;
+    const rd_gh_jobs_t *l = hit.memo;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].status != RD_GH_QUEUED)
+            return false;
+    for (size_t i = 0; i < l->n; i++)
+        qj_add_job(op, &l->v[i]);
+    op->gh->stats.jobs_reused++;
+    return true;
+}
+
+static int qj_runs_page(void *ud, gh_page_t *page)
 {
     qj_op_t *op = ud;
-    rd_gh_runs_t runs;
-    if (rd_ghjson_parse_runs(body, len, &runs) != 0)
+    const rd_gh_runs_t *runs = qj_decode(page, false);
+    if (runs == NULL)
         return RD_EPROTO;
     /* Every run found is read, even after another page failed: its queued jobs
      * are demand whatever happened to the rest of the poll. */
-    for (size_t i = 0; i < runs.n && !op->gh->closing; i++) {
-        int64_t id = runs.v[i].id;
+    for (size_t i = 0; i < runs->n && !op->gh->closing; i++) {
+        int64_t id = runs->v[i].id;
         bool dup = false;
         for (size_t k = 0; k < op->nruns && !dup; k++)
             dup = op->runs[k] == id;
@@ -166,12 +218,15 @@ static int qj_runs_page(void *ud, const char *body, size_t len)
         }
         op->runs[op->nruns++] = id;
         char *url = rd_xasprintf("%s/actions/runs/%lld/jobs?per_page=100", op->base, (long long)id);
+        if (page->unchanged && runs->v[i].status == RD_GH_QUEUED && qj_reuse_queued_run(op, url)) {
+            free(url);
+            continue;
+        }
         op->pending++;
-        gh_pager_start(op->gh, url, op->scope, op->owner, qj_jobs_page, qj_pager_done, op, op->ctr,
-                       false);
+        gh_pager_start(op->gh, url, op->scope, op->owner, qj_jobs_page, qj_jobs_memo_free,
+                       qj_pager_done, op, op->ctr, false);
         free(url);
     }
-    rd_gh_runs_free(&runs);
     return 0;
 }
 
@@ -206,8 +261,8 @@ int rd_github_list_queued_jobs(rd_github_t *gh, const char *owner, const char *r
     for (size_t i = 0; i < RD_ARRAY_SIZE(statuses); i++) {
         char *url = rd_xasprintf("%s/actions/runs?status=%s&per_page=100", op->base, statuses[i]);
         op->pending++;
-        gh_pager_start(gh, url, op->scope, op->owner, qj_runs_page, qj_pager_done, op, op->ctr,
-                       false);
+        gh_pager_start(gh, url, op->scope, op->owner, qj_runs_page, qj_runs_memo_free,
+                       qj_pager_done, op, op->ctr, false);
         free(url);
     }
     return 0;
@@ -231,9 +286,11 @@ typedef struct {
     void *ud;
 } list_op_t;
 
-static int list_page(void *ud, const char *body, size_t len)
+static int list_page(void *ud, gh_page_t *pg)
 {
     list_op_t *op = ud;
+    const char *body = pg->body;
+    size_t len = pg->len;
     if (op->kind == 0) {
         rd_gh_repos_t page;
         if (rd_ghjson_parse_repos(body, len, &page) != 0)
@@ -362,7 +419,7 @@ int rd_github_list_org_repos(rd_github_t *gh, const char *org, rd_github_repos_c
     op->cb.repos = cb;
     char *o = rd_ghurl_seg(org);
     char *url = rd_xasprintf("%s/orgs/%s/repos?per_page=100", gh->api_url, o);
-    gh_pager_start(gh, url, scope, org, list_page, list_done, op, NULL, false);
+    gh_pager_start(gh, url, scope, org, list_page, NULL, list_done, op, NULL, false);
     free(url);
     free(o);
     free(scope);
@@ -399,7 +456,7 @@ int rd_github_list_runners(rd_github_t *gh, const char *scope, rd_github_runners
     op->cb.runners = cb;
     char *base = scope_url(gh, scope), *owner = owner_of_scope(scope);
     char *url = rd_xasprintf("%s/actions/runners?per_page=100", base);
-    gh_pager_start(gh, url, scope, owner, list_page, list_done, op, NULL, false);
+    gh_pager_start(gh, url, scope, owner, list_page, NULL, list_done, op, NULL, false);
     free(url);
     free(base);
     free(owner);
@@ -449,7 +506,7 @@ int rd_github_runner_group_id(rd_github_t *gh, const char *scope, const char *gr
     op->group_name = rd_xstrdup(group_name);
     char *base = scope_url(gh, scope), *owner = owner_of_scope(scope);
     char *url = rd_xasprintf("%s/actions/runner-groups?per_page=100", base);
-    gh_pager_start(gh, url, scope, owner, list_page, list_done, op, NULL, false);
+    gh_pager_start(gh, url, scope, owner, list_page, NULL, list_done, op, NULL, false);
     free(url);
     free(base);
     free(owner);
@@ -575,11 +632,11 @@ static void on_jit_delete(gh_req_t *r, int err, long status, const char *body, s
     jit_post(op);
 }
 
-static int jit_lookup_page(void *ud, const char *body, size_t len)
+static int jit_lookup_page(void *ud, gh_page_t *pg)
 {
     mut_op_t *op = ud;
     rd_gh_runners_t page;
-    if (rd_ghjson_parse_runners(body, len, &page) != 0)
+    if (rd_ghjson_parse_runners(pg->body, pg->len, &page) != 0)
         return RD_EPROTO;
     for (size_t i = 0; i < page.n; i++)
         if (strcmp(page.v[i].name, op->name) == 0)
@@ -615,8 +672,8 @@ static void jit_lookup(mut_op_t *op)
     char *n = rd_ghurl_seg(op->name);
     char *url = rd_xasprintf("%s/actions/runners?name=%s&per_page=100", op->base, n);
     free(n);
-    gh_pager_start(op->gh, url, op->scope, op->owner, jit_lookup_page, jit_lookup_done, op, NULL,
-                   true);
+    gh_pager_start(op->gh, url, op->scope, op->owner, jit_lookup_page, NULL, jit_lookup_done, op,
+                   NULL, true);
     free(url);
 }
 

@@ -177,14 +177,27 @@ void gh_auth_free(rd_github_t *gh);
 
 /* ---- github_pager.c ---- */
 typedef struct gh_pager gh_pager_t;
-/* One page: parse it into the operation (ud). 0 or RD_E*. */
-typedef int (*gh_page_cb)(void *ud, const char *body, size_t len);
+/* One page handed to an operation. */
+typedef struct {
+    const char *body; /* the compacted page */
+    size_t len;
+    bool unchanged; /* a 304: the body is the ETag cache's */
+    /* With a memo_free at gh_pager_start: what this operation decoded from this
+     * very body before (kept by the ETag cache), or NULL; the operation may set
+     * keep to a decoded copy it does not own, kept with the body for next time. */
+    const void *memo;
+    void *keep;
+} gh_page_t;
+/* One page: read it into the operation (ud). 0 or RD_E*. */
+typedef int (*gh_page_cb)(void *ud, gh_page_t *page);
 /* All pages done (err 0) or the first failure. */
 typedef void (*gh_pager_done_cb)(void *ud, int err);
 /* GET url and every page after it; page() for each, then done() once. ctr: the
  * operation's [sent, charged] counters, or NULL. priority: part of a runner
- * registration (queued before polls, drawn from the registration bucket). */
+ * registration (queued before polls, drawn from the registration bucket).
+ * memo_free: frees what page() keeps (gh_page_t.keep), or NULL: it keeps nothing. */
 void gh_pager_start(rd_github_t *gh, const char *url, const char *scope, const char *owner,
-                    gh_page_cb page, gh_pager_done_cb done, void *ud, unsigned *ctr, bool priority);
+                    gh_page_cb page, void (*memo_free)(void *), gh_pager_done_cb done, void *ud,
+                    unsigned *ctr, bool priority);
 
 #endif

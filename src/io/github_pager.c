@@ -4,7 +4,9 @@
  * on the API's origin only, at most GH_MAX_PAGES pages. Every page goes
  * through the ETag cache: a fresh 200 is compacted to the keys the parsers
  * read (rd_ghjson_compact), parsed, and kept with its ETag; a 304 serves the
- * kept body. A body that does not parse is dropped from the cache.
+ * kept body, and what the operation decoded from it last time when it asked
+ * for that to be kept (a memo: the polls' run and job lists). A body that does
+ * not parse is dropped from the cache.
  *
  * A page that fails with a transport error, a 5xx or a body that does not
  * parse is asked again, up to GH_GET_TRIES times, a short jittered wait apart
@@ -25,6 +27,7 @@ struct gh_pager {
     rd_github_t *gh;
     char *scope, *owner;
     gh_page_cb page;
+    void (*memo_free)(void *);
     gh_pager_done_cb done;
     void *ud;
     unsigned pages;
@@ -56,7 +59,8 @@ static void pager_get(gh_pager_t *pg, const char *url, uint64_t delay_ms)
 }
 
 void gh_pager_start(rd_github_t *gh, const char *url, const char *scope, const char *owner,
-                    gh_page_cb page, gh_pager_done_cb done, void *ud, unsigned *ctr, bool priority)
+                    gh_page_cb page, void (*memo_free)(void *), gh_pager_done_cb done, void *ud,
+                    unsigned *ctr, bool priority)
 {
     gh_pager_t *pg = rd_xcalloc(1, sizeof(*pg));
     pg->priority = priority;
@@ -65,6 +69,7 @@ void gh_pager_start(rd_github_t *gh, const char *url, const char *scope, const c
     pg->scope = rd_xstrdup(scope);
     pg->owner = rd_xstrdup(owner);
     pg->page = page;
+    pg->memo_free = memo_free;
     pg->done = done;
     pg->ud = ud;
     pager_get(pg, url, 0);
@@ -84,9 +89,20 @@ static void on_resp(gh_req_t *r, int err, long status, const char *body, size_t 
         body = compact;
     }
     if (err == 0) {
-        err = pg->page(pg->ud, body, len);
+        gh_page_t page = {.body = body, .len = len, .unchanged = r->from_cache};
+        if (pg->memo_free && r->from_cache)
+            page.memo = rd_ghcache_memo(gh->cache, r->url);
+        err = pg->page(pg->ud, &page);
         if (err == 0 && compact && r->resp_etag)
             rd_ghcache_put(gh->cache, r->url, r->resp_etag, link, compact, len, gh_now_ms());
+        /* A memo goes with the body it was decoded from: the cached one, or the
+         * fresh one just stored (never beside an older body of the same URL). */
+        bool stored = r->from_cache || (compact && r->resp_etag);
+        if (page.keep && err == 0 && stored)
+            /* charged as twice the compacted text: about what the decoded structs take */
+            rd_ghcache_set_memo(gh->cache, r->url, page.keep, 2 * len, pg->memo_free);
+        else if (page.keep)
+            pg->memo_free(page.keep);
     }
     /* A 2xx whose body is not what the endpoint sends: truncated, garbled. */
     if (err == RD_EPROTO && status >= 200 && status < 300) {

@@ -9,7 +9,7 @@
  * MS apart (default 0), and after each cycle prints on stdout one JSON line per queued job in the
  * demand ledger, then one summary line:
  *   {"job":ID,"run":ID,"repo":"o/r","labels":[...],"target":N}
- *   {"cycle":1,"failed":0,"jobs":N,"requests":N,"not_modified":N,"targets":[...]}
+ *   {"cycle":1,"failed":0,"jobs":N,"requests":N,"not_modified":N,"jobs_reused":N,"targets":[...]}
  * Logs go to stderr. Exit 0 when the cycles ran (failures are in "failed"). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,11 +155,12 @@ static void on_cycle(void *ud, size_t failed)
     rd_github_get_stats(a->gh, &st);
     double cpu = cpu_s();
     printf("{\"cycle\":%d,\"failed\":%zu,\"jobs\":%zu,\"requests\":%llu,\"not_modified\":%llu,"
-           "\"budget_used\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"vmhwm_kib\":%ld,\"targets\":[",
+           "\"jobs_reused\":%llu,\"budget_used\":%llu,\"cpu_ms\":%.1f,\"wall_ms\":%.1f,\"vmhwm_"
+           "kib\":%ld,\"targets\":[",
            a->done, failed, rd_ledger_count(a->demand), (unsigned long long)st.requests,
-           (unsigned long long)st.not_modified, (unsigned long long)st.budget_used_last_hour,
-           (cpu - cycle_start_cpu) * 1000.0, (double)(uv_hrtime() - cycle_start_ns) / 1e6,
-           vmhwm_kib());
+           (unsigned long long)st.not_modified, (unsigned long long)st.jobs_reused,
+           (unsigned long long)st.budget_used_last_hour, (cpu - cycle_start_cpu) * 1000.0,
+           (double)(uv_hrtime() - cycle_start_ns) / 1e6, vmhwm_kib());
     cycle_start_cpu = cpu;
     rd_poller_status_t ss[256];
     size_t n = rd_poller_status(a->poller, ss, 256);

@@ -57,6 +57,69 @@ static void test_origin(void **state)
     free(s);
 }
 
+static int memo_freed;
+
+static void memo_free(void *p)
+{
+    memo_freed++;
+    free(p);
+}
+
+/* A memo goes with its entry: replaced, dropped, evicted or refused, it is freed once. */
+static void test_cache_memo(void **state)
+{
+    (void)state;
+    rd_ghcache_t *c = rd_ghcache_new(4096, 100000);
+    rd_ghcache_hit_t h;
+    memo_freed = 0;
+    /* No entry: freed at once. */
+    rd_ghcache_set_memo(c, "u", rd_xstrdup("m0"), 10, memo_free);
+    assert_int_equal(memo_freed, 1);
+    assert_null(rd_ghcache_memo(c, "u"));
+    rd_ghcache_put(c, "u", "\"e\"", NULL, "{}", 2, 0);
+    assert_int_equal(rd_ghcache_get(c, "u", 1, &h), 0);
+    assert_null(h.memo);
+    size_t before = rd_ghcache_bytes(c);
+    rd_ghcache_set_memo(c, "u", rd_xstrdup("m1"), 10, memo_free);
+    assert_int_equal(rd_ghcache_bytes(c), before + 10);
+    assert_int_equal(rd_ghcache_get(c, "u", 2, &h), 0);
+    assert_string_equal(h.memo, "m1");
+    assert_string_equal(rd_ghcache_memo(c, "u"), "m1");
+    /* Replaced: the old one is freed, the charge follows. */
+    rd_ghcache_set_memo(c, "u", rd_xstrdup("m2"), 20, memo_free);
+    assert_int_equal(memo_freed, 2);
+    assert_int_equal(rd_ghcache_bytes(c), before + 20);
+    /* A new body for the URL: the memo of the old one goes with it. */
+    rd_ghcache_put(c, "u", "\"e2\"", NULL, "[]", 2, 3);
+    assert_int_equal(memo_freed, 3);
+    assert_null(rd_ghcache_memo(c, "u"));
+    /* Too big a charge: refused and freed. */
+    rd_ghcache_set_memo(c, "u", rd_xstrdup("big"), 2048, memo_free);
+    assert_int_equal(memo_freed, 4);
+    assert_null(rd_ghcache_memo(c, "u"));
+    /* Dropped, and evicted by the byte cap, with their entries. */
+    rd_ghcache_set_memo(c, "u", rd_xstrdup("m3"), 10, memo_free);
+    rd_ghcache_drop(c, "u");
+    assert_int_equal(memo_freed, 5);
+    rd_ghcache_put(c, "v", "\"e\"", NULL, "{}", 2, 4);
+    rd_ghcache_set_memo(c, "v", rd_xstrdup("m4"), 700, memo_free);
+    rd_ghcache_put(c, "w", "\"e\"", NULL, "{}", 2, 5);
+    rd_ghcache_set_memo(c, "w", rd_xstrdup("m5"), 700, memo_free);
+    rd_ghcache_put(c, "x", "\"e\"", NULL, "{}", 2, 6);
+    rd_ghcache_set_memo(c, "x", rd_xstrdup("m6"), 700, memo_free);
+    rd_ghcache_put(c, "y", "\"e\"", NULL, "{}", 2, 7);
+    rd_ghcache_set_memo(c, "y", rd_xstrdup("m7"), 700, memo_free);
+    rd_ghcache_put(c, "z", "\"e\"", NULL, "{}", 2, 8);
+    rd_ghcache_set_memo(c, "z", rd_xstrdup("m8"), 700, memo_free);
+    assert_true(rd_ghcache_bytes(c) <= 4096);
+    assert_null(rd_ghcache_memo(c, "v"));
+    assert_string_equal(rd_ghcache_memo(c, "z"), "m8");
+    int evicted = memo_freed;
+    assert_true(evicted >= 6);
+    rd_ghcache_free(c);
+    assert_int_equal(memo_freed, 10);
+}
+
 static void test_cache(void **state)
 {
     (void)state;
@@ -136,9 +199,8 @@ static void test_strmap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_link_next),
-        cmocka_unit_test(test_origin),
-        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_link_next), cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_cache),     cmocka_unit_test(test_cache_memo),
         cmocka_unit_test(test_strmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

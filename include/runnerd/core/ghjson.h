@@ -137,6 +137,8 @@ int rd_parse_rfc3339_ms(const char *s, int64_t *out_ms);
 rd_gh_status_t rd_gh_status_parse(const char *s);
 
 void rd_gh_job_clear(rd_gh_job_t *j);
+/** dst = a deep copy of src (dst's old contents are not freed). */
+void rd_gh_job_copy(rd_gh_job_t *dst, const rd_gh_job_t *src);
 void rd_gh_jobs_free(rd_gh_jobs_t *l);
 void rd_gh_runs_free(rd_gh_runs_t *l);
 void rd_gh_runner_clear(rd_gh_runner_t *r);

@@ -106,8 +106,9 @@ typedef struct {
     uint64_t requests; /* sent */
     uint64_t
         by_status[6]; /* [0]=transport errors, [1]=1xx..., [2]=2xx, [3]=3xx, [4]=4xx, [5]=5xx */
-    uint64_t not_modified;                    /* 304s */
-    uint64_t rate_limited;                    /* 403/429 rate-limit answers */
+    uint64_t not_modified; /* 304s */
+    uint64_t jobs_reused;  /* job lists of unchanged queued runs taken from the cache, not asked */
+    uint64_t rate_limited; /* 403/429 rate-limit answers */
     int64_t rl_limit, rl_remaining, rl_reset; /* last seen core values, -1 unknown */
     uint64_t budget_per_hour;
     uint64_t budget_used_last_hour;
