@@ -19,7 +19,10 @@ Benchmarks (each is optional: a missing one is reported "not available"):
            idle repository, set against GitHub's published limits.
 Writes the machine (nproc, memory, kernel, CPU model, load), the exact commands, a table of
 the figures (with the value the previous RESULTS.md gave for the same figure, so a change can
-be read as better or worse) and each benchmark's own output. --update reruns only the named
+be read as better or worse) and each benchmark's own output. With --old DIR (a build of the
+previous release), poll, scaleup and webhook also run on that build, right after this one's
+runs, and the table gets a column of those figures: the same harness on the same machine, so a
+figure can be compared even when the previous RESULTS.md was made on other hardware. --update reruns only the named
 benchmarks and keeps the others' results from --cache (one benchmark after a change, without
 an hour of the rest). Python standard library only.
 """
@@ -186,7 +189,9 @@ def main():
     ap.add_argument("--skip", default="",
                     help="comma-separated: poll,cycle,scaleup,webhook,idle")
     ap.add_argument("--old", default=None,
-                    help="a build of the previous release: bench/cycle prints ratios to it")
+                    help="a build of the previous release: bench/cycle prints ratios to it, and "
+                         "poll, scaleup and webhook run on it too (a column of their figures "
+                         "measured on this machine)")
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "rd-bench-report.json"),
                     help="the raw results are saved here after the runs")
     ap.add_argument("--reuse", action="store_true",
@@ -209,12 +214,20 @@ def main():
     print("machine: %s" % json.dumps(m))
 
     results = {}   # name -> dict(cmd, rc, out, secs) or None when not available
+    results_old = {}  # the same, of the --old build (poll, scaleup, webhook)
     py = "python3"
+
+    def run_old(name, cmd, shown, timeout):
+        if not a.old:
+            return
+        print("running: bench/%s.py on the --old build" % name, flush=True)
+        rc, out, secs = run_bench(name, cmd, timeout)
+        results_old[name] = {"cmd": shown, "rc": rc, "out": out, "secs": secs}
     if a.reuse:
         with open(a.cache) as f:
             saved = json.load(f)
         return write(a, saved["machine"], saved["results"], saved["idle"], saved["load"],
-                     saved.get("previous") or previous)
+                     saved.get("previous") or previous, saved.get("results_old"))
 
     # --- poll
     poll = os.path.join(HERE, "poll.py")
@@ -227,6 +240,8 @@ def main():
         rc, out, secs = run_bench("poll", cmd, 1800)
         results["poll"] = {"cmd": "%s bench/poll.py --build %s --repos %s" % (py, a.build, repos),
                            "rc": rc, "out": out, "secs": secs}
+        run_old("poll", [sys.executable, poll, "--build", a.old or "", "--repos", repos],
+                "%s bench/poll.py --build %s --repos %s" % (py, a.old, repos), 1800)
     else:
         results["poll"] = None
 
@@ -261,6 +276,9 @@ def main():
         print("running: bench/scaleup.py", flush=True)
         rc, out, secs = run_bench("scaleup", cmd, 1800)
         results["scaleup"] = {"cmd": " ".join(shown), "rc": rc, "out": out, "secs": secs}
+        if "--build" in h:
+            run_old("scaleup", [sys.executable, scaleup, "--build", a.old or ""],
+                    "%s bench/scaleup.py --build %s" % (py, a.old), 1800)
     else:
         results["scaleup"] = None
 
@@ -275,6 +293,8 @@ def main():
         rc, out, secs = run_bench("webhook", cmd, 1800)
         results["webhook"] = {"cmd": "%s bench/webhook.py --build %s --runs %s" % (
             py, a.build, runs), "rc": rc, "out": out, "secs": secs}
+        run_old("webhook", [sys.executable, webhook, "--build", a.old or "", "--runs", runs],
+                "%s bench/webhook.py --build %s --runs %s" % (py, a.old, runs), 1800)
     else:
         results["webhook"] = None
 
@@ -307,14 +327,16 @@ def main():
         for name in BENCHES:
             if results.get(name) == "skipped" and isinstance(cached["results"].get(name), dict):
                 results[name] = cached["results"][name]
+            if name not in results_old and name in (cached.get("results_old") or {}):
+                results_old[name] = cached["results_old"][name]
         if "idle" in skip:
             idle = cached.get("idle")
         previous = cached.get("previous") or previous
         load = [min(load[0], cached["load"][0]), max(load[1], cached["load"][1])]
     with open(a.cache, "w") as f:
         json.dump({"machine": m, "results": results, "idle": idle, "load": load,
-                   "previous": previous}, f)
-    return write(a, m, results, idle, load, previous)
+                   "previous": previous, "results_old": results_old}, f)
+    return write(a, m, results, idle, load, previous, results_old)
 
 
 def read_previous(path):
@@ -336,11 +358,11 @@ def read_previous(path):
     return prev
 
 
-def write(a, m, results, idle, load, previous=None):
-    previous = previous or {"commit": None, "figures": {}}
-    # ------------------------------------------------------------------ figures
-    figs = []   # (figure, value, source)
-    poll_rows = parse_poll(results["poll"]["out"]) if isinstance(results["poll"], dict) else []
+def figures(results):
+    """[(figure, value, source)] of the benchmarks' outputs in results."""
+    figs = []
+    res = results.get("poll")
+    poll_rows = parse_poll(res["out"]) if isinstance(res, dict) else []
     for r in poll_rows:
         if r["repos"]:
             figs.append(("CPU per poll cycle per repo, %d repos, %s cycle" % (r["repos"], r["cycle"]),
@@ -418,6 +440,13 @@ def write(a, m, results, idle, load, previous=None):
             if name:
                 figs.append(("fleet: %s" % name, ", ".join(
                     "%s %s" % (k.replace("_", " "), v) for k, v in r.items()), "bench/fleet"))
+    return figs
+
+
+def write(a, m, results, idle, load, previous=None, results_old=None):
+    previous = previous or {"commit": None, "figures": {}}
+    figs = figures(results)
+    oldf = {f: v for f, v, _ in figures(results_old or {})}
 
     limits = []
     if idle and "stats" in idle:
@@ -500,10 +529,23 @@ def write(a, m, results, idle, load, previous=None):
                  "(commit %s); a dash: that file had no such figure." % (
                      previous["commit"] or "none"))
         L.append("")
-        L.append("| figure | value | previous | source |")
-        L.append("|---|---|---|---|")
-        for f, v, s in figs:
-            L.append("| %s | %s | %s | %s |" % (f, v, pf.get(f, "-"), s))
+        if oldf:
+            L.append("The column after it is the same figure of the previous release, built "
+                     "at `%s`, measured by the same harness on this machine right after this "
+                     "build's run (bench/cycle gives its own ratios in the value column)."
+                     % a.old)
+            L.append("")
+            L.append("| figure | value | previous | previous release, this machine | source |")
+            L.append("|---|---|---|---|---|")
+        else:
+            L.append("| figure | value | previous | source |")
+            L.append("|---|---|---|---|")
+        for f, v, src in figs:
+            if oldf:
+                L.append("| %s | %s | %s | %s | %s |" % (f, v, pf.get(f, "-"), oldf.get(f, "-"),
+                                                         src))
+            else:
+                L.append("| %s | %s | %s | %s |" % (f, v, pf.get(f, "-"), src))
     else:
         L.append("(no figures: no benchmark ran)")
     L.append("")
@@ -546,6 +588,15 @@ def write(a, m, results, idle, load, previous=None):
             L.append("skipped (--skip)")
         else:
             L.append("Command: `%s` (exit %s, %.0f s)" % (res["cmd"], res["rc"], res["secs"]))
+            L.append("")
+            L.append("```")
+            L.append(res["out"].rstrip())
+            L.append("```")
+        res = (results_old or {}).get(name)
+        if isinstance(res, dict):
+            L.append("")
+            L.append("The previous release, on this machine: `%s` (exit %s, %.0f s)" % (
+                res["cmd"], res["rc"], res["secs"]))
             L.append("")
             L.append("```")
             L.append(res["out"].rstrip())
