@@ -179,8 +179,9 @@ static void qj_pager_done(void *ud, int err)
  * of its jobs starts and completed when it ends or is cancelled, and makes a
  * job that needs another only once that one has finished; so while the run is
  * still listed as queued, unchanged, jobs that were all queued when last read
- * still are. Only a one-page list whose every job was queued is reused; any
- * other (a job waiting for an environment's approval, say) is asked again.
+ * still are. Only a one-page list of at least one job, every one queued, is
+ * reused; any other (a job waiting for an environment's approval, or no job
+ * yet) is asked again.
  */
 static bool qj_reuse_queued_run(qj_op_t *op, const char *url)
 {
@@ -188,6 +189,8 @@ static bool qj_reuse_queued_run(qj_op_t *op, const char *url)
     if (rd_ghcache_get(op->gh->cache, url, gh_now_ms(), &hit) != 0 || hit.link || !hit.memo)
         return false;
     const rd_gh_jobs_t *l = hit.memo;
+    if (l->n == 0)
+        return false; /* GitHub makes a run's jobs after the run: they may be on their way */
     for (size_t i = 0; i < l->n; i++)
         if (l->v[i].status != RD_GH_QUEUED)
             return false;

@@ -357,13 +357,21 @@ class State:
         duration = int(spec.get("duration_ms", 500))
         # created_ago_s: the job was queued that long ago (queue-wait metrics)
         t = time.time() - float(spec.get("created_ago_s", 0))
-        run_id = self.next_run_id
-        self.next_run_id += 1
-        run = {"id": run_id, "repo": full, "status": run_status, "conclusion": None,
-               "created_at": t, "updated_at": t, "run_number": run_id - 5000000 + 1,
-               "job_ids": [], "name": spec.get("workflow_name", "CI")}
-        self.runs[run_id] = run
-        self.runs_by_repo.setdefault(full, []).append(run)
+        if spec.get("run_id") is not None:
+            # more jobs in an existing run (GitHub makes a run's jobs after the run itself);
+            # the run's entry in the lists stays as it was
+            run = self.runs.get(int(spec["run_id"]))
+            if run is None or run["repo"] != full:
+                raise ApiError(400, "unknown run %r of %s" % (spec["run_id"], full))
+            run_id = run["id"]
+        else:
+            run_id = self.next_run_id
+            self.next_run_id += 1
+            run = {"id": run_id, "repo": full, "status": run_status, "conclusion": None,
+                   "created_at": t, "updated_at": t, "run_number": run_id - 5000000 + 1,
+                   "job_ids": [], "name": spec.get("workflow_name", "CI")}
+            self.runs[run_id] = run
+            self.runs_by_repo.setdefault(full, []).append(run)
         ids = []
         for i in range(count):
             jid = self.next_job_id

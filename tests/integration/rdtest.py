@@ -100,11 +100,13 @@ class FakeGitHub:
                           "archived": list(archived)})
 
     def jobs(self, repo, labels, count=1, duration_ms=300, status="queued", run_status="queued",
-             created_ago_s=0):
-        return self.call("POST", "/_control/jobs",
-                         {"repo": repo, "labels": list(labels), "count": count,
-                          "duration_ms": duration_ms, "status": status,
-                          "run_status": run_status, "created_ago_s": created_ago_s})
+             created_ago_s=0, run_id=None):
+        spec = {"repo": repo, "labels": list(labels), "count": count,
+                "duration_ms": duration_ms, "status": status,
+                "run_status": run_status, "created_ago_s": created_ago_s}
+        if run_id is not None:
+            spec["run_id"] = run_id
+        return self.call("POST", "/_control/jobs", spec)
 
     def state(self):
         return self.call("GET", "/_control/state")

@@ -13,6 +13,8 @@ rd_discover (the real client and poller) polls one repository, 1 s apart, with:
   B: a queued run whose one job waits for an environment's approval: asked every poll. Its job
      is approved between cycles 2 and 3; the fake leaves the run entry as it was (the list
      still answers 304), and cycle 3 must find the job;
+  C: a queued run with no job yet (GitHub makes a run's jobs after the run): asked every poll;
+     a job is added to it between cycles 2 and 3, its entry unchanged, and cycle 3 must find it;
   then one of A's jobs is cancelled (the run turns in_progress: it leaves the queued list) and
   cycle 4 must drop that job and keep the other.
 Every cycle must report exactly the queued jobs the fake holds."""
@@ -49,8 +51,9 @@ def main():
             gh.repos("wo", ["r"])
             a1, a2 = gh.jobs("wo/r", LABELS, count=2)["job_ids"]
             b = gh.jobs("wo/r", LABELS, status="waiting", run_status="queued")["job_ids"][0]
+            run_c = gh.jobs("wo/r", LABELS, count=0)["run_id"]
             runs = sorted(r["status"] for r in gh.state().get("runs", []))
-            assert runs == ["queued", "queued"], runs
+            assert runs == ["queued", "queued", "queued"], runs
             cfg = rdtest.base_config(gh, "docker", [rdtest.pool("p", LABELS, "img")],
                                      [{"repo": "wo/r"}])
             path = os.path.join(tmp, "c.yaml")
@@ -74,20 +77,25 @@ def main():
                 return summary
 
             cycle(1, {a1, a2})
-            assert asked[0] == 2, "cycle 1 asks both runs' jobs: %d" % asked[0]
+            assert asked[0] == 3, "cycle 1 asks every run's jobs: %d" % asked[0]
             s2 = cycle(2, {a1, a2})
-            assert asked[1] - asked[0] == 1, \
-                "cycle 2 asks B's jobs only (A unchanged, all queued): %d" % (asked[1] - asked[0])
+            assert asked[1] - asked[0] == 2, \
+                "cycle 2 asks B's and C's jobs only (A unchanged, all queued): %d" % (
+                    asked[1] - asked[0])
             assert s2["jobs_reused"] == 1, s2
-            # B's job is approved; the run stays queued and its list entry unchanged.
+            # B's job is approved and C gets its job; both runs stay queued, their entries
+            # unchanged.
             gh.call("POST", "/_control/jobs/%d" % b, {"status": "queued"})
-            s3 = cycle(3, {a1, a2, b})
+            c1 = gh.jobs("wo/r", LABELS, run_id=run_c)["job_ids"][0]
+            s3 = cycle(3, {a1, a2, b, c1})
+            assert asked[2] - asked[1] == 2, "cycle 3 asks B and C: %d" % (asked[2] - asked[1])
             assert s3["jobs_reused"] == 2, s3
-            # A's first job is cancelled: A turns in_progress and leaves the queued list.
+            # A's first job is cancelled: A turns in_progress and leaves the queued list, which
+            # answers 200 again: every run is asked.
             gh.call("POST", "/_control/jobs/%d" % a1, {"status": "cancelled"})
-            cycle(4, {a2, b})
-            assert asked[3] - asked[2] == 2, \
-                "cycle 4 asks A (now in_progress) and B: %d" % (asked[3] - asked[2])
+            cycle(4, {a2, b, c1})
+            assert asked[3] - asked[2] == 3, \
+                "cycle 4 asks A (now in_progress), B and C: %d" % (asked[3] - asked[2])
             assert p.wait(rdtest.scaled(30)) == 0, p.stderr.read()[-3000:]
         finally:
             if p is not None and p.poll() is None:
