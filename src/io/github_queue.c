@@ -117,7 +117,12 @@ const char *rd_github_scope_error(const rd_github_t *gh, const char *scope, int 
 
 int64_t rd_github_retry_at(const rd_github_t *gh, const char *scope)
 {
-    int64_t now = gh_now_ms(), at = 0;
+    return rd_github_retry_at_ms(gh, scope, gh_now_ms());
+}
+
+int64_t rd_github_retry_at_ms(const rd_github_t *gh, const char *scope, int64_t now)
+{
+    int64_t at = 0;
     if (gh->hold_until_ms > now)
         at = gh->hold_until_ms;
     if (scope) {
@@ -581,7 +586,7 @@ void gh_gate_run(rd_github_t *gh)
          * The backoff of a scope holds its reads only: registering a runner or
          * deleting one does not wait because a listing of the same scope failed. */
         if (gh->hold_until_ms > now ||
-            (!r->priority && r->scope && rd_github_retry_at(gh, r->scope) > now)) {
+            (!r->priority && r->scope && rd_github_retry_at_ms(gh, r->scope, now) > now)) {
             q_unlink(gh, r);
             req_finish(r, RD_EAGAIN, 0, NULL, 0, NULL);
             continue;

@@ -28,6 +28,8 @@
 #define ORG_RETRY_MS (60 * 1000)
 /* A repository whose poll failed without a backoff from the client (404, ...). */
 #define REPO_RETRY_MS (60 * 1000)
+/* Timer wake-ups at most this often: polls due meanwhile start together (schedule). */
+#define POLL_COALESCE_MS 20
 
 typedef struct prepo prepo_t;
 typedef struct ptarget ptarget_t;
@@ -128,7 +130,7 @@ static int64_t now_ms(void)
 static void schedule(rd_poller_t *p);
 static void schedule_after(rd_poller_t *p, prepo_t *r);
 static void on_timer(uv_timer_t *timer);
-static int64_t repo_due(rd_poller_t *p, prepo_t *r);
+static int64_t repo_due(rd_poller_t *p, prepo_t *r, int64_t now);
 
 static uint64_t hash_ci(const char *s)
 {
@@ -525,7 +527,7 @@ static void schedule_after(rd_poller_t *p, prepo_t *r)
 {
     int64_t now = now_ms();
     if (p->started && !p->cycle_active && !p->scan_full && p->next_due > now) {
-        int64_t due = repo_due(p, r);
+        int64_t due = repo_due(p, r, now);
         if (due > now) {
             if (due < p->next_due) {
                 p->next_due = due;
@@ -560,10 +562,10 @@ static void start_poll(rd_poller_t *p, prepo_t *r, int64_t now)
     p->inflight++;
 }
 
-static int64_t repo_due(rd_poller_t *p, prepo_t *r)
+static int64_t repo_due(rd_poller_t *p, prepo_t *r, int64_t now)
 {
     int64_t due = r->cycle ? 0 : rd_pace_target_due(p->pace, &r->pt);
-    int64_t at = rd_github_retry_at(p->gh, r->scope);
+    int64_t at = rd_github_retry_at_ms(p->gh, r->scope, now);
     if (at > due)
         due = at;
     if (!r->cycle && r->retry_ms > due)
@@ -571,12 +573,12 @@ static int64_t repo_due(rd_poller_t *p, prepo_t *r)
     return due;
 }
 
-static int64_t target_list_due(rd_poller_t *p, ptarget_t *t)
+static int64_t target_list_due(rd_poller_t *p, ptarget_t *t, int64_t now)
 {
     if (t->kind != RD_TARGET_ORG)
         return INT64_MAX;
     int64_t due = t->cycle ? 0 : t->next_list_ms;
-    int64_t at = rd_github_retry_at(p->gh, t->scope);
+    int64_t at = rd_github_retry_at_ms(p->gh, t->scope, now);
     return at > due ? at : due;
 }
 
@@ -604,7 +606,7 @@ static void schedule(rd_poller_t *p)
             continue;
         if (!p->started && !t->cycle)
             continue;
-        if (t->cycle && rd_github_retry_at(p->gh, t->scope) > now) {
+        if (t->cycle && rd_github_retry_at_ms(p->gh, t->scope, now) > now) {
             /* Held or backing off: the cycle counts it failed rather than waiting. */
             set_cycle(p, &t->cycle, false);
             p->cycle_failed++;
@@ -612,7 +614,7 @@ static void schedule(rd_poller_t *p)
             if (!p->started)
                 continue;
         }
-        int64_t due = target_list_due(p, t);
+        int64_t due = target_list_due(p, t, now);
         if (due <= now) {
             start_list(p, t, now);
             if (t->list_inflight)
@@ -629,14 +631,14 @@ static void schedule(rd_poller_t *p)
         prepo_t *r = p->repos[i];
         if (r->inflight || (!p->started && !r->cycle))
             continue;
-        if (r->cycle && rd_github_retry_at(p->gh, r->scope) > now) {
+        if (r->cycle && rd_github_retry_at_ms(p->gh, r->scope, now) > now) {
             set_cycle(p, &r->cycle, false);
             p->cycle_failed++;
             failed_now = true;
             if (!p->started)
                 continue;
         }
-        int64_t due = repo_due(p, r);
+        int64_t due = repo_due(p, r, now);
         if (due <= now) {
             if (p->inflight >= p->max_inflight) {
                 p->cursor = i;
@@ -647,7 +649,7 @@ static void schedule(rd_poller_t *p)
                 if (r->inflight)
                     continue;
                 failed_now = true;
-                due = repo_due(p, r);
+                due = repo_due(p, r, now);
             }
         }
         if (due < next)
@@ -659,9 +661,13 @@ static void schedule(rd_poller_t *p)
         /* Full: the next completion schedules again. */
         uv_timer_stop(&p->timer);
     } else {
+        /* Repositories fall due one by one (each its own interval after its
+         * last poll); waking for each made a scan of all of them per poll.
+         * Waking at most every POLL_COALESCE_MS starts those due meanwhile
+         * together, a few milliseconds late. */
         int64_t d = next - now;
-        if (d < 1)
-            d = 1;
+        if (d < POLL_COALESCE_MS)
+            d = POLL_COALESCE_MS;
         if (d > 3600 * 1000)
             d = 3600 * 1000;
         uv_timer_start(&p->timer, on_timer, (uint64_t)d, 0);

@@ -8,7 +8,8 @@ is listed under `status=queued` unchanged (the list answers 304), jobs that were
 last read still are. runnerd then takes them from its cache instead of asking (one request of
 the steady poll's five in bench/cycle). Any other run is asked every poll.
 
-rd_discover (the real client and poller) polls one repository, 1 s apart, with:
+rd_discover (the real client and poller) polls one repository, each cycle when the test has made
+its changes (--step), with:
   A: a queued run of two queued jobs: its jobs are asked once, then reused;
   B: a queued run whose one job waits for an environment's approval: asked every poll. Its job
      is approved between cycles 2 and 3; the fake leaves the run entry as it was (the list
@@ -60,10 +61,12 @@ def main():
             with open(path, "w") as f:
                 f.write(rdtest.to_yaml(cfg) + "\n")
             env = dict(os.environ, RD_TEST_TOKEN=rdtest.TOKEN, RUNNERD_MAX_REQUEST_RATE="0")
+            # --step: the next cycle starts when the test says so (after its changes), however
+            # slowly a loaded machine runs the test.
             p = subprocess.Popen(rdtest.wrap([DISCOVER, "-c", path, "--cycles", "4",
-                                              "--interval-ms", str(int(rdtest.scaled(1000)))]),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=env)
+                                              "--interval-ms", "0", "--step"]),
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
             asked = []
 
             def cycle(n, want):
@@ -76,8 +79,13 @@ def main():
                     n, sorted(found), sorted(want))
                 return summary
 
+            def next_cycle():
+                p.stdin.write("\n")
+                p.stdin.flush()
+
             cycle(1, {a1, a2})
             assert asked[0] == 3, "cycle 1 asks every run's jobs: %d" % asked[0]
+            next_cycle()
             s2 = cycle(2, {a1, a2})
             assert asked[1] - asked[0] == 2, \
                 "cycle 2 asks B's and C's jobs only (A unchanged, all queued): %d" % (
@@ -87,12 +95,14 @@ def main():
             # unchanged.
             gh.call("POST", "/_control/jobs/%d" % b, {"status": "queued"})
             c1 = gh.jobs("wo/r", LABELS, run_id=run_c)["job_ids"][0]
+            next_cycle()
             s3 = cycle(3, {a1, a2, b, c1})
             assert asked[2] - asked[1] == 2, "cycle 3 asks B and C: %d" % (asked[2] - asked[1])
             assert s3["jobs_reused"] == 2, s3
             # A's first job is cancelled: A turns in_progress and leaves the queued list, which
             # answers 200 again: every run is asked.
             gh.call("POST", "/_control/jobs/%d" % a1, {"status": "cancelled"})
+            next_cycle()
             cycle(4, {a2, b, c1})
             assert asked[3] - asked[2] == 3, \
                 "cycle 4 asks A (now in_progress), B and C: %d" % (asked[3] - asked[2])

@@ -1,6 +1,10 @@
 /* discover.c: test driver for discovery (not installed).
  *
- *   rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload FILE2] [--log-level L]
+ *   rd_discover -c FILE [--cycles N] [--interval-ms MS] [--step] [--reload FILE2]
+ *               [--log-level L]
+ *
+ * --step: after each cycle but the last, wait for a line on stdin before the
+ * next one (the test changes the fake between cycles, however slow it runs).
  *
  * --reload: before the second cycle, load FILE2 and apply it as SIGHUP would
  * (rd_github_reconfigure + rd_poller_reconfigure + rd_ledger_set_config).
@@ -36,6 +40,7 @@ typedef struct {
     int cycles, done;
     int closing;
     long interval_ms;
+    bool step;
     uv_timer_t timer;
     const char *reload;
     rd_config_t *old_cfg;
@@ -177,6 +182,11 @@ static void on_cycle(void *ud, size_t failed)
     printf("]}\n");
     fflush(stdout);
     if (a->done < a->cycles) {
+        char line[64];
+        if (a->step && fgets(line, sizeof(line), stdin) == NULL)
+            a->cycles = a->done; /* stdin closed: stop after this cycle */
+    }
+    if (a->done < a->cycles) {
         uv_timer_start(&a->timer, on_timer, (uint64_t)a->interval_ms, 0);
         return;
     }
@@ -202,15 +212,19 @@ int main(int argc, char **argv)
             a.interval_ms = atol(argv[++i]);
         else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc)
             level = argv[++i];
+        else if (strcmp(argv[i], "--step") == 0)
+            a.step = true;
         else {
-            fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload "
-                            "FILE2] [--log-level L]\n");
+            fprintf(stderr,
+                    "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--step] [--reload "
+                    "FILE2] [--log-level L]\n");
             return 2;
         }
     }
     if (file == NULL || a.cycles < 1) {
-        fprintf(stderr, "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--reload "
-                        "FILE2] [--log-level L]\n");
+        fprintf(stderr,
+                "usage: rd_discover -c FILE [--cycles N] [--interval-ms MS] [--step] [--reload "
+                "FILE2] [--log-level L]\n");
         return 2;
     }
     rd_log_level_t lv = RD_LOG_INFO;

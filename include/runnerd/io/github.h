@@ -94,6 +94,8 @@ int rd_github_registration_token(rd_github_t *gh, const char *scope, rd_github_r
 
 /** Earliest time (ms since epoch) at which a request to this scope may be sent; 0 = now. */
 int64_t rd_github_retry_at(const rd_github_t *gh, const char *scope);
+/** The same at NOW (ms since epoch), for loops that read the clock once. */
+int64_t rd_github_retry_at_ms(const rd_github_t *gh, const char *scope, int64_t now);
 /**
  * Why the latest failed request of SCOPE failed, as an operator reads it ("HTTP 403:
  * Resource not accessible by integration", "input/output error: Could not resolve
