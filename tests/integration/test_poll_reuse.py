@@ -5,8 +5,8 @@ changed, and still sees every change that matters.
 GitHub marks a run in_progress as soon as one of its jobs starts and completed when it ends or
 is cancelled, and makes a job that needs another only once that one has finished: while a run
 is listed under `status=queued` unchanged (the list answers 304), jobs that were all queued when
-last read still are. runnerd then takes them from its cache instead of asking (one request of
-the steady poll's five in bench/cycle). Any other run is asked every poll.
+last read still are. runnerd then takes them from its cache instead of asking (bench/cycle's
+steady poll: four requests instead of five). Any other run is asked every poll.
 
 rd_discover (the real client and poller) polls one repository, each cycle when the test has made
 its changes (--step), with:
